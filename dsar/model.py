@@ -1,0 +1,227 @@
+"""The words of the domain: regimes, request types, stages, decisions and the case's data.
+
+Everything here is a plain value (StrEnum or dataclass) so that it travels through Temporal
+history, the HTTP API and the case register unchanged. Dates that are *deadlines* are ISO
+strings (``YYYY-MM-DD``): a deadline is a calendar date in the controller's time zone, not an
+instant, and the Temporal JSON converter has no ``date`` type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Regime(StrEnum):
+    UK_GDPR = "UK_GDPR"
+    EU_GDPR = "EU_GDPR"
+    CCPA = "CCPA"
+    VCDPA = "VCDPA"
+    CPA = "CPA"
+    CTDPA = "CTDPA"
+    UCPA = "UCPA"
+    LGPD = "LGPD"
+    PIPEDA = "PIPEDA"
+
+
+class RequestType(StrEnum):
+    ACCESS = "access"
+    ERASURE = "erasure"
+    RECTIFICATION = "rectification"
+    PORTABILITY = "portability"
+    RESTRICTION = "restriction"
+    OBJECTION = "objection"
+    OPT_OUT_SALE_SHARING = "opt_out_sale_sharing"
+    LIMIT_SENSITIVE = "limit_sensitive"
+
+
+#: Request types that need no identity verification: CCPA 11 CCR §7060(b), §7027(e); the other
+#: US states accept opt-outs without authentication (LEGAL.md §2.5).
+UNVERIFIED_TYPES = frozenset({RequestType.OPT_OUT_SALE_SHARING, RequestType.LIMIT_SENSITIVE})
+
+
+class Channel(StrEnum):
+    API = "api"
+    EMAIL = "email"
+    WEB_FORM = "web_form"
+    CONSOLE = "console"
+    PHONE = "phone"
+    POST = "post"
+
+
+class Stage(StrEnum):
+    RECEIVED = "received"
+    ACKNOWLEDGED = "acknowledged"
+    VERIFYING = "verifying"
+    SEARCHING = "searching"
+    REVIEWING = "reviewing"
+    FULFILLING = "fulfilling"
+    RESPONDED = "responded"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    WITHDRAWN = "withdrawn"
+    EXPIRED = "expired"
+
+
+#: Stages a case never leaves.
+FINAL_STAGES = frozenset({Stage.CLOSED, Stage.REJECTED, Stage.WITHDRAWN, Stage.EXPIRED})
+
+#: Stages in which the statutory duty is still open (the person has had no answer yet).
+OPEN_STAGES = frozenset(
+    {
+        Stage.RECEIVED,
+        Stage.ACKNOWLEDGED,
+        Stage.VERIFYING,
+        Stage.SEARCHING,
+        Stage.REVIEWING,
+        Stage.FULFILLING,
+    }
+)
+
+
+class IdentifierKind(StrEnum):
+    """What a supplied identifier is; matching normalises each kind its own way."""
+
+    NAME = "name"
+    EMAIL = "email"
+    PHONE = "phone"
+    POSTAL_ADDRESS = "postal_address"
+    POSTCODE = "postcode"
+    DATE_OF_BIRTH = "date_of_birth"
+    CUSTOMER_ID = "customer_id"
+    ACCOUNT_NUMBER = "account_number"
+    LAST_TRANSACTION = "last_transaction"
+
+
+class ClockEventType(StrEnum):
+    """The statutory clock's event log (LEGAL.md §2.1)."""
+
+    RECEIVED = "received"
+    IDENTITY_REQUESTED = "identity_requested"
+    IDENTITY_RECEIVED = "identity_received"
+    AUTHORITY_REQUESTED = "authority_requested"
+    AUTHORITY_RECEIVED = "authority_received"
+    FEE_REQUESTED = "fee_requested"
+    FEE_PAID = "fee_paid"
+    CLARIFICATION_REQUESTED = "clarification_requested"
+    CLARIFICATION_RECEIVED = "clarification_received"
+    EXTENSION_NOTIFIED = "extension_notified"
+    ACKNOWLEDGED = "acknowledged"
+    RESPONDED = "responded"
+
+
+@dataclass(frozen=True)
+class ClockEvent:
+    type: ClockEventType
+    date: str  # YYYY-MM-DD, local date in the controller's time zone
+
+
+class DecisionKind(StrEnum):
+    """Human decisions on a case. Each is a Temporal Update, checked by a validator."""
+
+    VERIFY = "verify"  # identity confirmed by an operator
+    REJECT = "reject"  # refuse: unverified, manifestly unfounded or excessive (reason required)
+    WITHDRAW = "withdraw"  # the person withdrew the request
+    EXTEND = "extend"  # statutory extension, with notice and reason to the person
+    REQUEST_IDENTITY = "request_identity"
+    IDENTITY_RECEIVED = "identity_received"
+    REQUEST_AUTHORITY = "request_authority"
+    AUTHORITY_RECEIVED = "authority_received"
+    REQUEST_FEE = "request_fee"
+    FEE_PAID = "fee_paid"
+    REQUEST_CLARIFICATION = "request_clarification"
+    CLARIFICATION_RECEIVED = "clarification_received"
+    APPROVE = "approve"  # reviewer approves what will be disclosed / erased
+    FULFILLED = "fulfilled"  # an operator confirms a fulfilment done by hand
+
+
+@dataclass
+class Decision:
+    kind: DecisionKind
+    actor: str  # who decided (staff subject from the bearer token); never the data subject's data
+    reason: str = ""
+    #: for ``extend``: why the case is complex or numerous (sent to the person in the notice)
+    #: for ``reject``: the ground (e.g. "unverified", "manifestly_unfounded", "excessive")
+    ground: str = ""
+
+
+@dataclass
+class DecisionRecord:
+    kind: DecisionKind
+    actor: str
+    reason: str
+    ground: str
+    at: datetime
+    stage: Stage  # the stage in which it was taken
+
+
+@dataclass
+class CasePolicy:
+    """Per-case settings fixed at intake, so a running case is not changed by a redeploy."""
+
+    calendar: str  # named calendar, e.g. "GB-EAW", "DE", "weekdays", "none"
+    timezone: str = "Europe/London"
+    reminder_days: list[int] = field(default_factory=lambda: [7, 2])
+    escalate_days_before: int = 1
+    #: how long to wait for the person to send what was asked (identity, authority, fee,
+    #: clarification) before the case expires
+    wait_for_person_days: int = 30
+    #: how long the response stays open (download link) before the case closes
+    close_after_days: int = 30
+    #: LEGAL.md §2.2 open question 1 and §2.3: clock policies, defaults per the spec
+    uk_pause_count: str = "inclusive"
+    eu_identity_pause: str = "none"
+    small_agent: bool = False
+
+
+@dataclass
+class CaseInput:
+    """What the workflow starts with. Identifiers are personal data: the payload codec
+    encrypts them in history; they never go into ids, memos or search attributes."""
+
+    reference: str
+    request_type: RequestType
+    regime: Regime
+    channel: Channel
+    received_at: datetime
+    identifiers: dict[str, str]
+    policy: CasePolicy
+    by_agent: bool = False
+
+
+@dataclass
+class SystemResult:
+    """One system's search outcome. The records themselves are in the blob store."""
+
+    system: str
+    status: str  # "found", "none", "unreachable", "skipped"
+    records: int = 0
+    blob_ref: str | None = None
+    detail: str = ""  # e.g. "billing unreachable since 10:02, attempt 7" (no personal data)
+
+
+@dataclass
+class Snapshot:
+    """What the console and the API show of a case (the ``snapshot`` query)."""
+
+    reference: str
+    stage: Stage
+    regime: Regime
+    request_type: RequestType
+    channel: Channel
+    received: str
+    due: str
+    acknowledgement_due: str | None
+    extension_notice_due: str | None
+    extended: bool
+    paused: bool
+    waiting_for: str | None  # what the case waits on: "operator", "person", "reviewer", ...
+    breached: bool
+    escalated: bool
+    reminders_sent: list[str]
+    clock_events: list[ClockEvent]
+    decisions: list[DecisionRecord]
+    systems: list[SystemResult]
+    results: dict[str, str]  # per stage, a short plain-language outcome
+    outcome: str | None = None

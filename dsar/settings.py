@@ -1,0 +1,110 @@
+"""Settings from environment variables with one documented prefix, ``DSAR_``.
+
+Validated once at the edge; inner code receives a typed ``Settings``. Secrets that a developer
+machine needs but nobody configured (the payload codec key, the JWT signing secret) are created
+once under ``var/`` so that ``make run`` works on a fresh clone and survives a restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from dsar.model import Regime
+
+#: Default calendar per regime (LEGAL.md §2.1): a controller may override each one.
+DEFAULT_CALENDARS: dict[Regime, str] = {
+    Regime.UK_GDPR: "GB-EAW",
+    Regime.EU_GDPR: "IE",
+    Regime.CCPA: "weekdays",
+    Regime.VCDPA: "none",
+    Regime.CPA: "none",
+    Regime.CTDPA: "none",
+    Regime.UCPA: "none",
+    Regime.LGPD: "none",
+    Regime.PIPEDA: "none",
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DSAR_", extra="ignore")
+
+    var_dir: Path = Path("var")
+    database_url: str | None = None  # default: SQLite file under var/
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    task_queue: str = "dsar"
+    codec_key: str | None = None  # base64 of 32 bytes; default: var/codec.key
+    jwt_secret: str | None = None  # HS256 secret for staff tokens; default: var/jwt.secret
+    blob_dir: Path | None = None  # default: var/blobs
+    mail_dir: Path | None = None  # file mail transport when no SMTP host: var/outbox
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    mail_from: str = "privacy@dsar.localhost"
+    operator_email: str = "privacy-team@dsar.localhost"
+    dpo_email: str = "dpo@dsar.localhost"
+    datamap: Path = Path("demo/dsar.yaml")
+    timezone: str = "Europe/London"
+    calendars: dict[str, str] = Field(default_factory=dict)  # JSON, e.g. {"EU_GDPR": "DE"}
+    reminder_days: list[int] = Field(default_factory=lambda: [7, 2])
+    escalate_days_before: int = 1
+    wait_for_person_days: int = 30
+    close_after_days: int = 30
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    log_level: str = "INFO"
+
+    def calendar_for(self, regime: Regime) -> str:
+        return self.calendars.get(regime.value, DEFAULT_CALENDARS[regime])
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.var_dir / 'dsar.db').resolve()}"
+
+    @cached_property
+    def resolved_blob_dir(self) -> Path:
+        return self.blob_dir or self.var_dir / "blobs"
+
+    @cached_property
+    def resolved_mail_dir(self) -> Path:
+        return self.mail_dir or self.var_dir / "outbox"
+
+    @cached_property
+    def codec_key_bytes(self) -> bytes:
+        raw = self.codec_key or _dev_secret(self.var_dir / "codec.key", lambda: _b64(32))
+        key = base64.b64decode(raw)
+        if len(key) != 32:
+            raise ValueError("DSAR_CODEC_KEY must be the base64 encoding of exactly 32 bytes")
+        return key
+
+    @cached_property
+    def jwt_secret_value(self) -> str:
+        return self.jwt_secret or _dev_secret(self.var_dir / "jwt.secret", lambda: _b64(32))
+
+
+def _b64(n: int) -> str:
+    return base64.b64encode(secrets.token_bytes(n)).decode()
+
+
+def _dev_secret(path: Path, make: object) -> str:
+    """Read a development secret, creating it (mode 0600) on first use."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = str(make())  # type: ignore[operator]
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process (worker or web app) created it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as f:
+        f.write(value)
+    return value
