@@ -161,6 +161,7 @@ class CasePolicy:
     """Per-case settings fixed at intake, so a running case is not changed by a redeploy."""
 
     calendar: str  # named calendar, e.g. "GB-EAW", "DE", "weekdays", "none"
+    controller: str = "the privacy team"  # the organisation's name, as letters sign off
     timezone: str = "Europe/London"
     reminder_days: list[int] = field(default_factory=lambda: [7, 2])
     escalate_days_before: int = 1

@@ -1,0 +1,74 @@
+"""Keep the case register and the audit trail in step with the workflow.
+
+One activity per transition writes both, so that the register row a person sees in a list and
+the hash-chained trail a regulator reads can never disagree. Every audit entry carries a key
+derived from the workflow's own deterministic counter: a retried activity writes nothing twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from temporalio import activity
+
+from dsar.store import CaseStore
+
+
+@dataclass
+class AuditEntry:
+    key: str  # unique per case event, e.g. "DSR-2026-000001/7"
+    action: str  # "stage:verifying", "decision:extend", "letter:acknowledgement", ...
+    actor: str = "system"
+    reason: str = ""
+    details: dict[str, str] = field(default_factory=dict)  # non-personal facts only
+
+
+@dataclass
+class CaseRecord:
+    reference: str
+    at: datetime
+    stage: str
+    due: str | None = None
+    acknowledgement_due: str | None = None
+    extended: bool = False
+    paused: bool = False
+    breached: bool = False
+    escalated: bool = False
+    waiting_for: str | None = None
+    outcome: str | None = None
+    closed: bool = False
+    entries: list[AuditEntry] = field(default_factory=list)
+
+
+class AuditActivities:
+    def __init__(self, store: CaseStore) -> None:
+        self.store = store
+
+    @activity.defn(name="record_case")
+    def record_case(self, rec: CaseRecord) -> None:
+        for e in rec.entries:
+            self.store.append_audit(
+                rec.reference,
+                action=e.action,
+                actor=e.actor,
+                reason=e.reason,
+                details=dict(e.details),
+                at=rec.at,
+                event_key=e.key,
+            )
+        self.store.sync_case(
+            rec.reference,
+            stage=rec.stage,
+            due=date.fromisoformat(rec.due) if rec.due else None,
+            acknowledgement_due=(
+                date.fromisoformat(rec.acknowledgement_due) if rec.acknowledgement_due else None
+            ),
+            extended=rec.extended,
+            paused=rec.paused,
+            breached=rec.breached,
+            escalated=rec.escalated,
+            waiting_for=rec.waiting_for,
+            outcome=rec.outcome,
+            closed_at=rec.at if rec.closed else None,
+        )

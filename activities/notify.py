@@ -1,0 +1,74 @@
+"""Letters to the person and notices to the privacy team.
+
+Templates are plain text under ``dsar/letters``. The person's address and name arrive in the
+activity input (encrypted in history by the payload codec) and are used only to render and
+address the letter; they are never logged. When no email address is known (a request made by
+post or phone) the letter goes to the privacy team to be posted, marked as such.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import jinja2
+from temporalio import activity
+
+from dsar.mail import Mailer, build_message
+from dsar.settings import Settings
+
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("dsar", "letters"),
+    autoescape=False,  # plain-text mail, never HTML
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+#: Letters addressed to the privacy team rather than the person.
+TEAM_LETTERS = frozenset({"reminder", "escalation", "breach"})
+
+
+@dataclass
+class Letter:
+    key: str  # idempotency key, e.g. "DSR-2026-000001/letter/acknowledgement/1"
+    reference: str
+    kind: str  # template name in dsar/letters
+    to: str | None  # the person's address; None for team letters or when no address is held
+    facts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class LetterReceipt:
+    key: str
+    kind: str
+    audience: str  # "person", "team", or "post" (no address: the team posts it)
+    transport: str  # "smtp" or "file"
+
+
+def render(kind: str, facts: dict[str, str]) -> tuple[str, str]:
+    """Render a template to (subject, body); the first line of a template is its Subject."""
+    text = _TEMPLATES.get_template(f"{kind}.txt").render(**facts)
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject: "):
+        raise ValueError(f"letter template {kind!r} must start with a Subject line")
+    return first.removeprefix("Subject: ").strip(), body.lstrip("\n")
+
+
+class NotifyActivities:
+    def __init__(self, mailer: Mailer, settings: Settings) -> None:
+        self.mailer = mailer
+        self.settings = settings
+
+    @activity.defn(name="send_letter")
+    def send_letter(self, letter: Letter) -> LetterReceipt:
+        subject, body = render(letter.kind, letter.facts)
+        if letter.kind in TEAM_LETTERS:
+            to = self.settings.dpo_email if letter.kind != "reminder" else self.settings.operator_email
+            audience = "team"
+        elif letter.to:
+            to, audience = letter.to, "person"
+        else:
+            to, audience = self.settings.operator_email, "post"
+            subject = f"[dsar] Please post this letter for {letter.reference}: {subject}"
+        msg = build_message(letter.key, self.settings.mail_from, to, subject, body)
+        transport = self.mailer.send(letter.key, msg)
+        return LetterReceipt(key=letter.key, kind=letter.kind, audience=audience, transport=transport)

@@ -1,0 +1,72 @@
+"""Outgoing mail: letters to the person and notices to the privacy team.
+
+Two transports behind one small protocol: SMTP when ``DSAR_SMTP_HOST`` is set, otherwise a
+directory of RFC 822 files (``var/outbox``) so that a developer machine shows every letter
+without a mail server. Both are idempotent per letter key: the Message-ID is derived from the
+key, so a retried activity produces the same message (and the file transport skips it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import smtplib
+import tempfile
+from email.message import EmailMessage
+from email.utils import format_datetime
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+
+def message_id(key: str) -> str:
+    """A Message-ID that is stable for a letter key and reveals nothing about it."""
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@dsar>"
+
+
+def build_message(key: str, sender: str, to: str, subject: str, body: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg["Message-ID"] = message_id(key)
+    msg["Date"] = format_datetime(datetime.now(UTC))
+    msg.set_content(body)
+    return msg
+
+
+class Mailer(Protocol):
+    def send(self, key: str, msg: EmailMessage) -> str:
+        """Deliver ``msg``; return how it went (e.g. "smtp", "file")."""
+        ...
+
+
+class SmtpMailer:
+    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+
+    def send(self, key: str, msg: EmailMessage) -> str:
+        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+            smtp.send_message(msg)
+        return "smtp"
+
+
+class FileMailer:
+    """Writes each letter as ``<outbox>/<key hash>.eml``; an existing file means already sent."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def path_for(self, key: str) -> Path:
+        return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.eml"
+
+    def send(self, key: str, msg: EmailMessage) -> str:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.path_for(key)
+        if path.exists():
+            return "file"
+        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(msg))
+        os.replace(tmp, path)
+        return "file"

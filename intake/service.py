@@ -1,0 +1,133 @@
+"""Opening a case: one path for every channel (API, console, email, web form).
+
+The case register allocates the reference and remembers the idempotency key; the workflow id is
+the reference, started with ``USE_EXISTING`` so that a retried or duplicated intake (the same
+Message-ID, the same API key) reaches the same case instead of opening a second one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from temporalio.client import Client
+from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+
+from dsar.clock import ClockPolicy, StatutoryClock, primary_kind
+from dsar.model import CaseInput, CasePolicy, Channel, IdentifierKind, Regime, RequestType, Stage
+from dsar.settings import Settings
+from dsar.store import CaseStore, NewCase
+from dsar.timeutil import local_date
+from workflows.request import DUE_ATTR, REGIME_ATTR, STAGE_ATTR, TYPE_ATTR, DataSubjectRequest
+
+MAX_IDENTIFIER_LENGTH = 500
+MAX_KEY_LENGTH = 200
+
+
+class IntakeError(ValueError):
+    """A request that cannot be opened as given; the message names the field, never its value."""
+
+
+@dataclass
+class NewRequest:
+    request_type: RequestType
+    regime: Regime
+    identifiers: dict[str, str]
+    channel: Channel = Channel.API
+    idempotency_key: str | None = None
+    received_at: datetime | None = None  # default: now
+    by_agent: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class OpenedCase:
+    reference: str
+    due: str
+    created: bool
+
+
+def clean_identifiers(raw: dict[str, str]) -> dict[str, str]:
+    kinds = {k.value for k in IdentifierKind}
+    out: dict[str, str] = {}
+    for kind, value in raw.items():
+        if kind not in kinds:
+            raise IntakeError(f"unknown identifier kind {kind!r}; use one of: {', '.join(sorted(kinds))}")
+        if not isinstance(value, str):
+            raise IntakeError(f"identifier {kind!r} must be text")
+        value = value.strip()
+        if len(value) > MAX_IDENTIFIER_LENGTH:
+            raise IntakeError(f"identifier {kind!r} is longer than {MAX_IDENTIFIER_LENGTH} characters")
+        if any(ord(c) < 32 for c in value):
+            raise IntakeError(f"identifier {kind!r} contains control characters")
+        if value:
+            out[kind] = value
+    if not out:
+        raise IntakeError("at least one identifier of the person is needed (e.g. email, name, phone)")
+    return out
+
+
+def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePolicy:
+    return CasePolicy(
+        calendar=settings.calendar_for(regime),
+        controller=controller,
+        timezone=settings.timezone,
+        reminder_days=list(settings.reminder_days),
+        escalate_days_before=settings.escalate_days_before,
+        wait_for_person_days=settings.wait_for_person_days,
+        close_after_days=settings.close_after_days,
+    )
+
+
+async def open_case(
+    client: Client, store: CaseStore, settings: Settings, new: NewRequest, controller: str
+) -> OpenedCase:
+    identifiers = clean_identifiers(new.identifiers)
+    if new.idempotency_key is not None and not (0 < len(new.idempotency_key) <= MAX_KEY_LENGTH):
+        raise IntakeError(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
+    received_at = (new.received_at or datetime.now(UTC)).astimezone(UTC)
+    row, created = await asyncio.to_thread(
+        store.open_case,
+        NewCase(
+            request_type=new.request_type,
+            regime=new.regime,
+            channel=new.channel,
+            received_at=received_at,
+            idempotency_key=new.idempotency_key,
+        ),
+    )
+    # A replayed intake keeps the original case's facts, whatever this call carried.
+    regime, request_type = Regime(row.regime), RequestType(row.request_type)
+    policy = case_policy(settings, regime, controller)
+    received_at = row.received_at
+    received = local_date(received_at, policy.timezone)
+    due = StatutoryClock(
+        regime, request_type, received, [], ClockPolicy.from_case_policy(policy)
+    ).due(primary_kind(regime, request_type))
+    await client.start_workflow(
+        DataSubjectRequest.run,
+        CaseInput(
+            reference=row.reference,
+            request_type=request_type,
+            regime=regime,
+            channel=Channel(row.channel),
+            received_at=received_at,
+            identifiers=identifiers,
+            policy=policy,
+            by_agent=new.by_agent,
+        ),
+        id=row.reference,
+        task_queue=settings.task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                STAGE_ATTR.value_set(Stage.RECEIVED.value),
+                REGIME_ATTR.value_set(regime.value),
+                TYPE_ATTR.value_set(request_type.value),
+                DUE_ATTR.value_set(received_at),
+            ]
+        ),
+        static_summary=f"{regime.value} {request_type.value} request",
+    )
+    return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)

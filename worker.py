@@ -1,0 +1,98 @@
+"""The dsar worker: runs the DataSubjectRequest workflow and its activities.
+
+Workers are stateless; run as many as needed against one Temporal cluster. Blocking work (the
+case register, mail, connectors) runs in a thread pool so the event loop stays free for
+workflow tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from concurrent.futures import ThreadPoolExecutor
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.audit import AuditActivities
+from activities.export import FulfilActivities
+from activities.notify import NotifyActivities
+from activities.review import ReviewActivities
+from activities.search import SearchActivities
+from dsar.blobs import BlobStore, blob_store_from_settings
+from dsar.datamap import DataMap
+from dsar.engine import connect
+from dsar.logs import configure_logging, get_logger
+from dsar.mail import FileMailer, Mailer, SmtpMailer
+from dsar.settings import Settings
+from dsar.store import CaseStore
+from workflows.request import DataSubjectRequest
+
+log = get_logger("dsar.worker")
+
+
+def mailer_from_settings(settings: Settings) -> Mailer:
+    if settings.smtp_host:
+        return SmtpMailer(settings.smtp_host, settings.smtp_port)
+    return FileMailer(settings.resolved_mail_dir)
+
+
+def build_worker(
+    client: Client,
+    settings: Settings,
+    *,
+    store: CaseStore | None = None,
+    datamap: DataMap | None = None,
+    blobs: BlobStore | None = None,
+    mailer: Mailer | None = None,
+    task_queue: str | None = None,
+    max_activity_threads: int = 32,
+) -> Worker:
+    store = store or CaseStore(settings.resolved_database_url)
+    datamap = datamap or DataMap.load(settings.datamap)
+    blobs = blobs or blob_store_from_settings(settings)
+    mailer = mailer or mailer_from_settings(settings)
+    audit = AuditActivities(store)
+    notify = NotifyActivities(mailer, settings)
+    search = SearchActivities(datamap, blobs)
+    review = ReviewActivities(blobs)
+    fulfil = FulfilActivities(blobs)
+    return Worker(
+        client,
+        task_queue=task_queue or settings.task_queue,
+        workflows=[DataSubjectRequest],
+        activities=[
+            audit.record_case,
+            notify.send_letter,
+            search.plan_search,
+            search.search_system,
+            review.prepare_review,
+            fulfil.fulfil_request,
+        ],
+        activity_executor=ThreadPoolExecutor(max_workers=max_activity_threads),
+        max_concurrent_activities=max_activity_threads,
+        max_concurrent_local_activities=max_activity_threads,
+    )
+
+
+async def run_worker(settings: Settings) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("worker started", task_queue=settings.task_queue)
+    async with worker:
+        await stop.wait()
+    log.info("worker stopped")
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    asyncio.run(run_worker(settings))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,752 @@
+"""``DataSubjectRequest``: one durable workflow per case, id = case reference.
+
+The workflow is the case file's state machine. It decides; activities act. Human decisions arrive
+as the ``decide`` Update, checked by a validator against the stage the case is in, so a decision
+that makes no sense now is refused with a message instead of being queued. A second coroutine
+watches the statutory clock and sends reminders, escalates and records a breach; every change to
+the clock's event log (a pause, a restart, an extension) wakes it to recompute.
+
+Stages: received -> acknowledged -> verifying -> searching -> reviewing -> fulfilling ->
+responded -> closed, with exits rejected, withdrawn and expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TypeVar
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.audit import AuditActivities, AuditEntry, CaseRecord
+    from activities.export import FulfilActivities, FulfilInput, FulfilResult
+    from activities.notify import Letter, NotifyActivities
+    from activities.review import ReviewActivities, ReviewInput
+    from activities.search import PlanInput, SearchActivities, SearchInput
+    from dsar.clock import ClockPolicy, DeadlineKind, DeadlineNotApplicable, StatutoryClock, primary_kind
+    from dsar.model import (
+        FINAL_STAGES,
+        OPEN_STAGES,
+        UNVERIFIED_TYPES,
+        CaseInput,
+        ClockEvent,
+        ClockEventType,
+        Decision,
+        DecisionKind,
+        DecisionRecord,
+        Snapshot,
+        Stage,
+        SystemResult,
+    )
+    from dsar.regimes import REGIMES, REQUEST_LABELS
+    from dsar.timeutil import end_of_day, local_date, local_instant
+
+T = TypeVar("T")
+
+STAGE_ATTR = SearchAttributeKey.for_keyword("DsrStage")
+REGIME_ATTR = SearchAttributeKey.for_keyword("DsrRegime")
+TYPE_ATTR = SearchAttributeKey.for_keyword("DsrType")
+DUE_ATTR = SearchAttributeKey.for_datetime("DsrDue")
+BREACHED_ATTR = SearchAttributeKey.for_bool("DsrBreached")
+
+#: Search attributes the server must know (registered by ``dsar dev`` and by test set-up).
+SEARCH_ATTRIBUTES = {
+    "DsrStage": "Keyword",
+    "DsrRegime": "Keyword",
+    "DsrType": "Keyword",
+    "DsrDue": "Datetime",
+    "DsrBreached": "Bool",
+}
+
+_EARLY = frozenset({Stage.RECEIVED, Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING, Stage.REVIEWING})
+_WAITING = frozenset({Stage.VERIFYING, Stage.REVIEWING})
+
+#: In which stages each decision may be taken.
+ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
+    DecisionKind.VERIFY: frozenset({Stage.VERIFYING}),
+    DecisionKind.REJECT: _EARLY,
+    DecisionKind.WITHDRAW: OPEN_STAGES,
+    DecisionKind.EXTEND: OPEN_STAGES,
+    DecisionKind.REQUEST_IDENTITY: frozenset({Stage.VERIFYING}),
+    DecisionKind.IDENTITY_RECEIVED: frozenset({Stage.VERIFYING}),
+    DecisionKind.REQUEST_AUTHORITY: frozenset({Stage.VERIFYING}),
+    DecisionKind.AUTHORITY_RECEIVED: frozenset({Stage.VERIFYING}),
+    DecisionKind.REQUEST_FEE: _WAITING,
+    DecisionKind.FEE_PAID: _WAITING,
+    DecisionKind.REQUEST_CLARIFICATION: _WAITING,
+    DecisionKind.CLARIFICATION_RECEIVED: _WAITING,
+    DecisionKind.APPROVE: frozenset({Stage.REVIEWING}),
+    DecisionKind.FULFILLED: frozenset({Stage.FULFILLING}),
+}
+
+REJECT_GROUNDS = frozenset({"unverified", "manifestly_unfounded", "excessive", "other"})
+
+
+@dataclass(frozen=True)
+class PersonWait:
+    """Something the controller asked the person for: the case waits, the clock may hold."""
+
+    name: str  # "identity", "authority", "fee", "clarification"
+    asked: ClockEventType
+    answered: ClockEventType
+    letter: str  # template of the letter that asks
+    awaited: str  # plain words for the expiry letter
+
+
+WAITS: dict[DecisionKind, PersonWait] = {}
+_ANSWERS: dict[DecisionKind, PersonWait] = {}
+for _ask, _answer, _wait in [
+    (
+        DecisionKind.REQUEST_IDENTITY,
+        DecisionKind.IDENTITY_RECEIVED,
+        PersonWait(
+            "identity",
+            ClockEventType.IDENTITY_REQUESTED,
+            ClockEventType.IDENTITY_RECEIVED,
+            "identity_request",
+            "information to confirm your identity",
+        ),
+    ),
+    (
+        DecisionKind.REQUEST_AUTHORITY,
+        DecisionKind.AUTHORITY_RECEIVED,
+        PersonWait(
+            "authority",
+            ClockEventType.AUTHORITY_REQUESTED,
+            ClockEventType.AUTHORITY_RECEIVED,
+            "authority_request",
+            "proof of your authority to act",
+        ),
+    ),
+    (
+        DecisionKind.REQUEST_FEE,
+        DecisionKind.FEE_PAID,
+        PersonWait("fee", ClockEventType.FEE_REQUESTED, ClockEventType.FEE_PAID, "fee_request", "the fee"),
+    ),
+    (
+        DecisionKind.REQUEST_CLARIFICATION,
+        DecisionKind.CLARIFICATION_RECEIVED,
+        PersonWait(
+            "clarification",
+            ClockEventType.CLARIFICATION_REQUESTED,
+            ClockEventType.CLARIFICATION_RECEIVED,
+            "clarification_request",
+            "the clarification we asked for",
+        ),
+    ),
+]:
+    WAITS[_ask] = _wait
+    _ANSWERS[_answer] = _wait
+
+# Explicit retry policies: the register, mail and connectors are retried with backoff without a
+# cap on attempts (a case must not fail because a database was down for an hour); bad input is
+# raised as non-retryable by the activities themselves.
+RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
+LETTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+SEARCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["UnknownSystem"],
+)
+WORK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+
+
+@dataclass
+class DecisionResult:
+    stage: Stage
+    due: str
+    message: str
+
+
+@dataclass(frozen=True)
+class _ClockPoint:
+    when: datetime
+    kind: str  # "reminder:7", "escalation", "breach"
+    due: date
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind}@{self.due.isoformat()}"
+
+
+class _CaseEnded(Exception):
+    """Raised inside the main flow when a decision or a timeout ends the case early."""
+
+
+@workflow.defn(name="DataSubjectRequest")
+class DataSubjectRequest:
+    @workflow.init
+    def __init__(self, case: CaseInput) -> None:
+        self._case = case
+        self._tz = case.policy.timezone
+        self._received = local_date(case.received_at, self._tz)
+        self._stage = Stage.RECEIVED
+        self._events: list[ClockEvent] = [ClockEvent(ClockEventType.RECEIVED, self._received.isoformat())]
+        self._decisions: list[DecisionRecord] = []
+        self._awaiting: dict[str, datetime] = {}  # PersonWait.name -> when asked
+        self._verified = False
+        self._review_ready = False
+        self._approved = False
+        self._manual_fulfilment = False
+        self._fulfilled_by_hand = False
+        self._ending: tuple[Stage, str, str] | None = None  # (stage, outcome, letter kind)
+        self._systems: list[SystemResult] = []
+        self._results: dict[str, str] = {}
+        self._reminders: list[str] = []
+        self._fired: set[str] = set()
+        self._escalated = False
+        self._breached = False
+        self._outcome: str | None = None
+        self._seq = 0  # deterministic counter for audit and letter keys
+        self._changes = 0  # bumped on every decision: wakes waiting code
+        self._clock_version = 0  # bumped on every clock event: wakes the clock watcher
+        self._record_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ main flow
+
+    @workflow.run
+    async def run(self, case: CaseInput) -> str:
+        self._publish()
+        watcher = asyncio.create_task(self._watch_clock())
+        try:
+            await self._acknowledge()
+            if case.request_type in UNVERIFIED_TYPES:
+                self._results["verifying"] = "not required: opt-out and limit requests need no verification"
+            else:
+                await self._verify()
+            await self._search()
+            await self._review()
+            await self._fulfil()
+            await self._respond()
+        except _CaseEnded:
+            await self._end()
+        watcher.cancel()
+        if self._stage == Stage.RESPONDED:
+            await workflow.sleep(
+                timedelta(days=case.policy.close_after_days), summary="response open until the link expires"
+            )
+            await self._move(Stage.CLOSED, reason="response period ended")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return self._stage.value
+
+    async def _acknowledge(self) -> None:
+        regime = REGIMES[self._case.regime]
+        ack_due = self._optional_due(DeadlineKind.ACKNOWLEDGEMENT_DUE)
+        await self._letter(
+            "acknowledgement",
+            verification_needed="" if self._case.request_type in UNVERIFIED_TYPES else "yes",
+            regime_note=regime.label,
+        )
+        self._events.append(ClockEvent(ClockEventType.ACKNOWLEDGED, self._today().isoformat()))
+        self._results["acknowledged"] = (
+            f"acknowledged on {self._today()}" + (f" (statutory deadline {ack_due})" if ack_due else "")
+        )
+        await self._move(
+            Stage.ACKNOWLEDGED,
+            extra=[
+                self._entry(
+                    "received",
+                    details={
+                        "channel": self._case.channel.value,
+                        "request_type": self._case.request_type.value,
+                        "regime": self._case.regime.value,
+                        "received": self._received.isoformat(),
+                    },
+                )
+            ],
+        )
+
+    async def _verify(self) -> None:
+        await self._move(Stage.VERIFYING)
+        await self._wait_for(lambda: self._verified)
+        self._results["verifying"] = "identity confirmed by an operator"
+
+    async def _search(self) -> None:
+        await self._move(Stage.SEARCHING)
+        plan = await self._or_end(
+            workflow.execute_activity_method(
+                SearchActivities.plan_search,
+                PlanInput(self._case.reference),
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=WORK_RETRY,
+                summary="plan search from the data map",
+            )
+        )
+        self._systems = await self._or_end(asyncio.gather(*(self._search_one(s) for s in plan.systems)))
+        found = [s for s in self._systems if s.status == "found"]
+        self._results["searching"] = (
+            f"{sum(s.records for s in found)} record(s) in {len(found)} of {len(self._systems)} system(s)"
+        )
+
+    async def _search_one(self, system: str) -> SystemResult:
+        try:
+            result: SystemResult = await workflow.execute_activity_method(
+                SearchActivities.search_system,
+                SearchInput(self._case.reference, system, dict(self._case.identifiers)),
+                start_to_close_timeout=timedelta(hours=1),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=SEARCH_RETRY,
+                summary=f"search {system}",
+            )
+            return result
+        except ActivityError as e:
+            kind = e.cause.type if isinstance(e.cause, ApplicationError) else type(e.cause).__name__
+            return SystemResult(system=system, status="failed", detail=f"search failed ({kind})")
+
+    async def _review(self) -> None:
+        await self._move(Stage.REVIEWING)
+        package = await self._or_end(
+            workflow.execute_activity_method(
+                ReviewActivities.prepare_review,
+                ReviewInput(self._case.reference, self._case.request_type, self._systems),
+                start_to_close_timeout=timedelta(minutes=10),
+                retry_policy=WORK_RETRY,
+                summary="prepare the review package",
+            )
+        )
+        self._results["reviewing"] = (
+            f"review package ready: {package.records} record(s), "
+            f"{package.exemptions_applied} exemption(s) applied"
+        )
+        self._review_ready = True
+        await self._wait_for(lambda: self._approved)
+
+    async def _fulfil(self) -> None:
+        await self._move(Stage.FULFILLING)
+        result: FulfilResult = await self._or_end(
+            workflow.execute_activity_method(
+                FulfilActivities.fulfil_request,
+                FulfilInput(self._case.reference, self._case.request_type, self._systems),
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(minutes=5),
+                retry_policy=WORK_RETRY,
+                summary=f"fulfil the {self._case.request_type.value} request",
+            )
+        )
+        self._results["fulfilling"] = result.detail
+        if result.mode == "manual":
+            self._manual_fulfilment = True
+            await self._wait_for(lambda: self._fulfilled_by_hand)
+            self._results["fulfilling"] = f"carried out by hand: {self._last_reason(DecisionKind.FULFILLED)}"
+        self._outcome = self._outcome_text(result)
+
+    async def _respond(self) -> None:
+        assert self._outcome is not None
+        await self._letter("response", outcome=self._outcome)
+        self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
+        self._clock_version += 1
+        self._results["responded"] = f"responded on {self._today()}"
+        await self._move(Stage.RESPONDED)
+
+    async def _end(self) -> None:
+        assert self._ending is not None
+        stage, outcome, letter = self._ending
+        self._outcome = outcome
+        facts: dict[str, str] = {"reason": outcome}
+        if stage == Stage.EXPIRED:
+            facts["awaited"] = outcome
+        await self._letter(letter, **facts)
+        self._clock_version += 1
+        await self._move(stage, reason=outcome)
+
+    def _outcome_text(self, result: FulfilResult) -> str:
+        if result.mode == "package":
+            return (
+                f"We have prepared a copy of the personal data we hold about you: {result.records} "
+                f"record(s) from the systems we searched. Our privacy team will deliver it to you "
+                f"securely; we will not send it as an ordinary email attachment."
+            )
+        label = REQUEST_LABELS[self._case.request_type]
+        return f"We have carried out your {label} request in every system that holds your data."
+
+    # ------------------------------------------------------------------ waiting
+
+    def _check_end(self) -> None:
+        if self._ending is not None:
+            raise _CaseEnded()
+
+    async def _or_end(self, aw: Awaitable[T]) -> T:
+        """Run a stage's work, abandoning it if a decision ends the case meanwhile."""
+        work = asyncio.ensure_future(aw)
+        ending = asyncio.ensure_future(workflow.wait_condition(lambda: self._ending is not None))
+        await workflow.wait([work, ending], return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            ending.cancel()
+            return work.result()
+        work.cancel()
+        raise _CaseEnded()
+
+    async def _wait_for(self, ready: Callable[[], bool]) -> None:
+        """Wait for a decision, while honouring anything asked of the person.
+
+        If the person does not answer within the policy's time the case expires (no proof of
+        identity, authority or fee within the allowed time).
+        """
+        limit = timedelta(days=self._case.policy.wait_for_person_days)
+        while True:
+            self._check_end()
+            if ready() and not self._awaiting:
+                return
+            seen = self._changes
+            if self._awaiting:
+                name, asked = min(self._awaiting.items(), key=lambda kv: kv[1])
+                remaining = asked + limit - workflow.now()
+                if remaining <= timedelta(0):
+                    wait = next(w for w in WAITS.values() if w.name == name)
+                    self._ending = (Stage.EXPIRED, wait.awaited, "expiry")
+                    continue
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._changes != seen or self._ending is not None,
+                        timeout=remaining,
+                        timeout_summary=f"person has until then to send the {name}",
+                    )
+                except TimeoutError:
+                    pass
+            else:
+                await workflow.wait_condition(lambda: self._changes != seen or self._ending is not None)
+
+    # ------------------------------------------------------------------ decisions
+
+    @workflow.update
+    async def decide(self, d: Decision) -> DecisionResult:
+        stage = self._stage
+        self._decisions.append(
+            DecisionRecord(d.kind, d.actor, d.reason, d.ground, workflow.now(), stage)
+        )
+        entries = [
+            self._entry(
+                f"decision:{d.kind.value}",
+                actor=d.actor,
+                reason=d.reason,
+                details={"stage": stage.value, **({"ground": d.ground} if d.ground else {})},
+            )
+        ]
+        letter: tuple[str, dict[str, str]] | None = None
+        today = self._today().isoformat()
+        if d.kind == DecisionKind.VERIFY:
+            self._verified = True
+        elif d.kind == DecisionKind.APPROVE:
+            self._approved = True
+        elif d.kind == DecisionKind.FULFILLED:
+            self._fulfilled_by_hand = True
+        elif d.kind == DecisionKind.WITHDRAW:
+            self._ending = (Stage.WITHDRAWN, d.reason or "withdrawn at the person's request", "withdrawal")
+        elif d.kind == DecisionKind.REJECT:
+            self._ending = (Stage.REJECTED, d.reason, "rejection")
+        elif d.kind == DecisionKind.EXTEND:
+            self._events.append(ClockEvent(ClockEventType.EXTENSION_NOTIFIED, today))
+            self._clock_version += 1
+            letter = ("extension_notice", {"reason": d.reason})
+        elif d.kind in WAITS:
+            wait = WAITS[d.kind]
+            self._awaiting[wait.name] = workflow.now()
+            self._events.append(ClockEvent(wait.asked, today))
+            self._clock_version += 1
+            until = local_date(workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz)
+            letter = (wait.letter, {"reason": d.reason, "wait_until": until.isoformat()})
+        elif d.kind in _ANSWERS:
+            wait = _ANSWERS[d.kind]
+            self._awaiting.pop(wait.name, None)
+            self._events.append(ClockEvent(wait.answered, today))
+            self._clock_version += 1
+        self._changes += 1
+        if letter is not None:
+            await self._letter(letter[0], **letter[1])
+        await self._record(entries)
+        self._publish()
+        if self._ending is not None:
+            await workflow.wait_condition(lambda: self._stage in FINAL_STAGES)
+        return DecisionResult(stage=self._stage, due=self._due().isoformat(), message=self._decision_message(d))
+
+    @decide.validator
+    def _validate_decision(self, d: Decision) -> None:
+        """Refuse, with a message an operator can act on, a decision that makes no sense now."""
+        if not d.actor:
+            raise ValueError("a decision must say who took it (actor)")
+        if self._ending is not None or self._stage in FINAL_STAGES:
+            raise ValueError(f"case {self._case.reference} is {self._stage.value}: no further decisions")
+        allowed = ALLOWED[d.kind]
+        if self._stage not in allowed:
+            where = ", ".join(s.value for s in Stage if s in allowed)
+            raise ValueError(
+                f"'{d.kind.value}' is not allowed while the case is {self._stage.value} (allowed in: {where})"
+            )
+        if d.kind in (DecisionKind.REJECT, DecisionKind.EXTEND, DecisionKind.FULFILLED) and not d.reason.strip():
+            raise ValueError(f"'{d.kind.value}' needs a reason, which is recorded and told to the person")
+        if d.kind == DecisionKind.REJECT and d.ground not in REJECT_GROUNDS:
+            raise ValueError(f"'reject' needs a ground, one of: {', '.join(sorted(REJECT_GROUNDS))}")
+        if d.kind == DecisionKind.EXTEND:
+            self._validate_extension()
+        if d.kind in WAITS and WAITS[d.kind].name in self._awaiting:
+            raise ValueError(f"already waiting for the person's {WAITS[d.kind].name}")
+        if d.kind in _ANSWERS and _ANSWERS[d.kind].name not in self._awaiting:
+            raise ValueError(f"nothing was asked of the person for '{_ANSWERS[d.kind].name}'")
+        if d.kind == DecisionKind.VERIFY and self._verified:
+            raise ValueError("identity is already confirmed")
+        if d.kind in (DecisionKind.VERIFY, DecisionKind.APPROVE) and self._awaiting:
+            raise ValueError(
+                f"still waiting for the person ({', '.join(sorted(self._awaiting))}): record the answer first"
+            )
+        if d.kind == DecisionKind.APPROVE and not self._review_ready:
+            raise ValueError("the review package is not ready yet")
+        if d.kind == DecisionKind.FULFILLED and not self._manual_fulfilment:
+            raise ValueError("this fulfilment is automatic: there is nothing to confirm by hand")
+
+    def _validate_extension(self) -> None:
+        if any(e.type == ClockEventType.EXTENSION_NOTIFIED for e in self._events):
+            raise ValueError("the deadline has already been extended once")
+        try:
+            deadline = self._clock().due(DeadlineKind.EXTENSION_NOTICE_DUE, as_of=self._today())
+        except DeadlineNotApplicable as e:
+            raise ValueError(f"no extension is possible under {self._case.regime.value}: {e}") from None
+        if self._today() > deadline:
+            raise ValueError(
+                f"too late to extend: notice had to be given by {deadline.isoformat()}"
+            )
+
+    def _decision_message(self, d: Decision) -> str:
+        if d.kind == DecisionKind.EXTEND:
+            return f"deadline extended to {self._due().isoformat()}; the person has been told why"
+        if d.kind in WAITS:
+            return f"asked the person for the {WAITS[d.kind].name}; the clock follows {self._case.regime.value}"
+        return f"recorded '{d.kind.value}'; the case is {self._stage.value}"
+
+    # ------------------------------------------------------------------ the statutory clock
+
+    def _clock(self) -> StatutoryClock:
+        return StatutoryClock(
+            self._case.regime,
+            self._case.request_type,
+            self._received,
+            self._events,
+            ClockPolicy.from_case_policy(self._case.policy),
+        )
+
+    def _today(self) -> date:
+        return local_date(workflow.now(), self._tz)
+
+    def _due(self) -> date:
+        clock = self._clock()
+        return clock.due(primary_kind(self._case.regime, self._case.request_type), as_of=self._today())
+
+    def _optional_due(self, kind: DeadlineKind) -> str | None:
+        try:
+            return self._clock().due(kind, as_of=self._today()).isoformat()
+        except DeadlineNotApplicable:
+            return None
+
+    def _paused(self) -> bool:
+        return self._clock().is_waiting()
+
+    async def _watch_clock(self) -> None:
+        """Reminders before the due date, escalation at breach risk, a recorded breach after it."""
+        while self._stage in OPEN_STAGES:
+            version = self._clock_version
+
+            def changed(v: int = version) -> bool:
+                return self._clock_version != v or self._stage not in OPEN_STAGES
+
+            if self._paused():
+                await workflow.wait_condition(changed)
+                continue
+            point = self._next_point()
+            if point is None:
+                await workflow.wait_condition(changed)
+                continue
+            delay = point.when - workflow.now()
+            if delay > timedelta(0):
+                try:
+                    await workflow.wait_condition(changed, timeout=delay, timeout_summary=point.kind)
+                    continue
+                except TimeoutError:
+                    pass
+            await self._fire(point)
+
+    def _next_point(self) -> _ClockPoint | None:
+        due = self._due()
+        policy = self._case.policy
+        points = [
+            _ClockPoint(local_instant(due - timedelta(days=n), 9, self._tz), f"reminder:{n}", due)
+            for n in policy.reminder_days
+        ]
+        points.append(
+            _ClockPoint(
+                local_instant(due - timedelta(days=policy.escalate_days_before), 9, self._tz), "escalation", due
+            )
+        )
+        points.append(_ClockPoint(end_of_day(due, self._tz), "breach", due))
+        pending = sorted((p for p in points if p.key not in self._fired), key=lambda p: p.when)
+        if not pending:
+            return None
+        now = workflow.now()
+        past = [p for p in pending if p.when <= now and p.kind != "breach"]
+        # Only the latest overdue warning is worth sending (e.g. a case that starts 3 days
+        # before its due date gets the 2-day reminder, not the 7-day one as well).
+        for p in past[:-1]:
+            self._fired.add(p.key)
+        return past[-1] if past else pending[0]
+
+    async def _fire(self, point: _ClockPoint) -> None:
+        self._fired.add(point.key)
+        days_left = (point.due - self._today()).days
+        if point.kind == "breach":
+            self._breached = True
+        elif point.kind == "escalation":
+            self._escalated = True
+        else:
+            self._reminders.append(f"{self._today().isoformat()} ({days_left} days before {point.due})")
+        await self._letter(point.kind.split(":")[0], days_left=str(days_left))
+        await self._record(
+            [self._entry(f"clock:{point.kind}", details={"due": point.due.isoformat(), "days_left": str(days_left)})]
+        )
+        self._publish()
+
+    # ------------------------------------------------------------------ effects
+
+    def _entry(
+        self, action: str, actor: str = "system", reason: str = "", details: dict[str, str] | None = None
+    ) -> AuditEntry:
+        self._seq += 1
+        return AuditEntry(
+            key=f"{self._case.reference}/{self._seq}",
+            action=action,
+            actor=actor,
+            reason=reason,
+            details=details or {},
+        )
+
+    async def _move(self, stage: Stage, reason: str = "", extra: list[AuditEntry] | None = None) -> None:
+        previous = self._stage
+        self._stage = stage
+        self._publish()
+        entry = self._entry(f"stage:{stage.value}", reason=reason, details={"from": previous.value})
+        await self._record([*(extra or []), entry])
+
+    async def _record(self, entries: list[AuditEntry]) -> None:
+        """Write audit entries and bring the register row up to date, one transition at a time."""
+        async with self._record_lock:
+            await workflow.execute_local_activity_method(
+                AuditActivities.record_case,
+                CaseRecord(
+                    reference=self._case.reference,
+                    at=workflow.now(),
+                    stage=self._stage.value,
+                    due=self._due().isoformat(),
+                    acknowledgement_due=self._optional_due(DeadlineKind.ACKNOWLEDGEMENT_DUE),
+                    extended=any(e.type == ClockEventType.EXTENSION_NOTIFIED for e in self._events),
+                    paused=self._paused(),
+                    breached=self._breached,
+                    escalated=self._escalated,
+                    waiting_for=self._waiting_for(),
+                    outcome=self._outcome,
+                    closed=self._stage in FINAL_STAGES,
+                    entries=entries,
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=RECORD_RETRY,
+                summary=f"record {entries[-1].action}" if entries else "record",
+            )
+
+    async def _letter(self, kind: str, **facts: str) -> None:
+        self._seq += 1
+        key = f"{self._case.reference}/letter/{kind}/{self._seq}"
+        regime = REGIMES[self._case.regime]
+        ids = self._case.identifiers
+        base = {
+            "reference": self._case.reference,
+            "greeting": ids.get("name") or "requester",
+            "controller": self._case.policy.controller,
+            "request_label": REQUEST_LABELS[self._case.request_type],
+            "request_type": self._case.request_type.value,
+            "regime": regime.label,
+            "authority": regime.authority,
+            "legal_basis": regime.extension_basis or "",
+            "received": self._received.isoformat(),
+            "due": self._due().isoformat(),
+            "stage": self._stage.value,
+            "waiting_for": self._waiting_for() or "nothing",
+            "clock_note": self._clock_note(),
+        }
+        team = kind in ("reminder", "escalation", "breach")
+        await workflow.execute_activity_method(
+            NotifyActivities.send_letter,
+            Letter(
+                key=key,
+                reference=self._case.reference,
+                kind=kind,
+                to=None if team else ids.get("email"),
+                facts={**base, **facts},
+            ),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=LETTER_RETRY,
+            summary=f"letter: {kind}",
+        )
+
+    def _clock_note(self) -> str:
+        if self._case.regime.value == "UK_GDPR":
+            return "The time we have to respond starts again when we receive it."
+        return ""
+
+    def _waiting_for(self) -> str | None:
+        if self._awaiting:
+            return "person: " + ", ".join(sorted(self._awaiting))
+        if self._stage == Stage.VERIFYING and not self._verified:
+            return "operator: identity check"
+        if self._stage == Stage.REVIEWING and self._review_ready and not self._approved:
+            return "reviewer: approve the review package"
+        if self._stage == Stage.FULFILLING and self._manual_fulfilment and not self._fulfilled_by_hand:
+            return "operator: carry out the change by hand"
+        return None
+
+    def _last_reason(self, kind: DecisionKind) -> str:
+        return next((d.reason for d in reversed(self._decisions) if d.kind == kind), "")
+
+    def _publish(self) -> None:
+        """Search attributes for the Temporal Web UI: no personal data, ever."""
+        workflow.upsert_search_attributes(
+            [
+                STAGE_ATTR.value_set(self._stage.value),
+                REGIME_ATTR.value_set(self._case.regime.value),
+                TYPE_ATTR.value_set(self._case.request_type.value),
+                DUE_ATTR.value_set(end_of_day(self._due(), self._tz)),
+                BREACHED_ATTR.value_set(self._breached),
+            ]
+        )
+        waiting = self._waiting_for()
+        workflow.set_current_details(
+            f"{self._stage.value}; due {self._due().isoformat()}" + (f"; waiting for {waiting}" if waiting else "")
+        )
+
+    # ------------------------------------------------------------------ queries
+
+    @workflow.query
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            reference=self._case.reference,
+            stage=self._stage,
+            regime=self._case.regime,
+            request_type=self._case.request_type,
+            channel=self._case.channel,
+            received=self._received.isoformat(),
+            due=self._due().isoformat(),
+            acknowledgement_due=self._optional_due(DeadlineKind.ACKNOWLEDGEMENT_DUE),
+            extension_notice_due=self._optional_due(DeadlineKind.EXTENSION_NOTICE_DUE),
+            extended=any(e.type == ClockEventType.EXTENSION_NOTIFIED for e in self._events),
+            paused=self._paused(),
+            waiting_for=self._waiting_for(),
+            breached=self._breached,
+            escalated=self._escalated,
+            reminders_sent=list(self._reminders),
+            clock_events=list(self._events),
+            decisions=list(self._decisions),
+            systems=list(self._systems),
+            results=dict(self._results),
+            outcome=self._outcome,
+        )
+
