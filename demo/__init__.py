@@ -1,0 +1,1 @@
+"""Northwind Post & Mobile, the demo company that `make run` searches (seed.py, dsar.yaml)."""

@@ -1,0 +1,179 @@
+"""What every kind of system (SQL database, object store, manual archive) offers the search stage.
+
+A new system type is one class implementing :class:`Connector` plus data map entries. Results
+name identifier *kinds* and opaque person keys, never identifier values, so they can be logged,
+shown on a case and kept in workflow history without carrying personal data; the records
+themselves are streamed to a sink (the encrypted blob store), never returned.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from base64 import b64encode
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, BinaryIO, Protocol
+from uuid import UUID
+
+import phonenumbers
+
+from dsar.datamap import SystemConfig
+from dsar.model import IdentifierKind
+
+#: Call the heartbeat every this many rows: a Temporal activity that streams a large subject
+#: must heartbeat well inside its heartbeat timeout, and one call per row would be wasteful.
+HEARTBEAT_EVERY = 500
+
+Heartbeat = Callable[[], None]
+
+
+@dataclass
+class Located:
+    """Which supplied identifier kinds exist in a system and which person-records they point to.
+
+    Verification uses this: two kinds matching the *same* person key are two points of
+    identity; kinds matching different people (a shared household postcode) are not.
+    """
+
+    system: str
+    matched_kinds: list[str]  # identifier kinds that matched, never their values
+    person_keys: list[str]  # opaque keys of the matched person-records, e.g. "customers:42"
+    #: kind -> person keys it matched, so verification can tell whether kinds agree
+    matches: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def found(self) -> bool:
+        return bool(self.person_keys)
+
+
+@dataclass
+class Collected:
+    system: str
+    records: int
+    entities: dict[str, int]  # entity -> records written (0 for entities searched and empty)
+
+
+class ConnectorError(Exception):
+    """A system could not be searched. Messages name the system, never personal data or secrets."""
+
+
+class ConnectorUnavailable(ConnectorError):
+    """The system is down or unreachable: retry later (the case waits, it does not fail)."""
+
+
+class ConnectorMisconfigured(ConnectorError):
+    """The data map and the system disagree (missing table or column, bad URL): retrying will
+    not help; a person must fix the data map or the environment."""
+
+
+class Connector(Protocol):
+    """One system named in the data map. Implementations take ``(system, heartbeat=None)``."""
+
+    name: str
+
+    def check(self) -> None:
+        """Connect and confirm that every table and column of the data map exists."""
+        ...
+
+    def locate(self, identifiers: dict[str, str]) -> Located:
+        """Find which of the supplied identifiers (kind -> value) exist, and whose they are."""
+        ...
+
+    def collect(
+        self, identifiers: dict[str, str], sink: BinaryIO, *, person_keys: list[str] | None = None
+    ) -> Collected:
+        """Stream every record of the located persons to ``sink`` as JSON lines
+        ``{"entity": ..., "record": {...}}``. ``person_keys`` (from :meth:`locate`) narrows the
+        collection to the persons verification accepted, e.g. one member of a household that
+        shares a postcode; without it every located person is collected."""
+        ...
+
+
+def connector_for(system: SystemConfig, heartbeat: Heartbeat | None = None) -> Connector:
+    """The connector for a data map system, by its ``connector`` type."""
+    if system.connector == "sql":
+        from connectors.sql import SqlConnector  # imported here: sql imports this module
+
+        return SqlConnector(system, heartbeat=heartbeat)
+    raise ConnectorMisconfigured(f"{system.name}: no connector of type '{system.connector}'")
+
+
+# --------------------------------------------------------------------------------------------
+# Identifier normalisation, shared by every connector so that "07911 123456" finds
+# "+447911123456" whether the number sits in a SQL column or an object's metadata.
+
+
+def identifier_kind(kind: str) -> IdentifierKind:
+    """The kind of a supplied identifier; unknown kinds are a caller error, named in the message."""
+    try:
+        return IdentifierKind(kind)
+    except ValueError:
+        kinds = ", ".join(k.value for k in IdentifierKind)
+        raise ValueError(f"unknown identifier kind '{kind}' (expected one of: {kinds})") from None
+
+
+def normalise_email(value: str) -> str:
+    """Trimmed and lower-cased. ``str.lower`` rather than ``casefold``: the database side is
+    SQL ``lower()``, and both sides must fold the same way."""
+    return value.strip().lower()
+
+
+def normalise_phone(value: str, region: str = "GB") -> str | None:
+    """E.164 (``+447911123456``), or None when it cannot be a phone number. ``is_possible``,
+    not ``is_valid``: numbers in reserved ranges (Ofcom drama numbers) are still someone's key."""
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def normalise_postcode(value: str) -> str:
+    """Upper case without spaces: "cv3 4lp" and "CV34LP" are the same postcode."""
+    return re.sub(r"\s+", "", value).upper()
+
+
+def normalise_name(value: str) -> str:
+    """Case-insensitive, inner whitespace collapsed; accents kept (Zoë is not Zoe)."""
+    return " ".join(unicodedata.normalize("NFC", value).split()).lower()
+
+
+# --------------------------------------------------------------------------------------------
+# Record serialisation: one JSON line per record, values a person (and a CSV export) can read.
+
+
+def json_value(value: Any) -> Any:
+    """Dates and times as ISO 8601, decimals as exact strings, binary as base64; JSON's own
+    types unchanged."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    return _json_default(value)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "base64:" + b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, list | tuple):  # array columns
+        return [json_value(item) for item in value]
+    return str(value)  # anything else a driver returns (IP addresses, ranges): its text form
+
+
+def record_line(entity: str, record: Mapping[str, Any]) -> bytes:
+    """The sink format: ``{"entity": "orders", "record": {...}}`` and a newline."""
+    body = {"entity": entity, "record": record}
+    # ``default`` is only called for values JSON has no type for: the common case stays fast
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), default=_json_default).encode() + b"\n"

@@ -1,0 +1,615 @@
+"""The data map: where an organisation holds personal data and what each field is.
+
+An organisation describes its systems once in ``dsar.yaml``; search, export, the Art. 15 report
+and (later) erasure are all driven by it. The file is validated once, here, at the edge: every
+problem is a :class:`DataMapError` that names the file, the line and what is wrong, so that the
+person editing the YAML can fix it without reading a traceback. Inner code (connectors,
+activities) receives frozen dataclasses and trusts them.
+
+Shape (``demo/dsar.yaml`` is a complete example)::
+
+    version: 1
+    controller:
+      name: Northwind Post & Mobile Ltd
+      contact_email: privacy@northwind.example.com
+      dpo_email: dpo@northwind.example.com
+      phone_region: GB                 # default region for national phone numbers
+      regimes: [UK_GDPR]
+      calendars: {UK_GDPR: GB-EAW}
+    systems:
+      crm:
+        connector: sql
+        url_env: DSAR_DEMO_CRM_URL     # the URL (a secret) lives in the environment only
+        description: Customer accounts, orders and support
+        defaults: {legal_basis: contract, retention: 6 years after the account closes}
+        entities:
+          customers:
+            table: customers
+            key: id                    # default: "id"
+            identity: {email: email, phone: phone}   # column: identifier kind
+            fields:
+              id: {category: Identifiers, purpose: Account management}
+              email: {category: Contact details, purpose: Account management}
+          orders:
+            relation: customers.id -> orders.customer_id   # parent.column -> this.column
+            fields: ...
+
+Unknown keys are errors (a typo must not silently drop a field from a subject's report), so new
+keys are added here deliberately, each in its ``_*_KEYS`` set and its dataclass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import NoReturn
+
+import phonenumbers
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from dsar.model import IdentifierKind, Regime
+
+#: Connector types this version knows; each has a class in ``connectors/``.
+CONNECTOR_TYPES = frozenset({"sql"})
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_RELATION = re.compile(r"^\s*([^\s.]+)\.([^\s.]+)\s*->\s*([^\s.]+)\.([^\s.]+)\s*$")
+
+_TOP_KEYS = frozenset({"version", "controller", "systems"})
+_CONTROLLER_KEYS = frozenset({"name", "contact_email", "dpo_email", "phone_region", "regimes", "calendars"})
+_SYSTEM_KEYS = frozenset({"connector", "url_env", "description", "defaults", "entities"})
+_ENTITY_KEYS = frozenset(
+    {"table", "schema", "key", "identity", "relation", "description", "defaults", "fields"}
+)
+_FIELD_KEYS = frozenset(
+    {"category", "purpose", "legal_basis", "retention", "description", "recipients", "source"}
+)
+_FIELD_REQUIRED = ("category", "purpose", "legal_basis", "retention")
+
+
+class DataMapError(ValueError):
+    """The data map cannot be used as written. The message says where and why."""
+
+
+class LegalBasis(StrEnum):
+    """The lawful bases of UK/EU GDPR Art. 6(1); the Art. 15 report names one per field."""
+
+    CONSENT = "consent"
+    CONTRACT = "contract"
+    LEGAL_OBLIGATION = "legal_obligation"
+    VITAL_INTERESTS = "vital_interests"
+    PUBLIC_TASK = "public_task"
+    LEGITIMATE_INTERESTS = "legitimate_interests"
+
+
+@dataclass(frozen=True)
+class Controller:
+    name: str
+    contact_email: str
+    dpo_email: str
+    calendars: dict[str, str]  # regime -> calendar name, overriding the regime's default
+    #: region used to read phone numbers written without a country code (ISO 3166 alpha-2)
+    phone_region: str = "GB"
+    regimes: tuple[Regime, ...] = ()
+
+
+@dataclass(frozen=True)
+class FieldConfig:
+    """What one column is, as the Art. 15 report tells the person (Art. 15(1)(a)-(d), (g))."""
+
+    category: str
+    purpose: str
+    legal_basis: LegalBasis
+    retention: str
+    description: str = ""
+    recipients: tuple[str, ...] = ()
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Relation:
+    """``parent.parent_column -> child.column``: a child row belongs to whoever owns its parent."""
+
+    parent: str
+    parent_column: str
+    child: str
+    column: str
+
+    def __str__(self) -> str:
+        return f"{self.parent}.{self.parent_column} -> {self.child}.{self.column}"
+
+
+@dataclass(frozen=True)
+class EntityConfig:
+    name: str
+    table: str
+    #: column -> identifier kind: how the subject is found directly in this table
+    identity: dict[str, IdentifierKind]
+    relation: Relation | None
+    fields: dict[str, FieldConfig]
+    #: columns that identify one row: the person keys of ``Connector.locate`` are built from them
+    key: tuple[str, ...] = ()
+    schema: str | None = None
+    description: str = ""
+    #: "demo/dsar.yaml line 42", for later errors about this entity (a missing table, ...)
+    origin: str = field(default="", compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    name: str
+    connector: str
+    url_env: str
+    description: str
+    entities: dict[str, EntityConfig]
+    #: the controller's phone region, copied here so a connector needs only its system
+    phone_region: str = "GB"
+    origin: str = field(default="", compare=False, repr=False)
+
+    def url(self) -> str:
+        """The connection URL, read from the environment when needed (never from the file)."""
+        value = os.environ.get(self.url_env, "").strip()
+        if not value:
+            raise DataMapError(
+                f"{self.origin}: systems.{self.name}.url_env: environment variable "
+                f"{self.url_env} is not set (it must hold the connection URL of '{self.name}')"
+            )
+        return value
+
+    def identity_entities(self) -> list[EntityConfig]:
+        """Entities in which the subject can be found directly (locate searches these)."""
+        return [e for e in self.entities.values() if e.identity]
+
+    def ordered_entities(self) -> list[EntityConfig]:
+        """All entities, every parent before its children (declaration order otherwise)."""
+        done: dict[str, EntityConfig] = {}
+
+        def visit(entity: EntityConfig) -> None:
+            if entity.name in done:
+                return
+            if entity.relation is not None:
+                visit(self.entities[entity.relation.parent])
+            done[entity.name] = entity
+
+        for entity in self.entities.values():
+            visit(entity)
+        return list(done.values())
+
+
+@dataclass(frozen=True)
+class DataMap:
+    controller: Controller
+    systems: dict[str, SystemConfig]
+    source: Path
+
+    @classmethod
+    def load(cls, path: Path | str) -> DataMap:
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise DataMapError(f"{path}: cannot read the data map ({exc.strerror or exc})") from None
+        return cls.parse(text, path)
+
+    @classmethod
+    def parse(cls, text: str, source: Path | str = Path("<string>")) -> DataMap:
+        """Validate YAML text; ``source`` is only used to name the file in errors."""
+        return _Loader(Path(source)).load(text)
+
+    def system(self, name: str) -> SystemConfig:
+        try:
+            return self.systems[name]
+        except KeyError:
+            raise DataMapError(f"{self.source}: no system '{name}' in the data map") from None
+
+
+# --------------------------------------------------------------------------------------------
+# Validation. The YAML is composed into nodes (not constructed into dicts) so that every value
+# keeps its line number for the error message.
+
+
+class _Loader:
+    def __init__(self, source: Path) -> None:
+        self.source = source
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def where(self, node: Node) -> str:
+        return f"{self.source} line {node.start_mark.line + 1}"
+
+    def fail(self, node: Node, path: str, message: str) -> NoReturn:
+        prefix = f"{path}: " if path else ""
+        raise DataMapError(f"{self.where(node)}: {prefix}{message}")
+
+    def mapping(
+        self, node: Node, path: str, allowed: frozenset[str] | None = None
+    ) -> dict[str, tuple[Node, Node]]:
+        """Key -> (key node, value node), rejecting duplicate keys and, when ``allowed`` is
+        given, unknown ones (``None``: the keys are names chosen by the author)."""
+        if not isinstance(node, MappingNode):
+            self.fail(node, path, f"expected a mapping, got {_kind(node)}")
+        out: dict[str, tuple[Node, Node]] = {}
+        for key_node, value_node in node.value:
+            key = self.key(key_node, path)
+            if allowed is not None and key not in allowed:
+                self.fail(
+                    key_node, path, f"unknown key '{key}' (expected one of: {', '.join(sorted(allowed))})"
+                )
+            if key in out:
+                self.fail(key_node, _join(path, key), "duplicate key")
+            out[key] = (key_node, value_node)
+        return out
+
+    def key(self, node: Node, path: str) -> str:
+        if not isinstance(node, ScalarNode) or node.tag.endswith(":null"):
+            self.fail(node, path, "keys must be plain names")
+        return str(node.value)
+
+    def text(self, node: Node, path: str, *, empty: bool = False) -> str:
+        if not isinstance(node, ScalarNode):
+            self.fail(node, path, f"expected a text value, got {_kind(node)}")
+        value = "" if node.tag.endswith(":null") else str(node.value).strip()
+        if not value and not empty:
+            self.fail(node, path, "must not be empty")
+        return value
+
+    def name(self, node: Node, path: str, what: str) -> str:
+        value = self.text(node, path)
+        if not _NAME.match(value):
+            self.fail(node, path, f"{what} '{value}' must be letters, digits, '_' or '-'")
+        return value
+
+    def texts(self, node: Node, path: str) -> tuple[str, ...]:
+        """A list of texts; a single text is accepted as a list of one."""
+        if isinstance(node, ScalarNode):
+            value = self.text(node, path, empty=True)
+            return (value,) if value else ()
+        if not isinstance(node, SequenceNode):
+            self.fail(node, path, f"expected a list, got {_kind(node)}")
+        return tuple(self.text(item, path) for item in node.value)
+
+    def required(
+        self, items: dict[str, tuple[Node, Node]], key: str, node: Node, path: str
+    ) -> tuple[Node, Node]:
+        if key not in items:
+            self.fail(node, path, f"missing required key '{key}'")
+        return items[key]
+
+    def choice(self, node: Node, path: str, convert: Callable[[str], object], options: list[str]) -> str:
+        value = self.text(node, path)
+        try:
+            convert(value)
+        except ValueError:
+            self.fail(node, path, f"unknown value '{value}' (expected one of: {', '.join(options)})")
+        return value
+
+    # -- the document ------------------------------------------------------------------------
+
+    def load(self, text: str) -> DataMap:
+        try:
+            root = yaml.compose(text, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line = f" line {mark.line + 1}" if mark is not None else ""
+            context = ""
+            if exc.context and exc.context_mark is not None:
+                context = f" ({exc.context} on line {exc.context_mark.line + 1})"
+            raise DataMapError(f"{self.source}{line}: invalid YAML: {exc.problem or exc}{context}") from None
+        except yaml.YAMLError as exc:
+            raise DataMapError(f"{self.source}: invalid YAML: {exc}") from None
+        if root is None:
+            raise DataMapError(f"{self.source}: the data map is empty")
+        top = self.mapping(root, "", _TOP_KEYS)
+        if "version" in top:
+            version_node = top["version"][1]
+            if self.text(version_node, "version") != "1":
+                self.fail(version_node, "version", "only version 1 is supported")
+        controller = self.controller(*self.required(top, "controller", root, ""))
+        _, systems_node = self.required(top, "systems", root, "")
+        systems_items = self.mapping(systems_node, "systems")
+        if not systems_items:
+            self.fail(systems_node, "systems", "declare at least one system")
+        systems = {
+            self.name(k, f"systems.{name}", "system name"): self.system(name, k, v, controller)
+            for name, (k, v) in systems_items.items()
+        }
+        return DataMap(controller=controller, systems=systems, source=self.source)
+
+    def controller(self, key_node: Node, node: Node) -> Controller:
+        path = "controller"
+        items = self.mapping(node, path, _CONTROLLER_KEYS)
+        name = self.text(self.required(items, "name", key_node, path)[1], f"{path}.name")
+        contact = self.text(self.required(items, "contact_email", key_node, path)[1], f"{path}.contact_email")
+        dpo = (
+            self.text(items["dpo_email"][1], f"{path}.dpo_email", empty=True) if "dpo_email" in items else ""
+        )
+        region = "GB"
+        if "phone_region" in items:
+            region_node = items["phone_region"][1]
+            region = self.text(region_node, f"{path}.phone_region").upper()
+            if region not in phonenumbers.SUPPORTED_REGIONS:
+                self.fail(region_node, f"{path}.phone_region", f"unknown phone region '{region}'")
+        regimes: list[Regime] = []
+        regime_options = [r.value for r in Regime]
+        if "regimes" in items:
+            regimes_node = items["regimes"][1]
+            for value in self.texts(regimes_node, f"{path}.regimes"):
+                if value not in regime_options:
+                    self.fail(
+                        regimes_node,
+                        f"{path}.regimes",
+                        f"unknown regime '{value}' (expected one of: {', '.join(regime_options)})",
+                    )
+                regimes.append(Regime(value))
+        calendars: dict[str, str] = {}
+        if "calendars" in items:
+            for regime, (k, v) in self.mapping(items["calendars"][1], f"{path}.calendars").items():
+                if regime not in regime_options:
+                    self.fail(
+                        k,
+                        f"{path}.calendars",
+                        f"unknown regime '{regime}' (expected one of: {', '.join(regime_options)})",
+                    )
+                calendars[regime] = self.text(v, f"{path}.calendars.{regime}")
+        return Controller(
+            name=name,
+            contact_email=contact,
+            dpo_email=dpo,
+            calendars=calendars,
+            phone_region=region,
+            regimes=tuple(regimes),
+        )
+
+    def system(self, name: str, key_node: Node, node: Node, controller: Controller) -> SystemConfig:
+        path = f"systems.{name}"
+        if isinstance(node, MappingNode):
+            for k, _ in node.value:
+                if isinstance(k, ScalarNode) and k.value in {"url", "password", "dsn"}:
+                    self.fail(
+                        k,
+                        f"{path}.{k.value}",
+                        "connection secrets never go in the data map: put the URL in an "
+                        "environment variable and name it in 'url_env'",
+                    )
+        items = self.mapping(node, path, _SYSTEM_KEYS)
+        connector_node = self.required(items, "connector", key_node, path)[1]
+        connector = self.choice(
+            connector_node,
+            f"{path}.connector",
+            _member_of(CONNECTOR_TYPES),
+            sorted(CONNECTOR_TYPES),
+        )
+        url_env_node = self.required(items, "url_env", key_node, path)[1]
+        url_env = self.text(url_env_node, f"{path}.url_env")
+        if not _ENV_NAME.match(url_env):
+            self.fail(url_env_node, f"{path}.url_env", f"'{url_env}' is not an environment variable name")
+        description = (
+            self.text(items["description"][1], f"{path}.description", empty=True)
+            if "description" in items
+            else ""
+        )
+        defaults = self.defaults(items, path, {})
+        entities_node = self.required(items, "entities", key_node, path)[1]
+        entity_items = self.mapping(entities_node, f"{path}.entities")
+        if not entity_items:
+            self.fail(entities_node, f"{path}.entities", "declare at least one entity")
+        relation_nodes: dict[str, Node] = {}
+        entities: dict[str, EntityConfig] = {}
+        for ename, (k, v) in entity_items.items():
+            epath = f"{path}.entities.{ename}"
+            self.name(k, epath, "entity name")
+            entities[ename], relation_node = self.entity(ename, epath, k, v, defaults)
+            if relation_node is not None:
+                relation_nodes[ename] = relation_node
+        self.check_relations(path, entities, relation_nodes, entity_items)
+        return SystemConfig(
+            name=name,
+            connector=connector,
+            url_env=url_env,
+            description=description,
+            entities=entities,
+            phone_region=controller.phone_region,
+            origin=self.where(url_env_node),
+        )
+
+    def defaults(
+        self, items: dict[str, tuple[Node, Node]], path: str, inherited: dict[str, object]
+    ) -> dict[str, object]:
+        """Field keys set once for a system or entity; a field's own keys win."""
+        out = dict(inherited)
+        if "defaults" in items:
+            out.update(self.field_values(items["defaults"][1], f"{path}.defaults"))
+        return out
+
+    def field_values(self, node: Node, path: str) -> dict[str, object]:
+        if isinstance(node, ScalarNode) and node.tag.endswith(":null"):
+            return {}
+        items = self.mapping(node, path, _FIELD_KEYS)
+        out: dict[str, object] = {}
+        for key, (_, value_node) in items.items():
+            kpath = f"{path}.{key}"
+            if key == "recipients":
+                out[key] = self.texts(value_node, kpath)
+            elif key == "legal_basis":
+                out[key] = LegalBasis(
+                    self.choice(value_node, kpath, LegalBasis, [b.value for b in LegalBasis])
+                )
+            else:
+                out[key] = self.text(value_node, kpath, empty=key in {"description", "source"})
+        return out
+
+    def entity(
+        self, name: str, path: str, key_node: Node, node: Node, system_defaults: dict[str, object]
+    ) -> tuple[EntityConfig, Node | None]:
+        items = self.mapping(node, path, _ENTITY_KEYS)
+        defaults = self.defaults(items, path, system_defaults)
+        table = self.text(items["table"][1], f"{path}.table") if "table" in items else name
+        schema = self.text(items["schema"][1], f"{path}.schema") if "schema" in items else None
+        description = (
+            self.text(items["description"][1], f"{path}.description", empty=True)
+            if "description" in items
+            else ""
+        )
+
+        fields_node = self.required(items, "fields", key_node, path)[1]
+        field_items = self.mapping(fields_node, f"{path}.fields")
+        if not field_items:
+            self.fail(fields_node, f"{path}.fields", "declare at least one field")
+        fields: dict[str, FieldConfig] = {}
+        for column, (k, v) in field_items.items():
+            fpath = f"{path}.fields.{column}"
+            values = {**defaults, **self.field_values(v, fpath)}
+            for required in _FIELD_REQUIRED:
+                if required not in values:
+                    self.fail(k, fpath, f"missing '{required}' (set it on the field or in 'defaults')")
+            fields[column] = FieldConfig(**values)  # type: ignore[arg-type]
+
+        def declared(column: str, at: Node, where: str, entity: str = name) -> None:
+            if column not in fields:
+                self.fail(at, where, f"no column '{column}' declared in '{entity}'")
+
+        identity: dict[str, IdentifierKind] = {}
+        if "identity" in items:
+            ipath = f"{path}.identity"
+            kinds = [k.value for k in IdentifierKind]
+            for column, (k, v) in self.mapping(items["identity"][1], ipath).items():
+                declared(column, k, f"{ipath}.{column}")
+                kind = self.text(v, f"{ipath}.{column}")
+                if kind not in kinds:
+                    self.fail(
+                        v,
+                        f"{ipath}.{column}",
+                        f"unknown identifier kind '{kind}' (expected one of: {', '.join(kinds)})",
+                    )
+                identity[column] = IdentifierKind(kind)
+
+        key: tuple[str, ...] = ()
+        if "key" in items:
+            key_value_node = items["key"][1]
+            key = self.texts(key_value_node, f"{path}.key")
+            for column in key:
+                declared(column, key_value_node, f"{path}.key")
+        elif "id" in fields:
+            key = ("id",)
+        if identity and not key:
+            self.fail(
+                key_node,
+                path,
+                "an entity with 'identity' needs a 'key' (the column(s) that identify one row)",
+            )
+
+        relation: Relation | None = None
+        relation_node: Node | None = None
+        if "relation" in items:
+            relation_node = items["relation"][1]
+            rpath = f"{path}.relation"
+            text = self.text(relation_node, rpath)
+            match = _RELATION.match(text)
+            if not match:
+                self.fail(relation_node, rpath, f"expected 'parent.column -> {name}.column', got '{text}'")
+            relation = Relation(*match.groups())
+            if relation.child != name:
+                self.fail(
+                    relation_node,
+                    rpath,
+                    f"the relation must end in this entity ('... -> {name}.column'), not '{relation.child}'",
+                )
+            declared(relation.column, relation_node, rpath)
+        entity = EntityConfig(
+            name=name,
+            table=table,
+            identity=identity,
+            relation=relation,
+            fields=fields,
+            key=key,
+            schema=schema,
+            description=description,
+            origin=self.where(key_node),
+        )
+        return entity, relation_node
+
+    def check_relations(
+        self,
+        path: str,
+        entities: dict[str, EntityConfig],
+        relation_nodes: dict[str, Node],
+        entity_items: dict[str, tuple[Node, Node]],
+    ) -> None:
+        """Parents exist, columns are declared, no cycles, and every entity leads to the subject."""
+        for name, entity in entities.items():
+            relation = entity.relation
+            if relation is None:
+                continue
+            rpath = f"{path}.entities.{name}.relation"
+            node = relation_nodes[name]
+            parent = entities.get(relation.parent)
+            if parent is None:
+                self.fail(node, rpath, f"no entity '{relation.parent}' in system '{path.split('.', 1)[1]}'")
+            if relation.parent_column not in parent.fields:
+                self.fail(
+                    node, rpath, f"no column '{relation.parent_column}' declared in '{relation.parent}'"
+                )
+        for name, entity in entities.items():
+            chain = [name]
+            current = entity
+            while not current.identity:
+                if current.relation is None:
+                    self.fail(
+                        entity_items[name][0],
+                        f"{path}.entities.{name}",
+                        "cannot be traced to the data subject: give it 'identity' columns or a "
+                        "'relation' to an entity that has them"
+                        + (f" (chain: {' -> '.join(chain)})" if len(chain) > 1 else ""),
+                    )
+                parent_name = current.relation.parent
+                if parent_name in chain:
+                    cycle = [*chain[chain.index(parent_name) :], parent_name]
+                    self.fail(
+                        relation_nodes[name] if name in relation_nodes else entity_items[name][0],
+                        f"{path}.entities.{name}.relation",
+                        f"relation cycle: {' -> '.join(reversed(cycle))}",
+                    )
+                chain.append(parent_name)
+                current = entities[parent_name]
+            # An entity with identity may still have a parent; its chain must not loop either.
+            seen = {name}
+            walker = entity
+            while walker.relation is not None:
+                parent_name = walker.relation.parent
+                if parent_name in seen:
+                    self.fail(
+                        relation_nodes[name],
+                        f"{path}.entities.{name}.relation",
+                        f"relation cycle through '{parent_name}'",
+                    )
+                seen.add(parent_name)
+                walker = entities[parent_name]
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    if isinstance(node, ScalarNode) and node.tag.endswith(":null"):
+        return "nothing"
+    return f"'{node.value}'"
+
+
+def _member_of(options: frozenset[str]) -> Callable[[str], object]:
+    def check(value: str) -> object:
+        if value not in options:
+            raise ValueError(value)
+        return value
+
+    return check

@@ -1,0 +1,204 @@
+"""The data map loads the demo company and names the file and line of every mistake."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from dsar.datamap import DataMap, DataMapError, LegalBasis, Relation
+from dsar.model import IdentifierKind, Regime
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPS = Path(__file__).resolve().parent / "data" / "datamaps"
+
+
+def line_of(path: Path, text: str) -> int:
+    """The 1-based line of the first line containing ``text`` (so tests survive edits)."""
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if text in line:
+            return number
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def load_error(name: str) -> str:
+    with pytest.raises(DataMapError) as caught:
+        DataMap.load(MAPS / name)
+    return str(caught.value)
+
+
+def test_demo_map_loads() -> None:
+    datamap = DataMap.load(ROOT / "demo" / "dsar.yaml")
+    assert datamap.controller.name == "Northwind Post & Mobile Ltd"
+    assert datamap.controller.phone_region == "GB"
+    assert datamap.controller.regimes == (Regime.UK_GDPR, Regime.EU_GDPR)
+    assert datamap.controller.calendars == {"UK_GDPR": "GB-EAW", "EU_GDPR": "IE"}
+    assert set(datamap.systems) == {"crm", "marketing"}
+
+    crm = datamap.system("crm")
+    assert crm.connector == "sql"
+    assert crm.url_env == "DSAR_DEMO_CRM_URL"
+    customers = crm.entities["customers"]
+    assert customers.key == ("id",)
+    assert customers.identity["email"] is IdentifierKind.EMAIL
+    assert customers.identity["phone"] is IdentifierKind.PHONE
+    assert customers.identity["postcode"] is IdentifierKind.POSTCODE
+    assert customers.relation is None
+    # two hops: parcels -> orders -> customers
+    assert crm.entities["parcels"].relation == Relation("orders", "id", "parcels", "order_id")
+    assert crm.entities["orders"].relation == Relation("customers", "id", "orders", "customer_id")
+    # defaults fill what a field does not say; a field's own keys win
+    card = crm.entities["payments"].fields["card_last4"]
+    assert card.legal_basis is LegalBasis.LEGAL_OBLIGATION
+    assert card.category == "Financial"
+    assert "Card payment processor" in card.recipients
+    dob = customers.fields["date_of_birth"]
+    assert dob.legal_basis is LegalBasis.LEGAL_OBLIGATION
+    assert customers.fields["email"].legal_basis is LegalBasis.CONTRACT
+    assert (
+        datamap.system("marketing").entities["preferences"].fields["email"].legal_basis is LegalBasis.CONSENT
+    )
+    # parents come before children, whatever the declaration order
+    order = [e.name for e in crm.ordered_entities()]
+    assert order.index("customers") < order.index("orders") < order.index("parcels")
+    assert [e.name for e in crm.identity_entities()] == ["customers"]
+
+
+def test_multi_hop_chain_is_reachable() -> None:
+    datamap = DataMap.load(MAPS / "minimal.yaml")
+    shop = datamap.system("shop")
+    assert shop.entities["parcels"].relation == Relation("orders", "id", "parcels", "order_id")
+    assert shop.entities["customers"].table == "customers"  # the entity name when not given
+    assert datamap.controller.phone_region == "GB"
+    assert shop.phone_region == "GB"
+
+
+def test_unknown_key_names_file_line_and_key() -> None:
+    path = MAPS / "unknown_key.yaml"
+    message = load_error("unknown_key.yaml")
+    assert message.startswith(f"{path} line {line_of(path, 'relaton:')}: systems.shop.entities.orders: ")
+    assert "unknown key 'relaton'" in message
+    assert "relation" in message  # the expected keys are listed
+
+
+def test_relation_to_undeclared_column() -> None:
+    path = MAPS / "bad_relation_column.yaml"
+    message = load_error("bad_relation_column.yaml")
+    assert message == (
+        f"{path} line {line_of(path, 'relation:')}: systems.crm.entities.orders.relation: "
+        "no column 'cust_id' declared in 'customers'"
+    )
+
+
+def test_relation_cycle() -> None:
+    path = MAPS / "cycle.yaml"
+    message = load_error("cycle.yaml")
+    assert message.startswith(f"{path} line {line_of(path, 'relation: invoices')}: ")
+    assert "systems.crm.entities.orders.relation: relation cycle" in message
+    assert "invoices" in message
+
+
+def test_unreachable_entity() -> None:
+    path = MAPS / "unreachable.yaml"
+    message = load_error("unreachable.yaml")
+    assert message.startswith(f"{path} line {line_of(path, 'audit_log:')}: systems.crm.entities.audit_log: ")
+    assert "cannot be traced to the data subject" in message
+
+
+def test_unknown_identifier_kind() -> None:
+    path = MAPS / "unknown_kind.yaml"
+    message = load_error("unknown_kind.yaml")
+    assert message.startswith(f"{path} line {line_of(path, 'mobile: mobile_phone')}: ")
+    assert "systems.crm.entities.customers.identity.mobile: unknown identifier kind 'mobile_phone'" in message
+    assert "phone" in message  # the valid kinds are listed
+
+
+def test_secret_in_the_file_is_refused() -> None:
+    path = MAPS / "secret_in_file.yaml"
+    message = load_error("secret_in_file.yaml")
+    assert message.startswith(f"{path} line {line_of(path, 'url:')}: systems.crm.url: ")
+    assert "url_env" in message
+    assert "hunter2" not in message
+
+
+def test_missing_environment_variable_names_variable_not_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = MAPS / "minimal.yaml"
+    system = DataMap.load(path).system("shop")
+    monkeypatch.delenv("DSAR_TEST_UNSET_SHOP_URL", raising=False)
+    with pytest.raises(DataMapError) as caught:
+        system.url()
+    message = str(caught.value)
+    assert message.startswith(f"{path} line {line_of(path, 'url_env:')}: systems.shop.url_env: ")
+    assert "DSAR_TEST_UNSET_SHOP_URL is not set" in message
+
+    monkeypatch.setenv("DSAR_TEST_UNSET_SHOP_URL", "sqlite:///shop.db")
+    assert system.url() == "sqlite:///shop.db"
+
+
+def _mutated(text: str, old: str, new: str) -> str:
+    assert old in text
+    return text.replace(old, new, 1)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("connector: sql", "connector: mongo", r"systems\.shop\.connector: unknown value 'mongo'"),
+        ("url_env: DSAR_TEST_UNSET_SHOP_URL", "url_env: 'not a name'", r"is not an environment variable"),
+        ("legal_basis: contract", "legal_basis: because", r"defaults\.legal_basis: unknown value 'because'"),
+        (
+            "relation: customers.id -> orders.customer_id",
+            "relation: clients.id -> orders.customer_id",
+            r"no entity 'clients' in system 'shop'",
+        ),
+        (
+            "relation: customers.id -> orders.customer_id",
+            "relation: customers.id -> parcels.customer_id",
+            r"must end in this entity",
+        ),
+        ("relation: customers.id -> orders.customer_id", "relation: customers", r"expected 'parent\.column"),
+        ("identity: {email: email}", "identity: {mail: email}", r"no column 'mail' declared in 'customers'"),
+        ("  name: Test Ltd\n", "", r"controller: missing required key 'name'"),
+        (
+            "defaults: {purpose: Selling things, legal_basis: contract, retention: 6 years}",
+            "defaults: {purpose: Selling things, legal_basis: contract}",
+            r"fields\.id: missing 'retention'",
+        ),
+        ("customers:\n", "customers:\n        key: [uuid]\n", r"no column 'uuid' declared in 'customers'"),
+        ("systems:", "systems: []\nx:", r"unknown key 'x'"),
+        ("      orders:", "      orders:\n        table: [a, b]", r"expected a text value"),
+    ],
+)
+def test_other_mistakes_are_located(old: str, new: str, expected: str) -> None:
+    source = MAPS / "minimal.yaml"
+    text = _mutated(source.read_text(), old, new)
+    with pytest.raises(DataMapError) as caught:
+        DataMap.parse(text, source)
+    message = str(caught.value)
+    assert re.match(rf"{re.escape(str(source))} line \d+: ", message), message
+    assert re.search(expected, message), message
+
+
+def test_duplicate_key_is_an_error() -> None:
+    text = (
+        (MAPS / "minimal.yaml")
+        .read_text()
+        .replace(
+            "          email: {category: Contact details}\n",
+            "          email: {category: Contact details}\n          email: {category: Other}\n",
+        )
+    )
+    with pytest.raises(
+        DataMapError, match=r"line 16: systems\.shop\.entities\.customers\.fields\.email: duplicate"
+    ):
+        DataMap.parse(text, "dup.yaml")
+
+
+def test_invalid_yaml_and_missing_file() -> None:
+    with pytest.raises(DataMapError, match=r"^bad\.yaml line 3: invalid YAML: .*flow sequence on line 2"):
+        DataMap.parse("controller:\n  name: [unclosed\n", "bad.yaml")
+    with pytest.raises(DataMapError, match=r"nowhere\.yaml: cannot read the data map"):
+        DataMap.load(MAPS / "nowhere.yaml")
+    with pytest.raises(DataMapError, match=r"the data map is empty"):
+        DataMap.parse("", "empty.yaml")
