@@ -12,7 +12,10 @@ from datetime import date, datetime
 
 from temporalio import activity
 
+from dsar.logs import bind_case, get_logger
 from dsar.store import CaseStore
+
+log = get_logger("dsar.activities.audit")
 
 
 @dataclass
@@ -47,6 +50,11 @@ class AuditActivities:
 
     @activity.defn(name="record_case")
     def record_case(self, rec: CaseRecord) -> None:
+        with bind_case(rec.reference):
+            self._record(rec)
+            log.info("case recorded", stage=rec.stage, count=len(rec.entries))
+
+    def _record(self, rec: CaseRecord) -> None:
         for e in rec.entries:
             self.store.append_audit(
                 rec.reference,

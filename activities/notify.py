@@ -13,8 +13,11 @@ from dataclasses import dataclass, field
 import jinja2
 from temporalio import activity
 
+from dsar.logs import bind_case, get_logger
 from dsar.mail import Mailer, build_message
 from dsar.settings import Settings
+
+log = get_logger("dsar.activities.notify")
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("dsar", "letters"),
@@ -60,6 +63,12 @@ class NotifyActivities:
 
     @activity.defn(name="send_letter")
     def send_letter(self, letter: Letter) -> LetterReceipt:
+        with bind_case(letter.reference):
+            receipt = self._send(letter)
+            log.info("letter sent", kind=receipt.kind, status=receipt.audience, type=receipt.transport)
+            return receipt
+
+    def _send(self, letter: Letter) -> LetterReceipt:
         subject, body = render(letter.kind, letter.facts)
         if letter.kind in TEAM_LETTERS:
             to = self.settings.dpo_email if letter.kind != "reminder" else self.settings.operator_email

@@ -15,7 +15,10 @@ from temporalio.exceptions import ApplicationError
 from connectors.base import ConnectorUnavailable, connector_for
 from dsar.blobs import BlobStore
 from dsar.datamap import DataMap
+from dsar.logs import bind_case, get_logger
 from dsar.model import SystemResult
+
+log = get_logger("dsar.activities.search")
 
 
 @dataclass
@@ -47,6 +50,12 @@ class SearchActivities:
 
     @activity.defn(name="search_system")
     def search_system(self, inp: SearchInput) -> SystemResult:
+        with bind_case(inp.reference):
+            result = self._search(inp)
+            log.info("system searched", system=result.system, status=result.status, records=result.records)
+            return result
+
+    def _search(self, inp: SearchInput) -> SystemResult:
         config = self.datamap.systems.get(inp.system)
         if config is None:
             raise ApplicationError(

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 
 from dsar.clock import ClockPolicy, StatutoryClock, primary_kind
 from dsar.model import CaseInput, CasePolicy, Channel, IdentifierKind, Regime, RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore, NewCase
-from dsar.timeutil import local_date
+from dsar.timeutil import end_of_day, local_date
 from workflows.request import DUE_ATTR, REGIME_ATTR, STAGE_ATTR, TYPE_ATTR, DataSubjectRequest
 
 MAX_IDENTIFIER_LENGTH = 500
@@ -27,6 +28,11 @@ MAX_KEY_LENGTH = 200
 
 class IntakeError(ValueError):
     """A request that cannot be opened as given; the message names the field, never its value."""
+
+
+class RegisterOutOfStep(RuntimeError):
+    """The register allocated a reference that the workflow engine already has: the register was
+    reset or restored while Temporal kept its cases. Refuse rather than mix two people's cases."""
 
 
 @dataclass
@@ -102,32 +108,71 @@ async def open_case(
     policy = case_policy(settings, regime, controller)
     received_at = row.received_at
     received = local_date(received_at, policy.timezone)
-    due = StatutoryClock(
-        regime, request_type, received, [], ClockPolicy.from_case_policy(policy)
-    ).due(primary_kind(regime, request_type))
+    due = StatutoryClock(regime, request_type, received, [], ClockPolicy.from_case_policy(policy)).due(
+        primary_kind(regime, request_type)
+    )
+    try:
+        await _start(
+            client,
+            settings,
+            row.reference,
+            request_type,
+            regime,
+            received_at,
+            due,
+            policy,
+            new,
+            identifiers,
+            replay=not created,
+            channel=Channel(row.channel),
+        )
+    except WorkflowAlreadyStartedError:
+        raise RegisterOutOfStep(
+            f"case {row.reference} already exists in the workflow engine but was just allocated by "
+            "the register: the register and Temporal are out of step"
+        ) from None
+    return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)
+
+
+async def _start(
+    client: Client,
+    settings: Settings,
+    reference: str,
+    request_type: RequestType,
+    regime: Regime,
+    received_at: datetime,
+    due: date,
+    policy: CasePolicy,
+    new: NewRequest,
+    identifiers: dict[str, str],
+    replay: bool,
+    channel: Channel,
+) -> None:
+    # A replayed intake (same idempotency key) reaches the existing case; a new reference must
+    # be new to the engine too.
+    conflict = WorkflowIDConflictPolicy.USE_EXISTING if replay else WorkflowIDConflictPolicy.FAIL
     await client.start_workflow(
         DataSubjectRequest.run,
         CaseInput(
-            reference=row.reference,
+            reference=reference,
             request_type=request_type,
             regime=regime,
-            channel=Channel(row.channel),
+            channel=channel,
             received_at=received_at,
             identifiers=identifiers,
             policy=policy,
             by_agent=new.by_agent,
         ),
-        id=row.reference,
+        id=reference,
         task_queue=settings.task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        id_conflict_policy=conflict,
         search_attributes=TypedSearchAttributes(
             [
-                STAGE_ATTR.value_set(Stage.RECEIVED.value),
-                REGIME_ATTR.value_set(regime.value),
-                TYPE_ATTR.value_set(request_type.value),
-                DUE_ATTR.value_set(received_at),
+                SearchAttributePair(STAGE_ATTR, Stage.RECEIVED.value),
+                SearchAttributePair(REGIME_ATTR, regime.value),
+                SearchAttributePair(TYPE_ATTR, request_type.value),
+                SearchAttributePair(DUE_ATTR, end_of_day(due, policy.timezone)),
             ]
         ),
         static_summary=f"{regime.value} {request_type.value} request",
     )
-    return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)

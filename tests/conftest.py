@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
 import shutil
 import sys
@@ -13,15 +15,18 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from dsar.codec import data_converter
+from dsar.model import FINAL_STAGES
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from workflows.request import SEARCH_ATTRIBUTES
 
+FINAL = {s.value for s in FINAL_STAGES}
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 BIN = Path(sys.executable).parent
@@ -106,18 +111,41 @@ def demo_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
                 os.environ[k] = v
 
 
-@pytest.fixture
-def settings(tmp_path: Path, demo_env: dict[str, str]) -> Settings:
-    return make_settings(tmp_path / "var")
+@pytest.fixture(scope="session")
+def register_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One case register for the session, as in production one per Temporal namespace: case
+    references are unique only within a register, and the test server outlives each test."""
+    return f"sqlite:///{tmp_path_factory.mktemp('register') / 'dsar.db'}"
 
 
 @pytest.fixture
-def store(settings: Settings) -> Iterator[CaseStore]:
-    s = CaseStore(settings.resolved_database_url)
+def settings(tmp_path: Path, demo_env: dict[str, str], register_url: str) -> Settings:
+    return make_settings(tmp_path / "var", database_url=register_url)
+
+
+@pytest.fixture(scope="session")
+def store(register_url: str) -> Iterator[CaseStore]:
+    s = CaseStore(register_url)
     try:
         yield s
     finally:
         s.close()
+
+
+async def _settle_and_terminate(client: Client, reference: str) -> None:
+    handle = client.get_workflow_handle(reference)
+    if (await handle.describe()).status != WorkflowExecutionStatus.RUNNING:
+        return
+    for _ in range(100):
+        try:
+            snap = await handle.query("snapshot")
+        except RPCError:
+            return  # already closed
+        if snap.get("waiting_for") or snap.get("stage") in FINAL or snap.get("paused"):
+            break
+        await asyncio.sleep(0.05)
+    with contextlib.suppress(RPCError):
+        await handle.terminate("test finished")
 
 
 @pytest.fixture
@@ -128,3 +156,9 @@ async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseSto
     w = build_worker(ts_env.client, settings, store=store)
     async with w:
         yield w
+        # Cases left open would have no worker after this test, and the time-skipping server
+        # does not skip past tasks nobody can run: end them while their worker still runs, once
+        # each has settled (terminating one mid-activity leaves the server's skip lock held).
+        for row in store.queue(limit=10_000):
+            if row.stage not in FINAL:
+                await _settle_and_terminate(ts_env.client, row.reference)

@@ -314,6 +314,10 @@ class DataSubjectRequest:
             f"{package.exemptions_applied} exemption(s) applied"
         )
         self._review_ready = True
+        self._publish()
+        await self._record(
+            [self._entry("review:prepared", details={"records": str(package.records), "package": package.blob_ref})]
+        )
         await self._wait_for(lambda: self._approved)
 
     async def _fulfil(self) -> None:
@@ -331,6 +335,8 @@ class DataSubjectRequest:
         self._results["fulfilling"] = result.detail
         if result.mode == "manual":
             self._manual_fulfilment = True
+            self._publish()
+            await self._record([self._entry("fulfilment:manual", reason=result.detail)])
             await self._wait_for(lambda: self._fulfilled_by_hand)
             self._results["fulfilling"] = f"carried out by hand: {self._last_reason(DecisionKind.FULFILLED)}"
         self._outcome = self._outcome_text(result)

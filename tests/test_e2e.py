@@ -1,0 +1,163 @@
+"""End to end: the real Temporal dev server (with its Web UI), the worker and the HTTP app as
+separate processes, exactly as ``make run`` starts them, driven through the public API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import Client
+
+from console.auth import mint_token
+from dsar.devstack import Ports, Stack, _seed, free_port
+from dsar.settings import Settings
+from tests.conftest import TEST_CODEC_KEY
+
+pytestmark = pytest.mark.e2e
+
+PERSON = {
+    "name": "Margaret Ellis",
+    "email": "margaret.ellis@example.com",
+    "phone": "+44 7911 123456",
+    "postcode": "CV3 4LP",
+}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    var = Path(tempfile.mkdtemp(prefix="dsar-e2e-"))
+    var.chmod(var.stat().st_mode | stat.S_IRWXU)
+    s = Stack(
+        var=var,
+        ports=Ports(temporal=free_port(), ui=free_port(), http=free_port()),
+        extra_env={"DSAR_CODEC_KEY": TEST_CODEC_KEY, "DSAR_CLOSE_AFTER_DAYS": "30"},
+    )
+    _seed(s)
+    t0 = time.monotonic()
+    s.start()
+    s.started_in = time.monotonic() - t0  # type: ignore[attr-defined]
+    try:
+        yield s
+    finally:
+        s.stop()
+        shutil.rmtree(var, ignore_errors=True)
+
+
+def api(stack: Stack, role: str = "operator") -> httpx.Client:
+    settings = Settings(var_dir=stack.var)
+    token = mint_token(settings, f"{role}-e2e", [role])
+    return httpx.Client(
+        base_url=f"http://127.0.0.1:{stack.ports.http}",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+def wait_stage(client: httpx.Client, ref: str, stage: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        r = client.get(f"/api/v1/requests/{ref}")
+        if r.status_code == 200:
+            last = r.json()
+            if last["stage"] == stage:
+                return last
+        time.sleep(0.2)
+    raise AssertionError(f"{ref} did not reach {stage}: last {last.get('stage')}")
+
+
+def submit(client: httpx.Client, key: str) -> str:
+    r = client.post(
+        "/api/v1/requests",
+        json={"type": "access", "regime": "UK_GDPR", "identifiers": PERSON, "idempotency_key": key},
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["reference"])
+
+
+def test_stack_starts_within_60_seconds(stack: Stack) -> None:
+    assert stack.started_in < 60  # type: ignore[attr-defined]
+
+
+def test_access_request_reaches_responded_and_shows_in_the_web_ui(stack: Stack) -> None:
+    op, rev = api(stack), api(stack, "reviewer")
+    ref = submit(op, "e2e-happy")
+    snap = wait_stage(op, ref, "verifying")
+    assert snap["due"]
+    assert op.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"}).status_code == 200
+    wait_stage(op, ref, "reviewing")
+    r = rev.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "approve"})
+    assert r.status_code == 200, r.text
+    snap = wait_stage(op, ref, "responded")
+    assert any(s["status"] == "found" for s in snap["systems"])
+
+    # The Web UI serves the workflow list from its own HTTP API: the case is there with its
+    # stage and due date as search attributes.
+    ui = f"http://127.0.0.1:{stack.ports.ui}/api/v1/namespaces/default/workflows"
+    deadline = time.monotonic() + 30
+    while True:
+        listing = httpx.get(ui, params={"query": f'WorkflowId="{ref}"'}, timeout=10).json()
+        execs = listing.get("executions", [])
+        indexed = execs[0]["searchAttributes"]["indexedFields"] if execs else {}
+        if "DsrStage" in indexed and "responded" in str(indexed["DsrStage"]):
+            break
+        assert time.monotonic() < deadline, f"Web UI does not show {ref} as responded: {listing}"
+        time.sleep(0.5)
+    assert "DsrDue" in indexed
+
+    queue = op.get("/api/v1/requests", params={"stage": "responded"}).json()
+    assert ref in str(queue)
+    audit = op.get(f"/api/v1/requests/{ref}/audit").json()
+    assert audit["verification"]["ok"] is True
+
+
+def test_worker_killed_mid_case_is_restarted_and_finishes(stack: Stack) -> None:
+    op, rev = api(stack), api(stack, "reviewer")
+    ref = submit(op, "e2e-kill")
+    wait_stage(op, ref, "verifying")
+    stack.kill("worker")  # SIGKILL: no chance to clean up
+    # The decision is accepted by the server while no worker runs, and applied once one does.
+    stack.restart_worker()
+    assert op.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"}).status_code == 200
+    wait_stage(op, ref, "reviewing", timeout=90)
+    stack.kill("worker")
+    stack.restart_worker()
+    assert rev.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "approve"}).status_code == 200
+    wait_stage(op, ref, "responded", timeout=90)
+    trail = op.get(f"/api/v1/requests/{ref}/audit").json()
+    actions = [e["action"] for e in trail["events"]]
+    for stage in ("acknowledged", "verifying", "searching", "reviewing", "fulfilling", "responded"):
+        assert actions.count(f"stage:{stage}") == 1, actions
+    assert trail["verification"]["ok"] is True
+    acks = [p for p in (stack.var / "outbox").glob("*.eml") if ref in p.read_text(errors="replace")]
+    subjects = [line for p in acks for line in p.read_text().splitlines() if line.startswith("Subject:")]
+    assert sum("We have received" in s for s in subjects) == 1
+
+
+async def test_no_personal_data_in_history_or_logs(stack: Stack) -> None:
+    op = api(stack)
+    ref = submit(op, "e2e-privacy")
+    wait_stage(op, ref, "verifying")
+    op.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"})
+    wait_stage(op, ref, "reviewing")
+    # A client without the codec sees only ciphertext.
+    raw = await Client.connect(f"127.0.0.1:{stack.ports.temporal}")
+    history = await raw.get_workflow_handle(ref).fetch_history()
+    blob = history.to_json().encode() + b"".join(
+        e.SerializeToString() for e in history.events  # protobuf bytes too
+    )
+    logs = b"".join(p.read_bytes() for p in stack.var.glob("*.log"))
+    for value in PERSON.values():
+        for form in {value, value.replace(" ", ""), value.lower()}:
+            assert form.encode() not in blob, f"{form!r} in clear in Temporal history"
+            assert form.encode() not in logs, f"{form!r} in the logs"
+    assert ref.encode() in logs  # logs do carry the case reference
+    assert os.path.getsize(stack.var / "worker.log") > 0
