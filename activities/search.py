@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.base import ConnectorUnavailable, connector_for
+from connectors.base import ConnectorMisconfigured, ConnectorUnavailable, connector_for
 from dsar.blobs import BlobStore
 from dsar.datamap import DataMap
+from dsar.identity import strongest_match
 from dsar.logs import bind_case, get_logger
 from dsar.model import SystemResult
 
@@ -66,17 +67,25 @@ class SearchActivities:
             located = connector.locate(inp.identifiers)
             if not located.person_keys:
                 return SystemResult(system=inp.system, status="none", detail="no matching records")
+            match = strongest_match(located.matches)
+            if not match.keys:
+                return SystemResult(system=inp.system, status="none", detail=match.reason)
             with self.blobs.open_writer(inp.reference, f"{inp.system}.jsonl") as sink:
-                collected = connector.collect(inp.identifiers, sink)
+                collected = connector.collect(inp.identifiers, sink, person_keys=match.keys)
             ref = sink.ref
         except ConnectorUnavailable as e:
             # Retryable: the workflow's retry policy backs off; the message names only the system.
             raise ApplicationError(str(e), type="SystemUnavailable") from None
+        except (ConnectorMisconfigured, ValueError) as e:
+            # Retrying cannot fix a data map that does not fit the database.
+            raise ApplicationError(
+                f"{inp.system}: {type(e).__name__}", type="SystemMisconfigured", non_retryable=True
+            ) from None
         per_entity = ", ".join(f"{k} {v}" for k, v in sorted(collected.entities.items()))
         return SystemResult(
             system=inp.system,
             status="found",
             records=collected.records,
             blob_ref=ref,
-            detail=f"matched on {', '.join(sorted(located.matched_kinds))}; {per_entity}",
+            detail=f"{match.reason}; {per_entity}",
         )

@@ -151,7 +151,7 @@ LETTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interv
 SEARCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["UnknownSystem"],
+    non_retryable_error_types=["UnknownSystem", "SystemMisconfigured"],
 )
 WORK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 

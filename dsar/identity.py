@@ -1,0 +1,48 @@
+"""Which person-records a set of identifiers points to.
+
+A search must collect the requester's records and nobody else's: a household shares a postal
+address, namesakes share a name. Records are scored by how many identifier kinds match them, and
+only the best-scoring ones are taken, and then only if the match is distinctive (two kinds agree,
+or one kind that identifies a person on its own, such as an email address or account number).
+Full verification (points per regime, fuzzy names, confirmation links) builds on this.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from dsar.model import IdentifierKind
+
+#: Identifier kinds specific enough to point at one person by themselves.
+DISTINCTIVE = frozenset(
+    {IdentifierKind.EMAIL, IdentifierKind.PHONE, IdentifierKind.CUSTOMER_ID, IdentifierKind.ACCOUNT_NUMBER}
+)
+
+
+@dataclass(frozen=True)
+class MatchOutcome:
+    keys: list[str]  # the person-records to collect; empty when none qualifies
+    reason: str  # plain words for the case file (no identifier values)
+
+
+def strongest_match(matches: Mapping[str, Sequence[str]]) -> MatchOutcome:
+    """Person keys matched by the most identifier kinds, if that match is distinctive and
+    unambiguous. Records that tie on *different* evidence (A's email, B's phone) are different
+    people: collecting either would be a guess, so neither is collected."""
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for kind, keys in matches.items():
+        for key in keys:
+            kinds[key].add(kind)
+    if not kinds:
+        return MatchOutcome([], "no matching records")
+    best = max(len(k) for k in kinds.values())
+    top = sorted(key for key, k in kinds.items() if len(k) == best)
+    evidence = {frozenset(kinds[key]) for key in top}
+    if len(evidence) > 1:
+        return MatchOutcome([], "the identifiers point to different people: nothing collected")
+    (agreed,) = evidence
+    if best < 2 and not agreed & DISTINCTIVE:
+        return MatchOutcome([], "only a weak match (a shared address or name alone): nothing collected")
+    return MatchOutcome(top, f"{len(top)} person record(s) matched on {', '.join(sorted(agreed))}")

@@ -1,0 +1,31 @@
+"""Only the requester's records are collected: households and namesakes stay out."""
+
+from __future__ import annotations
+
+import pytest
+
+from dsar.identity import strongest_match
+
+
+@pytest.mark.parametrize(
+    ("matches", "expected"),
+    [
+        ({}, []),
+        # Margaret: email, phone, name and postcode point to her; Peter shares the postcode,
+        # the namesake shares the name.
+        (
+            {"email": ["c:1"], "phone": ["c:1"], "name": ["c:1", "c:3"], "postcode": ["c:1", "c:2"]},
+            ["c:1"],
+        ),
+        ({"email": ["c:1"]}, ["c:1"]),  # one distinctive kind is enough
+        ({"postcode": ["c:1", "c:2"]}, []),  # a household postcode alone is not
+        ({"name": ["c:1", "c:3"]}, []),  # a shared name alone is not
+        ({"name": ["c:3"], "postcode": ["c:2"]}, []),  # two weak kinds on two people
+        ({"name": ["c:3"], "postcode": ["c:3"]}, ["c:3"]),  # two kinds agreeing on one person
+        ({"email": ["c:1", "c:9"]}, ["c:1", "c:9"]),  # duplicate records of one address
+        ({"email": ["c:1"], "phone": ["c:2"]}, []),  # split identity: A's email, B's phone
+        ({"email": ["c:1"], "phone": ["c:2"], "name": ["c:1"]}, ["c:1"]),  # two kinds beat one
+    ],
+)
+def test_strongest_match(matches: dict[str, list[str]], expected: list[str]) -> None:
+    assert strongest_match(matches).keys == expected
