@@ -70,26 +70,28 @@ class FulfilActivities:
             )
         manifest: dict[str, dict[str, object]] = {}
         records = 0
-        with self.blobs.open_writer(inp.reference, "package.zip") as sink:
-            with zipfile.ZipFile(_Stream(sink), "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                for s in inp.systems:
-                    if s.status != "found" or not s.blob_ref:
-                        continue
-                    name = f"data/{s.system}.jsonl"
-                    digest = hashlib.sha256()
-                    size = 0
-                    with zf.open(name, "w") as out:
-                        for chunk in self.blobs.open_reader(s.blob_ref):
-                            digest.update(chunk)
-                            size += len(chunk)
-                            out.write(chunk)
-                    manifest[name] = {"sha256": digest.hexdigest(), "bytes": size, "records": s.records}
-                    records += s.records
-                    activity.heartbeat()
-                zf.writestr(
-                    "manifest.json",
-                    json.dumps({"reference": inp.reference, "files": manifest}, indent=2, sort_keys=True),
-                )
+        with (
+            self.blobs.open_writer(inp.reference, "package.zip") as sink,
+            zipfile.ZipFile(_Stream(sink), "w", compression=zipfile.ZIP_DEFLATED) as zf,
+        ):
+            for s in inp.systems:
+                if s.status != "found" or not s.blob_ref:
+                    continue
+                name = f"data/{s.system}.jsonl"
+                digest = hashlib.sha256()
+                size = 0
+                with zf.open(name, "w") as out:
+                    for chunk in self.blobs.open_reader(s.blob_ref):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        out.write(chunk)
+                manifest[name] = {"sha256": digest.hexdigest(), "bytes": size, "records": s.records}
+                records += s.records
+                activity.heartbeat()
+            zf.writestr(
+                "manifest.json",
+                json.dumps({"reference": inp.reference, "files": manifest}, indent=2, sort_keys=True),
+            )
         return FulfilResult(
             mode="package",
             detail=f"package of {records} record(s) from {len(manifest)} system(s)",

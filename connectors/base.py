@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any, BinaryIO, Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 import phonenumbers
@@ -70,6 +70,12 @@ class ConnectorMisconfigured(ConnectorError):
     not help; a person must fix the data map or the environment."""
 
 
+class Sink(Protocol):
+    """Where collected records go: anything with ``write`` (a blob writer, a file, a buffer)."""
+
+    def write(self, data: bytes, /) -> int: ...
+
+
 class Connector(Protocol):
     """One system named in the data map. Implementations take ``(system, heartbeat=None)``."""
 
@@ -84,7 +90,7 @@ class Connector(Protocol):
         ...
 
     def collect(
-        self, identifiers: dict[str, str], sink: BinaryIO, *, person_keys: list[str] | None = None
+        self, identifiers: dict[str, str], sink: Sink, *, person_keys: list[str] | None = None
     ) -> Collected:
         """Stream every record of the located persons to ``sink`` as JSON lines
         ``{"entity": ..., "record": {...}}``. ``person_keys`` (from :meth:`locate`) narrows the

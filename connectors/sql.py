@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, BinaryIO
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -60,6 +60,7 @@ from connectors.base import (
     ConnectorUnavailable,
     Heartbeat,
     Located,
+    Sink,
     identifier_kind,
     normalise_email,
     normalise_name,
@@ -145,7 +146,7 @@ class SqlConnector:
         return _located(self.name, matched)
 
     def collect(
-        self, identifiers: dict[str, str], sink: BinaryIO, *, person_keys: list[str] | None = None
+        self, identifiers: dict[str, str], sink: Sink, *, person_keys: list[str] | None = None
     ) -> Collected:
         """Stream the located persons' records; on an error the sink holds a partial result
         and must be discarded (the activity's retry writes a new one)."""

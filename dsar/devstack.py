@@ -116,7 +116,11 @@ class Stack:
 
     def start(self, timeout: float = 60.0) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
-        busy = [p for p in (self.ports.temporal, self.ports.http) + ((self.ports.ui,) if self.ui else ()) if port_in_use(p)]
+        busy = [
+            p
+            for p in (self.ports.temporal, self.ports.http) + ((self.ports.ui,) if self.ui else ())
+            if port_in_use(p)
+        ]
         if busy:
             raise RuntimeError(f"port(s) {busy} on 127.0.0.1 already in use: is another dsar dev running?")
         self._spawn("temporal", temporal_command(self.var, self.ports, self.ui))
@@ -130,7 +134,9 @@ class Stack:
         while not port_in_use(port):
             self.check()
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{name} did not start within {timeout:.0f}s; see {self.var / (name + '.log')}")
+                raise RuntimeError(
+                    f"{name} did not start within {timeout:.0f}s; see {self.var / (name + '.log')}"
+                )
             time.sleep(0.1)
 
     def check(self) -> None:
@@ -239,9 +245,9 @@ dsar is up in {time.monotonic() - t0:.1f}s
 
   HTTP API and docs   http://127.0.0.1:{stack.ports.http}/docs
   Temporal Web UI     http://127.0.0.1:{stack.ports.ui}   (cases are workflows named DSR-...)
-  Letters sent        {var / 'outbox'}   (no SMTP server configured: one .eml file per letter)
+  Letters sent        {var / "outbox"}   (no SMTP server configured: one .eml file per letter)
   Logs                {var}/{{temporal,worker,web}}.log
-{('  Demo cases opened   ' + ', '.join(refs)) if refs else ''}
+{("  Demo cases opened   " + ", ".join(refs)) if refs else ""}
 Try it (an admin token for this machine is in DSAR_TOKEN below):
   export DSAR_TOKEN={token}
   dsar submit --type access --regime UK_GDPR --name "Margaret Ellis" --email margaret.ellis@example.com

@@ -12,9 +12,9 @@ import hashlib
 import os
 import smtplib
 import tempfile
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 

@@ -29,9 +29,7 @@ REGIMES: dict[Regime, RegimeFacts] = {
     Regime.CTDPA: RegimeFacts("CTDPA", "the Connecticut Attorney General", "Conn. Gen. Stat. §42-518(c)(1)"),
     Regime.UCPA: RegimeFacts("UCPA", "the Utah Division of Consumer Protection", "Utah Code §13-61-203"),
     Regime.LGPD: RegimeFacts("LGPD", "the Autoridade Nacional de Proteção de Dados (ANPD)", None),
-    Regime.PIPEDA: RegimeFacts(
-        "PIPEDA", "the Office of the Privacy Commissioner of Canada", "PIPEDA s 8(4)"
-    ),
+    Regime.PIPEDA: RegimeFacts("PIPEDA", "the Office of the Privacy Commissioner of Canada", "PIPEDA s 8(4)"),
 }
 
 REQUEST_LABELS: dict[RequestType, str] = {

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from temporalio.client import Client
-from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from dsar.clock import ClockPolicy, StatutoryClock, primary_kind
 from dsar.model import CaseInput, CasePolicy, Channel, IdentifierKind, Regime, RequestType, Stage

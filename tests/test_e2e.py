@@ -155,7 +155,8 @@ async def test_no_personal_data_in_history_or_logs(stack: Stack) -> None:
     raw = await Client.connect(f"127.0.0.1:{stack.ports.temporal}")
     history = await raw.get_workflow_handle(ref).fetch_history()
     blob = history.to_json().encode() + b"".join(
-        e.SerializeToString() for e in history.events  # protobuf bytes too
+        e.SerializeToString()
+        for e in history.events  # protobuf bytes too
     )
     logs = b"".join(p.read_bytes() for p in stack.var.glob("*.log"))
     for value in PERSON.values():

@@ -13,10 +13,14 @@ from dsar.datamap import DataMap
 from dsar.settings import Settings
 
 
-def run_search(settings: Settings, identifiers: dict[str, str], system: str = "crm") -> tuple[object, list[dict]]:
+def run_search(
+    settings: Settings, identifiers: dict[str, str], system: str = "crm"
+) -> tuple[object, list[dict]]:
     blobs = blob_store_from_settings(settings)
     acts = SearchActivities(DataMap.load(settings.datamap), blobs)
-    result = ActivityEnvironment().run(acts.search_system, SearchInput("DSR-2026-900001", system, identifiers))
+    result = ActivityEnvironment().run(
+        acts.search_system, SearchInput("DSR-2026-900001", system, identifiers)
+    )
     lines: list[dict] = []
     if result.blob_ref:
         lines = [json.loads(x) for x in b"".join(blobs.open_reader(result.blob_ref)).splitlines()]

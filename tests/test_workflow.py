@@ -16,7 +16,7 @@ from email.message import EmailMessage
 import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
 
 from dsar.clock import ClockPolicy, DeadlineKind, StatutoryClock
 from dsar.model import (
@@ -71,7 +71,9 @@ async def snap(handle: WorkflowHandle[DataSubjectRequest, str]) -> Snapshot:
     return await handle.query(DataSubjectRequest.snapshot)
 
 
-async def wait_until(handle: WorkflowHandle[DataSubjectRequest, str], check, timeout: float = 15.0) -> Snapshot:  # type: ignore[no-untyped-def]
+async def wait_until(
+    handle: WorkflowHandle[DataSubjectRequest, str], check, timeout: float = 15.0
+) -> Snapshot:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while True:
         s = await snap(handle)
@@ -115,7 +117,9 @@ def subjects(settings: Settings, reference: str) -> list[str]:
     return [str(m["Subject"]) for m in letters(settings) if reference in str(m["Subject"])]
 
 
-def clock_due(regime: Regime, request_type: RequestType, received: date, events: list[ClockEvent], cal: str) -> date:
+def clock_due(
+    regime: Regime, request_type: RequestType, received: date, events: list[ClockEvent], cal: str
+) -> date:
     return StatutoryClock(regime, request_type, received, events, ClockPolicy(calendar=cal)).due()
 
 
@@ -129,7 +133,12 @@ async def test_access_request_runs_every_stage_to_closed(
     ref = h.id
     s = await at_stage(h, Stage.VERIFYING)
     assert s.waiting_for == "operator: identity check"
-    assert s.due == clock_due(Regime.UK_GDPR, RequestType.ACCESS, date.fromisoformat(s.received), [], "GB-EAW").isoformat()
+    assert (
+        s.due
+        == clock_due(
+            Regime.UK_GDPR, RequestType.ACCESS, date.fromisoformat(s.received), [], "GB-EAW"
+        ).isoformat()
+    )
     assert "We have received your request" in " ".join(subjects(settings, ref))
 
     await decide(h, DecisionKind.VERIFY)
@@ -179,9 +188,14 @@ async def test_opt_out_needs_no_verification(
     assert s.results["verifying"].startswith("not required")
     # CCPA opt-out: 15 business days (weekdays calendar), not 45 days
     received = date.fromisoformat(s.received)
-    assert s.due == StatutoryClock(
-        Regime.CCPA, RequestType.OPT_OUT_SALE_SHARING, received, [], ClockPolicy("weekdays")
-    ).due(DeadlineKind.OPT_OUT_DUE).isoformat()
+    assert (
+        s.due
+        == StatutoryClock(
+            Regime.CCPA, RequestType.OPT_OUT_SALE_SHARING, received, [], ClockPolicy("weekdays")
+        )
+        .due(DeadlineKind.OPT_OUT_DUE)
+        .isoformat()
+    )
 
 
 async def test_erasure_waits_for_manual_fulfilment(
@@ -262,7 +276,9 @@ async def test_extension_moves_due_date_and_notifies_the_person(
     assert want > date.fromisoformat(s.due) + timedelta(days=55)
     s = await snap(h)
     assert s.extended and s.due == want.isoformat() and want.isoformat() in msg
-    notice = [m for m in letters(settings) if "need more time" in str(m["Subject"]) and h.id in str(m["Subject"])]
+    notice = [
+        m for m in letters(settings) if "need more time" in str(m["Subject"]) and h.id in str(m["Subject"])
+    ]
     assert len(notice) == 1
     body = notice[0].get_content()
     assert "14 years of account history" in body and want.isoformat() in body
@@ -303,7 +319,9 @@ async def test_identity_restart_uk_but_not_ccpa(
     ca = await start(ts_env, store, settings, regime=Regime.CCPA)
     s_uk, s_ca = await at_stage(uk, Stage.VERIFYING), await at_stage(ca, Stage.VERIFYING)
     for h in (uk, ca):
-        await decide(h, DecisionKind.REQUEST_IDENTITY, reason="the last four digits of the card on the account")
+        await decide(
+            h, DecisionKind.REQUEST_IDENTITY, reason="the last four digits of the card on the account"
+        )
     await ts_env.sleep(timedelta(days=10))
     got = local_date(await ts_env.get_current_time(), TZ)
     for h in (uk, ca):
@@ -397,7 +415,9 @@ async def test_rejection_in_review_with_ground(
     await at_stage(h, Stage.REVIEWING)
     await decide(h, DecisionKind.REJECT, reason="the fifth identical request this month", ground="excessive")
     assert await h.result() == Stage.REJECTED.value
-    rejection = [m for m in letters(settings) if "cannot act" in str(m["Subject"]) and h.id in str(m["Subject"])]
+    rejection = [
+        m for m in letters(settings) if "cannot act" in str(m["Subject"]) and h.id in str(m["Subject"])
+    ]
     assert "fifth identical request" in rejection[0].get_content()
 
 
@@ -415,3 +435,19 @@ async def test_no_answer_from_the_person_expires_the_case(
     assert time.monotonic() - t0 < 20
     assert any("has been closed" in x for x in subjects(settings, h.id))
     assert store.verify_chain(h.id).ok
+
+
+async def test_histories_replay_deterministically(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    """Replaying a real history with the current code must not diverge (guards future edits)."""
+    h = await start(ts_env, store, settings)
+    await at_stage(h, Stage.VERIFYING)
+    await decide(h, DecisionKind.EXTEND, reason="complex")
+    await decide(h, DecisionKind.VERIFY)
+    await at_stage(h, Stage.REVIEWING)
+    await decide(h, DecisionKind.APPROVE)
+    await at_stage(h, Stage.RESPONDED)
+    history = await h.fetch_history()
+    replayer = Replayer(workflows=[DataSubjectRequest], data_converter=ts_env.client.data_converter)
+    await replayer.replay_workflow(history)

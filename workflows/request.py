@@ -13,6 +13,7 @@ responded -> closed, with exits rejected, withdrawn and expired.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -243,8 +244,8 @@ class DataSubjectRequest:
             regime_note=regime.label,
         )
         self._events.append(ClockEvent(ClockEventType.ACKNOWLEDGED, self._today().isoformat()))
-        self._results["acknowledged"] = (
-            f"acknowledged on {self._today()}" + (f" (statutory deadline {ack_due})" if ack_due else "")
+        self._results["acknowledged"] = f"acknowledged on {self._today()}" + (
+            f" (statutory deadline {ack_due})" if ack_due else ""
         )
         await self._move(
             Stage.ACKNOWLEDGED,
@@ -316,7 +317,11 @@ class DataSubjectRequest:
         self._review_ready = True
         self._publish()
         await self._record(
-            [self._entry("review:prepared", details={"records": str(package.records), "package": package.blob_ref})]
+            [
+                self._entry(
+                    "review:prepared", details={"records": str(package.records), "package": package.blob_ref}
+                )
+            ]
         )
         await self._wait_for(lambda: self._approved)
 
@@ -399,6 +404,10 @@ class DataSubjectRequest:
             if ready() and not self._awaiting:
                 return
             seen = self._changes
+
+            def changed(seen: int = seen) -> bool:
+                return self._changes != seen or self._ending is not None
+
             if self._awaiting:
                 name, asked = min(self._awaiting.items(), key=lambda kv: kv[1])
                 remaining = asked + limit - workflow.now()
@@ -406,25 +415,21 @@ class DataSubjectRequest:
                     wait = next(w for w in WAITS.values() if w.name == name)
                     self._ending = (Stage.EXPIRED, wait.awaited, "expiry")
                     continue
-                try:
+                with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
-                        lambda: self._changes != seen or self._ending is not None,
+                        changed,
                         timeout=remaining,
                         timeout_summary=f"person has until then to send the {name}",
                     )
-                except TimeoutError:
-                    pass
             else:
-                await workflow.wait_condition(lambda: self._changes != seen or self._ending is not None)
+                await workflow.wait_condition(changed)
 
     # ------------------------------------------------------------------ decisions
 
     @workflow.update
     async def decide(self, d: Decision) -> DecisionResult:
         stage = self._stage
-        self._decisions.append(
-            DecisionRecord(d.kind, d.actor, d.reason, d.ground, workflow.now(), stage)
-        )
+        self._decisions.append(DecisionRecord(d.kind, d.actor, d.reason, d.ground, workflow.now(), stage))
         entries = [
             self._entry(
                 f"decision:{d.kind.value}",
@@ -454,7 +459,9 @@ class DataSubjectRequest:
             self._awaiting[wait.name] = workflow.now()
             self._events.append(ClockEvent(wait.asked, today))
             self._clock_version += 1
-            until = local_date(workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz)
+            until = local_date(
+                workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz
+            )
             letter = (wait.letter, {"reason": d.reason, "wait_until": until.isoformat()})
         elif d.kind in _ANSWERS:
             wait = _ANSWERS[d.kind]
@@ -468,7 +475,9 @@ class DataSubjectRequest:
         self._publish()
         if self._ending is not None:
             await workflow.wait_condition(lambda: self._stage in FINAL_STAGES)
-        return DecisionResult(stage=self._stage, due=self._due().isoformat(), message=self._decision_message(d))
+        return DecisionResult(
+            stage=self._stage, due=self._due().isoformat(), message=self._decision_message(d)
+        )
 
     @decide.validator
     def _validate_decision(self, d: Decision) -> None:
@@ -483,7 +492,10 @@ class DataSubjectRequest:
             raise ValueError(
                 f"'{d.kind.value}' is not allowed while the case is {self._stage.value} (allowed in: {where})"
             )
-        if d.kind in (DecisionKind.REJECT, DecisionKind.EXTEND, DecisionKind.FULFILLED) and not d.reason.strip():
+        if (
+            d.kind in (DecisionKind.REJECT, DecisionKind.EXTEND, DecisionKind.FULFILLED)
+            and not d.reason.strip()
+        ):
             raise ValueError(f"'{d.kind.value}' needs a reason, which is recorded and told to the person")
         if d.kind == DecisionKind.REJECT and d.ground not in REJECT_GROUNDS:
             raise ValueError(f"'reject' needs a ground, one of: {', '.join(sorted(REJECT_GROUNDS))}")
@@ -512,15 +524,15 @@ class DataSubjectRequest:
         except DeadlineNotApplicable as e:
             raise ValueError(f"no extension is possible under {self._case.regime.value}: {e}") from None
         if self._today() > deadline:
-            raise ValueError(
-                f"too late to extend: notice had to be given by {deadline.isoformat()}"
-            )
+            raise ValueError(f"too late to extend: notice had to be given by {deadline.isoformat()}")
 
     def _decision_message(self, d: Decision) -> str:
         if d.kind == DecisionKind.EXTEND:
             return f"deadline extended to {self._due().isoformat()}; the person has been told why"
         if d.kind in WAITS:
-            return f"asked the person for the {WAITS[d.kind].name}; the clock follows {self._case.regime.value}"
+            return (
+                f"asked the person for the {WAITS[d.kind].name}; the clock follows {self._case.regime.value}"
+            )
         return f"recorded '{d.kind.value}'; the case is {self._stage.value}"
 
     # ------------------------------------------------------------------ the statutory clock
@@ -583,7 +595,9 @@ class DataSubjectRequest:
         ]
         points.append(
             _ClockPoint(
-                local_instant(due - timedelta(days=policy.escalate_days_before), 9, self._tz), "escalation", due
+                local_instant(due - timedelta(days=policy.escalate_days_before), 9, self._tz),
+                "escalation",
+                due,
             )
         )
         points.append(_ClockPoint(end_of_day(due, self._tz), "breach", due))
@@ -609,7 +623,11 @@ class DataSubjectRequest:
             self._reminders.append(f"{self._today().isoformat()} ({days_left} days before {point.due})")
         await self._letter(point.kind.split(":")[0], days_left=str(days_left))
         await self._record(
-            [self._entry(f"clock:{point.kind}", details={"due": point.due.isoformat(), "days_left": str(days_left)})]
+            [
+                self._entry(
+                    f"clock:{point.kind}", details={"due": point.due.isoformat(), "days_left": str(days_left)}
+                )
+            ]
         )
         self._publish()
 
@@ -726,7 +744,8 @@ class DataSubjectRequest:
         )
         waiting = self._waiting_for()
         workflow.set_current_details(
-            f"{self._stage.value}; due {self._due().isoformat()}" + (f"; waiting for {waiting}" if waiting else "")
+            f"{self._stage.value}; due {self._due().isoformat()}"
+            + (f"; waiting for {waiting}" if waiting else "")
         )
 
     # ------------------------------------------------------------------ queries
@@ -755,4 +774,3 @@ class DataSubjectRequest:
             results=dict(self._results),
             outcome=self._outcome,
         )
-
