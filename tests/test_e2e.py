@@ -64,13 +64,14 @@ def api(stack: Stack, role: str = "operator") -> httpx.Client:
 
 
 def wait_stage(client: httpx.Client, ref: str, stage: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait for a stage and, where the stage waits for a person, for its work to be ready."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
     while time.monotonic() < deadline:
         r = client.get(f"/api/v1/requests/{ref}")
         if r.status_code == 200:
             last = r.json()
-            if last["stage"] == stage:
+            if last["stage"] == stage and (stage not in ("verifying", "reviewing") or last["waiting_for"]):
                 return last
         time.sleep(0.2)
     raise AssertionError(f"{ref} did not reach {stage}: last {last.get('stage')}")
