@@ -1,0 +1,148 @@
+"""The HTTP app: the JSON API, the codec server for the Temporal Web UI, and health.
+
+``create_app`` is the only way in, so that tests, ``dsar web`` and ``dsar dev`` build the same
+app. Error handling lives here, once: bad input is a 4xx with a message a person can act on,
+an unreachable engine is a 503 that says to retry, and validation errors never echo what was
+sent (FastAPI's default 422 includes the ``input``, which here would be a person's email).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+from temporalio.client import Client
+
+from console.api import ENGINE_UNREACHABLE, EngineUnavailable, Services, codec_router, health_router, router
+from dsar.logs import get_logger
+from dsar.settings import Settings
+from dsar.store import CaseStore
+from intake.service import IntakeError
+
+log = get_logger("dsar.app")
+
+#: Where the Temporal Web UI runs on the dev stack; it calls the codec endpoint from there.
+TEMPORAL_UI_ORIGINS = ["http://127.0.0.1:8233", "http://localhost:8233"]
+
+#: Error context keys that carry no part of the input (pydantic's ``ctx`` may hold limits and
+#: the allowed enum values; anything else is dropped rather than risk echoing personal data).
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,40}$")
+_SAFE_CTX = frozenset({"expected", "max_length", "min_length", "ge", "le", "gt", "lt", "error"})
+
+
+def create_app(
+    settings: Settings,
+    client: Client | None = None,
+    store: CaseStore | None = None,
+    *,
+    codec_requires_auth: bool = True,
+) -> FastAPI:
+    """Build the app. Without a ``client`` it connects to Temporal on start-up (and again on
+    demand if Temporal was not up yet); without a ``store`` it opens the configured register.
+    ``codec_requires_auth=False`` is for the local dev stack only, where the Web UI has no login.
+    """
+    from dsar.codec import EncryptionCodec
+
+    services = Services(settings, client, store)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if client is None:
+            try:
+                await services.client()
+            except EngineUnavailable:
+                log.warning("starting without Temporal; requests will retry the connection")
+        yield
+        services.close()
+
+    app = FastAPI(
+        title="dsar",
+        summary="Data-subject requests as durable workflows",
+        version="1",
+        docs_url="/docs",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.services = services
+    app.state.codec = EncryptionCodec.from_settings(settings)
+    app.state.codec_requires_auth = codec_requires_auth
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=TEMPORAL_UI_ORIGINS,
+        allow_methods=["POST", "GET", "OPTIONS"],
+        allow_headers=["content-type", "x-namespace", "authorization"],
+        allow_credentials=True,
+    )
+    app.include_router(router)
+    app.include_router(codec_router)
+    app.include_router(health_router)
+    install_error_handlers(app)
+    return app
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IntakeError, _intake_error)  # type: ignore[arg-type]
+    app.add_exception_handler(EngineUnavailable, _engine_unavailable)  # type: ignore[arg-type]
+
+
+def scrub_errors(errors: Any) -> list[dict[str, Any]]:
+    """Validation errors without the submitted values: location, message and type only."""
+    out: list[dict[str, Any]] = []
+    for err in errors:
+        item: dict[str, Any] = {
+            "loc": [_safe_loc(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "invalid")),
+            "type": str(err.get("type", "value_error")),
+        }
+        ctx = {k: str(v) for k, v in (err.get("ctx") or {}).items() if k in _SAFE_CTX}
+        if ctx:
+            item["ctx"] = ctx
+        out.append(item)
+    return out
+
+
+def _safe_loc(part: Any) -> Any:
+    """A location part, unless it could be a value: a client may send a person's email as a key."""
+    if isinstance(part, int) or (isinstance(part, str) and _NAME_RE.match(part)):
+        return part
+    return "<key>"
+
+
+def _where(loc: list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or "body"
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = scrub_errors(exc.errors())
+    if any(e["type"] == "json_invalid" for e in errors):
+        problem = next(e.get("ctx", {}).get("error", "") for e in errors if e["type"] == "json_invalid")
+        detail = "malformed JSON body" + (f": {problem}" if problem else "")
+        return JSONResponse({"detail": detail}, status_code=status.HTTP_400_BAD_REQUEST)
+    message = "; ".join(f"{_where(e['loc'])}: {e['msg']}" for e in errors)
+    return JSONResponse(
+        {"detail": errors, "message": message}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
+async def _intake_error(request: Request, exc: IntakeError) -> JSONResponse:
+    # IntakeError messages name the field, never its value (intake/service.py).
+    return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _engine_unavailable(request: Request, exc: EngineUnavailable) -> JSONResponse:
+    return JSONResponse(
+        {"detail": ENGINE_UNREACHABLE},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "5"},
+    )
+
+
+__all__ = ["TEMPORAL_UI_ORIGINS", "create_app", "scrub_errors"]

@@ -1,0 +1,298 @@
+"""``dsar``: the one command for running the stack and for working cases from a terminal.
+
+``submit``, ``status``, ``decide`` and ``queue`` go through the HTTP API, the same path as the
+console and intake systems, so the CLI never bypasses roles, validation or the audit trail.
+Errors are one line on stderr and a non-zero exit, never a traceback: an operator reads the
+line, a script reads the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+DEFAULT_API_URL = "http://127.0.0.1:8000"
+
+#: Exit codes: 0 ok, 1 the API or the check said no, 2 a usage or unexpected error.
+EXIT_REFUSED = 1
+EXIT_ERROR = 2
+
+
+class CliError(Exception):
+    """A failure to report as one line (the message says what to do), with its exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_REFUSED) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+# --------------------------------------------------------------------------------------------
+# Talking to the API
+
+
+def _token() -> str:
+    token = os.environ.get("DSAR_TOKEN")
+    if token:
+        return token
+    # Local development: sign a token with this machine's secret (var/jwt.secret).
+    from console.auth import mint_token
+    from dsar.settings import Settings
+
+    return mint_token(Settings(), "cli", ["admin"])
+
+
+def _error_text(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text.strip().splitlines()[0] if response.text.strip() else response.reason_phrase
+    if isinstance(body, dict):
+        if isinstance(body.get("message"), str):
+            return str(body["message"])
+        detail = body.get("detail")
+        if isinstance(detail, str):
+            return detail
+        if isinstance(detail, list):
+            return "; ".join(str(d.get("msg", d)) if isinstance(d, dict) else str(d) for d in detail)
+    return json.dumps(body)
+
+
+def api_call(method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
+             headers: dict[str, str] | None = None) -> Any:  # fmt: skip
+    """One API request; returns the JSON body or raises ``CliError`` with a one-line message."""
+    import httpx
+
+    base = os.environ.get("DSAR_API_URL", DEFAULT_API_URL).rstrip("/")
+    all_headers = {"Authorization": f"Bearer {_token()}", **(headers or {})}
+    try:
+        with httpx.Client(base_url=base, timeout=httpx.Timeout(90.0, connect=5.0)) as client:
+            response = client.request(method, path, json=json_body, params=params, headers=all_headers)
+    except httpx.ConnectError:
+        raise CliError(f"cannot reach the dsar API at {base} (connection refused?); start it with 'dsar dev' "
+                       "or 'dsar web', or set DSAR_API_URL") from None  # fmt: skip
+    except httpx.TimeoutException:
+        raise CliError(f"the dsar API at {base} did not answer in time; retry") from None
+    except httpx.HTTPError as e:
+        raise CliError(f"request to {base} failed: {type(e).__name__}") from None
+    if response.status_code >= 400:
+        raise CliError(f"{response.status_code}: {_error_text(response)}")
+    try:
+        return response.json()
+    except ValueError:
+        raise CliError(f"{response.status_code}: the API answered with something that is not JSON") from None
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# Subcommands
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    identifiers: dict[str, str] = {}
+    for kind in ("email", "name", "phone", "postcode"):
+        value = getattr(args, kind)
+        if value:
+            identifiers[kind] = value
+    for item in args.identifier or []:
+        kind, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(f"--id needs KIND=VALUE (e.g. --id customer_id=C-1001), not {kind!r}", EXIT_ERROR)
+        identifiers[kind.strip()] = value
+    if not identifiers:
+        raise CliError(
+            "give at least one identifier: --email, --name, --phone, --postcode or --id", EXIT_ERROR
+        )
+    body: dict[str, Any] = {
+        "type": args.type,
+        "regime": args.regime,
+        "identifiers": identifiers,
+        "channel": args.channel,
+        "by_agent": args.by_agent,
+    }
+    if args.idempotency_key:
+        body["idempotency_key"] = args.idempotency_key
+    _print_json(api_call("POST", "/api/v1/requests", json_body=body))
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _print_json(api_call("GET", f"/api/v1/requests/{args.ref}"))
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    body = {"kind": args.kind, "reason": args.reason, "ground": args.ground}
+    _print_json(api_call("POST", f"/api/v1/requests/{args.ref}/decisions", json_body=body))
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    params = {
+        k: v
+        for k, v in {"stage": args.stage, "due_before": args.due_before, "limit": args.limit}.items()
+        if v
+    }
+    _print_json(api_call("GET", "/api/v1/requests", params=params))
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from console.auth import mint_token
+    from dsar.settings import Settings
+
+    try:
+        token = mint_token(Settings(), args.sub, args.role or ["operator"], ttl=timedelta(hours=args.hours))
+    except ValueError as e:
+        raise CliError(str(e), EXIT_ERROR) from None
+    sys.stdout.write(token + "\n")
+    return 0
+
+
+def cmd_deadline(args: argparse.Namespace) -> int:
+    from dsar.deadline_cli import run
+
+    result = run(sys.stdin, sys.stdout)
+    return result if isinstance(result, int) else 0
+
+
+def cmd_audit_verify(args: argparse.Namespace) -> int:
+    from dsar.audit_cli import verify
+    from dsar.settings import Settings
+
+    return verify(args.ref, Settings().resolved_database_url, sys.stdout)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    import worker
+
+    worker.main()
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from console.app import create_app
+    from dsar.logs import configure_logging
+    from dsar.settings import Settings
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    return 0
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from dsar import devstack
+
+    result = devstack.main(args.args)
+    return result if isinstance(result, int) else 0
+
+
+# --------------------------------------------------------------------------------------------
+# The parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dsar.model import Channel, DecisionKind, Regime, RequestType, Stage
+
+    parser = argparse.ArgumentParser(
+        prog="dsar",
+        description="Data-subject requests as durable workflows.",
+        epilog="submit/status/decide/queue use the API at $DSAR_API_URL (default "
+        f"{DEFAULT_API_URL}) with the token in $DSAR_TOKEN (default: a local dev token).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func: Callable[[argparse.Namespace], int], help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add(
+        "dev",
+        cmd_dev,
+        "run the local stack: Temporal dev server, worker and HTTP app (what 'make run' starts)",
+    )
+    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the dev stack")
+    add("worker", cmd_worker, "run a worker against $DSAR_TEMPORAL_ADDRESS")
+    add("web", cmd_web, "serve the HTTP API on $DSAR_HTTP_HOST:$DSAR_HTTP_PORT")
+
+    p = add("submit", cmd_submit, "open a request through the API")
+    p.add_argument("--type", required=True, choices=[t.value for t in RequestType])
+    p.add_argument("--regime", required=True, choices=[r.value for r in Regime])
+    p.add_argument("--email")
+    p.add_argument("--name")
+    p.add_argument("--phone")
+    p.add_argument("--postcode")
+    p.add_argument(
+        "--id", dest="identifier", action="append", metavar="KIND=VALUE", help="any other identifier"
+    )
+    p.add_argument("--channel", default=Channel.API.value, choices=[c.value for c in Channel])
+    p.add_argument("--by-agent", action="store_true", help="made by an authorised agent")
+    p.add_argument("--idempotency-key", help="the same key reaches the same case")
+
+    p = add("status", cmd_status, "show a case (its snapshot)")
+    p.add_argument("ref", metavar="REF")
+
+    p = add("decide", cmd_decide, "take a decision on a case")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument(
+        "kind", metavar="KIND", choices=[k.value for k in DecisionKind], help="e.g. verify, approve"
+    )
+    p.add_argument("--reason", default="")
+    p.add_argument("--ground", default="")
+
+    p = add("queue", cmd_queue, "list cases by due date")
+    p.add_argument("--stage", choices=[s.value for s in Stage])
+    p.add_argument("--due-before", metavar="YYYY-MM-DD")
+    p.add_argument("--limit", type=int)
+
+    p = add("token", cmd_token, "print a staff token signed with the local secret (development)")
+    p.add_argument("--sub", required=True, help="who the token is for")
+    p.add_argument("--role", action="append", choices=["operator", "reviewer", "admin"], help="repeatable")
+    p.add_argument("--hours", type=float, default=8.0, help="lifetime (default 8)")
+
+    add("deadline", cmd_deadline, "compute deadlines: JSON lines on stdin, one JSON line out per input")
+
+    p = add("audit", lambda a: EXIT_ERROR, "audit log tools")
+    audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    v = audit.add_parser("verify", help="check a case's hash chain", description="check a case's hash chain")
+    v.add_argument("ref", metavar="REF")
+    v.set_defaults(func=cmd_audit_verify)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``dsar`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args.func(args)
+    except CliError as e:
+        sys.stderr.write(f"dsar {args.command}: {e}\n")
+        code = e.code
+    except KeyboardInterrupt:
+        code = 130
+    except Exception as e:  # the promise: one line, never a traceback
+        sys.stderr.write(f"dsar {args.command}: {type(e).__name__}: {_first_line(e)}\n")
+        code = EXIT_ERROR
+    sys.stdout.flush()
+    sys.exit(code)
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else "unexpected error"
+
+
+if __name__ == "__main__":
+    main()
