@@ -185,6 +185,7 @@ def _seed(stack: Stack) -> None:
     """Create the demo company's databases once; their URLs reach the worker by environment."""
     from demo.seed import seed_demo
 
+    stack.var.mkdir(parents=True, exist_ok=True)
     crm, marketing = stack.var / "demo_crm.db", stack.var / "demo_marketing.db"
     urls = {"DSAR_DEMO_CRM_URL": f"sqlite:///{crm}", "DSAR_DEMO_MARKETING_URL": f"sqlite:///{marketing}"}
     if not (crm.exists() and marketing.exists()):
