@@ -155,7 +155,9 @@ class BackgroundServer:
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))  # type: ignore[arg-type]
+        # log_config=None: uvicorn must not reconfigure the process's logging for later tests.
+        config = uvicorn.Config(app, log_config=None, lifespan="off")  # type: ignore[arg-type]
+        self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 
     async def __aenter__(self) -> BackgroundServer:
