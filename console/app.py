@@ -23,7 +23,7 @@ from console.api import ENGINE_UNREACHABLE, EngineUnavailable, Services, codec_r
 from dsar.logs import get_logger
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from intake.service import IntakeError
+from intake.service import IntakeError, RegisterOutOfStep
 
 log = get_logger("dsar.app")
 
@@ -90,6 +90,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntakeError, _intake_error)  # type: ignore[arg-type]
     app.add_exception_handler(EngineUnavailable, _engine_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(RegisterOutOfStep, _register_out_of_step)  # type: ignore[arg-type]
 
 
 def scrub_errors(errors: Any) -> list[dict[str, Any]]:
@@ -142,6 +143,16 @@ async def _engine_unavailable(request: Request, exc: EngineUnavailable) -> JSONR
         {"detail": ENGINE_UNREACHABLE},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
         headers={"Retry-After": "5"},
+    )
+
+
+async def _register_out_of_step(request: Request, exc: RegisterOutOfStep) -> JSONResponse:
+    # Refused by intake rather than mixing two people's cases; an operator must reconcile the
+    # register with Temporal. The message names references only.
+    log.error("register out of step with the workflow engine", error=str(exc))
+    return JSONResponse(
+        {"detail": f"{exc}; the request was not opened: ask an administrator to reconcile the register"},
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
     )
 
 

@@ -9,6 +9,7 @@ import socket
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,8 +20,9 @@ from temporalio.worker import Worker
 
 from console.app import create_app
 from console.auth import mint_token
+from dsar.model import Channel, Regime, RequestType
 from dsar.settings import Settings
-from dsar.store import CaseStore
+from dsar.store import CaseStore, NewCase
 from tests.conftest import make_settings
 
 EMAIL = "margaret.ellis@example.com"
@@ -422,6 +424,32 @@ async def test_unreachable_engine_is_a_503(settings: Settings, store: CaseStore)
         assert r.json() == {"ok": True, "temporal": False}
         r = await api.get("/api/v1/requests", headers=bearer(down, "operator"))
         assert r.status_code == 200  # the register does not need the engine
+
+
+async def test_register_out_of_step_with_the_engine_is_a_503_not_a_500(
+    api: httpx.AsyncClient, ts_env: WorkflowEnvironment, settings: Settings, tmp_path: Path
+) -> None:
+    """A reset register would hand out a reference Temporal still runs: intake refuses."""
+    running = (await submit(api, settings))["reference"]
+    await wait_stage(api, settings, running, {"verifying"})
+    # A register "restored from an old backup": its next reference is the running case's.
+    fresh = CaseStore(f"sqlite:///{tmp_path / 'restored.db'}")
+    try:
+        for _ in range(int(running.rsplit("-", 1)[1]) - 1):
+            fresh.open_case(NewCase(RequestType.ACCESS, Regime.UK_GDPR, Channel.API, datetime.now(UTC)))
+        app = create_app(settings, client=ts_env.client, store=fresh)
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as restored:
+            r = await restored.post(
+                "/api/v1/requests",
+                json={"type": "access", "regime": "UK_GDPR", "identifiers": MARGARET},
+                headers=bearer(settings, "operator"),
+            )
+        assert r.status_code == 503
+        assert running in r.json()["detail"] and EMAIL not in r.text
+    finally:
+        fresh.close()
+    snap = await wait_stage(api, settings, running, {"verifying"})
+    assert snap["decisions"] == []  # the running case was left alone
 
 
 async def test_health_and_openapi(api: httpx.AsyncClient) -> None:
