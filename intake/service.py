@@ -12,7 +12,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from dsar.clock import ClockPolicy, StatutoryClock, primary_kind
@@ -127,10 +132,12 @@ async def open_case(
             channel=Channel(row.channel),
         )
     except WorkflowAlreadyStartedError:
-        raise RegisterOutOfStep(
-            f"case {row.reference} already exists in the workflow engine but was just allocated by "
-            "the register: the register and Temporal are out of step"
-        ) from None
+        # A replay reaching a case that has since closed is that case, already done.
+        if created:
+            raise RegisterOutOfStep(
+                f"case {row.reference} already exists in the workflow engine but was just allocated "
+                "by the register: the register and Temporal are out of step"
+            ) from None
     return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)
 
 
@@ -148,8 +155,8 @@ async def _start(
     replay: bool,
     channel: Channel,
 ) -> None:
-    # A replayed intake (same idempotency key) reaches the existing case; a new reference must
-    # be new to the engine too.
+    # A replayed intake (same idempotency key) reaches the existing case, running or closed (a
+    # closed case is never started again); a new reference must be new to the engine too.
     conflict = WorkflowIDConflictPolicy.USE_EXISTING if replay else WorkflowIDConflictPolicy.FAIL
     await client.start_workflow(
         DataSubjectRequest.run,
@@ -166,6 +173,7 @@ async def _start(
         id=reference,
         task_queue=settings.task_queue,
         id_conflict_policy=conflict,
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(STAGE_ATTR, Stage.RECEIVED.value),

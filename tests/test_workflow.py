@@ -10,7 +10,8 @@ import asyncio
 import email
 import email.policy
 import time
-from datetime import date, timedelta
+from collections.abc import Callable
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 
 import pytest
@@ -72,8 +73,10 @@ async def snap(handle: WorkflowHandle[DataSubjectRequest, str]) -> Snapshot:
 
 
 async def wait_until(
-    handle: WorkflowHandle[DataSubjectRequest, str], check, timeout: float = 15.0
-) -> Snapshot:  # type: ignore[no-untyped-def]
+    handle: WorkflowHandle[DataSubjectRequest, str],
+    check: Callable[[Snapshot], object],
+    timeout: float = 15.0,
+) -> Snapshot:
     deadline = time.monotonic() + timeout
     while True:
         s = await snap(handle)
@@ -342,7 +345,7 @@ async def test_reminders_escalation_and_breach_fire_on_time(
     due = date.fromisoformat(s.due)
     t0 = time.monotonic()
 
-    async def skip_to(instant):  # type: ignore[no-untyped-def]
+    async def skip_to(instant: datetime) -> None:
         now = await ts_env.get_current_time()
         await ts_env.sleep(instant - now)
 
@@ -392,6 +395,22 @@ async def test_same_idempotency_key_reaches_the_same_case(
     await at_stage(a, Stage.VERIFYING)
     acks = [x for x in subjects(settings, a.id) if "We have received" in x]
     assert len(acks) == 1
+
+
+async def test_replayed_key_after_the_case_closed_does_not_start_it_again(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    key = f"msg-closed-{time.time_ns()}@example.com"
+    a = await start(ts_env, store, settings, key=key)
+    await at_stage(a, Stage.VERIFYING)
+    await decide(a, DecisionKind.WITHDRAW, reason="withdrawn by phone")
+    assert await a.result() == Stage.WITHDRAWN.value
+    first_run = (await a.describe()).run_id
+    b = await start(ts_env, store, settings, key=key)
+    assert b.id == a.id
+    desc = await b.describe()
+    assert desc.run_id == first_run and desc.status is not None and desc.status.name == "COMPLETED"
+    assert sum("We have received" in x for x in subjects(settings, a.id)) == 1
 
 
 async def test_withdrawal_ends_the_case_and_tells_the_person(
