@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean install
+.PHONY: run test lint bench clean install bytecode
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,12 @@ $(STAMP): $(PY) pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Bytecode for our own modules: the workflow sandbox re-imports the workflow module for every
+# case, and without a .pyc (PYTHONDONTWRITEBYTECODE is set on some machines) it recompiles it.
+bytecode: $(STAMP)
+	@$(PY) -m compileall -q dsar workflows activities connectors intake console demo worker.py
+
+install: $(STAMP) bytecode
 
 ## make run: Temporal dev server + Web UI (8233), worker, HTTP app (8000), demo company. Ctrl-C stops all.
 run: install

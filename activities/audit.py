@@ -13,7 +13,7 @@ from datetime import date, datetime
 from temporalio import activity
 
 from dsar.logs import bind_case, get_logger
-from dsar.store import CaseStore
+from dsar.store import AuditSpec, CaseStore
 
 log = get_logger("dsar.activities.audit")
 
@@ -55,18 +55,10 @@ class AuditActivities:
             log.info("case recorded", stage=rec.stage, count=len(rec.entries))
 
     def _record(self, rec: CaseRecord) -> None:
-        for e in rec.entries:
-            self.store.append_audit(
-                rec.reference,
-                action=e.action,
-                actor=e.actor,
-                reason=e.reason,
-                details=dict(e.details),
-                at=rec.at,
-                event_key=e.key,
-            )
-        self.store.sync_case(
+        self.store.record(
             rec.reference,
+            [AuditSpec(e.action, e.actor, e.reason, dict(e.details), event_key=e.key) for e in rec.entries],
+            at=rec.at,
             stage=rec.stage,
             due=date.fromisoformat(rec.due) if rec.due else None,
             acknowledgement_due=(

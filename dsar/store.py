@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
@@ -244,6 +244,17 @@ def event_hash(
 # The store
 
 
+@dataclass(frozen=True)
+class AuditSpec:
+    """One audit event to append with :meth:`CaseStore.record`."""
+
+    action: str
+    actor: str
+    reason: str = ""
+    details: dict[str, Any] | None = None
+    event_key: str | None = None
+
+
 class CaseStore:
     """The register and the audit log behind one database URL.
 
@@ -259,6 +270,11 @@ class CaseStore:
         in_memory = self._sqlite and sa_url.database in (None, "", ":memory:")
         # One in-memory connection is shared by all threads, so calls must take turns.
         self._serial: AbstractContextManager[Any] = threading.Lock() if in_memory else nullcontext()
+        # SQLite has one writer at a time: queue this process's writers on a mutex rather than on
+        # SQLite's busy-wait, whose backoff turns contention into multi-second stalls.
+        self._writers: AbstractContextManager[Any] = (
+            threading.Lock() if self._sqlite and not in_memory else nullcontext()
+        )
         if self._sqlite:
             kwargs: dict[str, Any] = {
                 "connect_args": {"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
@@ -291,7 +307,7 @@ class CaseStore:
         without waiting if another writer committed in between; taking the lock up front
         makes writers queue on the busy timeout instead.
         """
-        with self._serial, Session(self.engine, expire_on_commit=False) as session:
+        with self._writers, self._serial, Session(self.engine, expire_on_commit=False) as session:
             if self._sqlite:
                 session.connection(execution_options={_SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
             yield session
@@ -494,6 +510,96 @@ class CaseStore:
             session.add(row)
             session.commit()
             return _audit_row(row)
+
+    def record(self, reference: str, entries: Sequence[AuditSpec], at: datetime, **fields: Any) -> CaseRow:
+        """Append audit events and update the register row in one transaction, so that the row a
+        list shows and the trail a regulator reads never disagree. Entries whose ``event_key`` is
+        already written (a retried activity) are skipped."""
+        unknown = sorted(set(fields) - SYNCABLE_FIELDS)
+        if unknown:
+            raise ValueError(f"record: unknown field(s) {', '.join(unknown)}")
+        values = {name: _check_field(name, value) for name, value in fields.items()}
+        when = _as_utc(at)
+        prepared = []
+        for e in entries:
+            if not e.action or not e.actor:
+                raise ValueError("record: every audit entry needs an action and an actor")
+            facts = dict(e.details or {})
+            prepared.append((e, facts, canonical_json(facts)))
+        for attempt in (1, 2):
+            try:
+                return self._record_once(reference, prepared, when, values)
+            except IntegrityError:
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _record_once(
+        self,
+        reference: str,
+        prepared: list[tuple[AuditSpec, dict[str, Any], str]],
+        when: datetime,
+        values: dict[str, Any],
+    ) -> CaseRow:
+        with self._write() as session:
+            case = session.exec(
+                select(Case).where(col(Case.reference) == reference).with_for_update()
+            ).first()
+            if case is None:
+                raise CaseNotFound(f"no case {reference!r} in the register")
+            keys = [e.event_key for e, _, _ in prepared if e.event_key]
+            written = (
+                set(
+                    session.exec(
+                        select(AuditEvent.event_key).where(col(AuditEvent.event_key).in_(keys))
+                    ).all()
+                )
+                if keys
+                else set()
+            )
+            last = session.exec(
+                select(AuditEvent)
+                .where(col(AuditEvent.reference) == reference)
+                .order_by(col(AuditEvent.seq).desc())
+                .limit(1)
+            ).first()
+            seq = last.seq if last is not None else 0
+            prev_hash = last.hash if last is not None else GENESIS_HASH
+            for e, facts, details_json in prepared:
+                if e.event_key is not None and e.event_key in written:
+                    continue
+                seq += 1
+                digest = event_hash(
+                    reference=reference,
+                    seq=seq,
+                    at=when,
+                    actor=e.actor,
+                    action=e.action,
+                    reason=e.reason,
+                    details=facts,
+                    prev_hash=prev_hash,
+                )
+                session.add(
+                    AuditEvent(
+                        reference=reference,
+                        seq=seq,
+                        event_key=e.event_key,
+                        at=when,
+                        actor=e.actor,
+                        action=e.action,
+                        reason=e.reason,
+                        details=details_json,
+                        prev_hash=prev_hash,
+                        hash=digest,
+                    )
+                )
+                prev_hash = digest
+            for name, value in values.items():
+                setattr(case, name, value)
+            case.updated_at = _now()
+            session.add(case)
+            session.commit()
+            return _case_row(case)
 
     def _event_by_key(self, event_key: str) -> AuditRow | None:
         with self._read() as session:

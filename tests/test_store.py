@@ -507,3 +507,25 @@ def test_verify_cli_unknown_reference(store: CaseStore, database_url: str) -> No
         "first_bad_seq": None,
         "problem": "no such case",
     }
+
+
+def test_record_writes_entries_and_row_in_one_transaction_idempotently(store: CaseStore) -> None:
+    from dsar.store import AuditSpec
+
+    row, _ = store.open_case(new_case())
+    at = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    entries = [
+        AuditSpec("stage:acknowledged", "system", event_key=f"{row.reference}/1"),
+        AuditSpec(
+            "stage:verifying", "system", details={"from": "acknowledged"}, event_key=f"{row.reference}/2"
+        ),
+    ]
+    out = store.record(row.reference, entries, at=at, stage="verifying", waiting_for="operator")
+    assert out.stage == "verifying" and out.waiting_for == "operator"
+    # a retried activity writes nothing twice
+    store.record(row.reference, entries, at=at, stage="verifying")
+    trail = store.audit_trail(row.reference)
+    assert [e.action for e in trail] == ["stage:acknowledged", "stage:verifying"]
+    assert store.verify_chain(row.reference).ok
+    with pytest.raises(CaseNotFound):
+        store.record("DSR-2026-999999", entries, at=at, stage="verifying")

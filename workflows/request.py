@@ -207,6 +207,8 @@ class DataSubjectRequest:
         self._changes = 0  # bumped on every decision: wakes waiting code
         self._clock_version = 0  # bumped on every clock event: wakes the clock watcher
         self._record_lock = asyncio.Lock()
+        self._pending: list[AuditEntry] = []  # stage moves to write with the next record
+        self._published: tuple[object, ...] | None = None
 
     # ------------------------------------------------------------------ main flow
 
@@ -249,6 +251,7 @@ class DataSubjectRequest:
         )
         await self._move(
             Stage.ACKNOWLEDGED,
+            flush=False,  # written together with the next stage's record
             extra=[
                 self._entry(
                     "received",
@@ -300,7 +303,7 @@ class DataSubjectRequest:
             return SystemResult(system=system, status="failed", detail=f"search failed ({kind})")
 
     async def _review(self) -> None:
-        await self._move(Stage.REVIEWING)
+        await self._move(Stage.REVIEWING, flush=False)
         package = await self._or_end(
             workflow.execute_activity_method(
                 ReviewActivities.prepare_review,
@@ -326,7 +329,7 @@ class DataSubjectRequest:
         await self._wait_for(lambda: self._approved)
 
     async def _fulfil(self) -> None:
-        await self._move(Stage.FULFILLING)
+        await self._move(Stage.FULFILLING, flush=False)
         result: FulfilResult = await self._or_end(
             workflow.execute_activity_method(
                 FulfilActivities.fulfil_request,
@@ -645,16 +648,24 @@ class DataSubjectRequest:
             details=details or {},
         )
 
-    async def _move(self, stage: Stage, reason: str = "", extra: list[AuditEntry] | None = None) -> None:
+    async def _move(
+        self, stage: Stage, reason: str = "", extra: list[AuditEntry] | None = None, flush: bool = True
+    ) -> None:
+        """Enter a stage. ``flush=False`` when the stage's own work is short and ends in another
+        record: the entries are then written with it, one register write instead of two."""
         previous = self._stage
         self._stage = stage
         self._publish()
         entry = self._entry(f"stage:{stage.value}", reason=reason, details={"from": previous.value})
-        await self._record([*(extra or []), entry])
+        self._pending += [*(extra or []), entry]
+        if flush:
+            await self._record([])
 
     async def _record(self, entries: list[AuditEntry]) -> None:
         """Write audit entries and bring the register row up to date, one transition at a time."""
         async with self._record_lock:
+            entries = [*self._pending, *entries]
+            self._pending = []
             await workflow.execute_local_activity_method(
                 AuditActivities.record_case,
                 CaseRecord(
@@ -732,16 +743,21 @@ class DataSubjectRequest:
         return next((d.reason for d in reversed(self._decisions) if d.kind == kind), "")
 
     def _publish(self) -> None:
-        """Search attributes for the Temporal Web UI: no personal data, ever."""
-        workflow.upsert_search_attributes(
-            [
-                STAGE_ATTR.value_set(self._stage.value),
-                REGIME_ATTR.value_set(self._case.regime.value),
-                TYPE_ATTR.value_set(self._case.request_type.value),
-                DUE_ATTR.value_set(end_of_day(self._due(), self._tz)),
-                BREACHED_ATTR.value_set(self._breached),
-            ]
-        )
+        """Search attributes for the Temporal Web UI: no personal data, ever. Upserted only when
+        they change (each upsert is a visibility write on the server)."""
+        due = end_of_day(self._due(), self._tz)
+        current = (self._stage, due, self._breached)
+        if current != self._published:
+            self._published = current
+            workflow.upsert_search_attributes(
+                [
+                    STAGE_ATTR.value_set(self._stage.value),
+                    REGIME_ATTR.value_set(self._case.regime.value),
+                    TYPE_ATTR.value_set(self._case.request_type.value),
+                    DUE_ATTR.value_set(due),
+                    BREACHED_ATTR.value_set(self._breached),
+                ]
+            )
         waiting = self._waiting_for()
         workflow.set_current_details(
             f"{self._stage.value}; due {self._due().isoformat()}"
