@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -46,7 +47,6 @@ def build_worker(
     blobs: BlobStore | None = None,
     mailer: Mailer | None = None,
     task_queue: str | None = None,
-    max_activity_threads: int = 32,
 ) -> Worker:
     store = store or CaseStore(settings.resolved_database_url)
     datamap = datamap or DataMap.load(settings.datamap)
@@ -69,9 +69,11 @@ def build_worker(
             review.prepare_review,
             fulfil.fulfil_request,
         ],
-        activity_executor=ThreadPoolExecutor(max_workers=max_activity_threads),
-        max_concurrent_activities=max_activity_threads,
-        max_concurrent_local_activities=max_activity_threads,
+        activity_executor=ThreadPoolExecutor(max_workers=settings.worker_activity_threads),
+        max_concurrent_activities=settings.worker_activity_threads,
+        max_concurrent_local_activities=settings.worker_activity_threads,
+        max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_s),
     )
 
 

@@ -56,6 +56,12 @@ class Settings(BaseSettings):
     escalate_days_before: int = 1
     wait_for_person_days: int = 30
     close_after_days: int = 30
+    #: Worker tuning. Fewer workflow-task slots than the SDK default (100): on a small machine the
+    #: GIL makes extra slots wait inside the worker, where their 10 s timeout runs, instead of on
+    #: the server's queue, where it does not.
+    worker_workflow_tasks: int = 16
+    worker_activity_threads: int = 32
+    worker_sticky_timeout_s: float = 60.0
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
