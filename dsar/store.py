@@ -467,47 +467,13 @@ class CaseStore:
         event_key: str | None,
     ) -> AuditRow:
         with self._write() as session:
-            # PostgreSQL: FOR UPDATE on the case row queues appenders of this case.
-            # SQLite: ignored; BEGIN IMMEDIATE in _write() already holds the write lock.
-            case = session.exec(
-                select(Case).where(col(Case.reference) == reference).with_for_update()
-            ).first()
-            if case is None:
-                raise CaseNotFound(f"no case {reference!r} in the register")
+            _lock_case(session, reference)
             if event_key is not None:
                 found = session.exec(select(AuditEvent).where(col(AuditEvent.event_key) == event_key)).first()
                 if found is not None:
                     return _checked_same_case(_audit_row(found), reference)
-            last = session.exec(
-                select(AuditEvent)
-                .where(col(AuditEvent.reference) == reference)
-                .order_by(col(AuditEvent.seq).desc())
-                .limit(1)
-            ).first()
-            seq = last.seq + 1 if last is not None else 1
-            prev_hash = last.hash if last is not None else GENESIS_HASH
-            row = AuditEvent(
-                reference=reference,
-                seq=seq,
-                event_key=event_key,
-                at=when,
-                actor=actor,
-                action=action,
-                reason=reason,
-                details=details_json,
-                prev_hash=prev_hash,
-                hash=event_hash(
-                    reference=reference,
-                    seq=seq,
-                    at=when,
-                    actor=actor,
-                    action=action,
-                    reason=reason,
-                    details=facts,
-                    prev_hash=prev_hash,
-                ),
-            )
-            session.add(row)
+            spec = AuditSpec(action, actor, reason, facts, event_key)
+            (row,) = _append_chain(session, reference, [(spec, facts, details_json)], when)
             session.commit()
             return _audit_row(row)
 
@@ -542,58 +508,17 @@ class CaseStore:
         values: dict[str, Any],
     ) -> CaseRow:
         with self._write() as session:
-            case = session.exec(
-                select(Case).where(col(Case.reference) == reference).with_for_update()
-            ).first()
-            if case is None:
-                raise CaseNotFound(f"no case {reference!r} in the register")
+            case = _lock_case(session, reference)
             keys = [e.event_key for e, _, _ in prepared if e.event_key]
-            written = (
-                set(
-                    session.exec(
-                        select(AuditEvent.event_key).where(col(AuditEvent.event_key).in_(keys))
-                    ).all()
+            written: dict[str | None, str] = {}
+            if keys:
+                query = select(AuditEvent.event_key, AuditEvent.reference).where(
+                    col(AuditEvent.event_key).in_(keys)
                 )
-                if keys
-                else set()
-            )
-            last = session.exec(
-                select(AuditEvent)
-                .where(col(AuditEvent.reference) == reference)
-                .order_by(col(AuditEvent.seq).desc())
-                .limit(1)
-            ).first()
-            seq = last.seq if last is not None else 0
-            prev_hash = last.hash if last is not None else GENESIS_HASH
-            for e, facts, details_json in prepared:
-                if e.event_key is not None and e.event_key in written:
-                    continue
-                seq += 1
-                digest = event_hash(
-                    reference=reference,
-                    seq=seq,
-                    at=when,
-                    actor=e.actor,
-                    action=e.action,
-                    reason=e.reason,
-                    details=facts,
-                    prev_hash=prev_hash,
-                )
-                session.add(
-                    AuditEvent(
-                        reference=reference,
-                        seq=seq,
-                        event_key=e.event_key,
-                        at=when,
-                        actor=e.actor,
-                        action=e.action,
-                        reason=e.reason,
-                        details=details_json,
-                        prev_hash=prev_hash,
-                        hash=digest,
-                    )
-                )
-                prev_hash = digest
+                written = {key: ref for key, ref in session.exec(query).all()}
+            if any(ref != reference for ref in written.values()):
+                raise ValueError("record: an event key is already used by another case")
+            _append_chain(session, reference, [p for p in prepared if p[0].event_key not in written], when)
             for name, value in values.items():
                 setattr(case, name, value)
             case.updated_at = _now()
@@ -721,6 +646,64 @@ def _check_field(name: str, value: Any) -> Any:
     if value is not None and not isinstance(value, str):  # waiting_for, outcome
         raise ValueError(f"sync_case: {name} must be a string or None, not {value!r}")
     return value
+
+
+def _lock_case(session: Session, reference: str) -> Case:
+    """The case row, locked for this transaction so appenders of one case queue.
+
+    PostgreSQL: FOR UPDATE on the row. SQLite: ignored; BEGIN IMMEDIATE already holds the lock.
+    """
+    case = session.exec(select(Case).where(col(Case.reference) == reference).with_for_update()).first()
+    if case is None:
+        raise CaseNotFound(f"no case {reference!r} in the register")
+    return case
+
+
+def _append_chain(
+    session: Session,
+    reference: str,
+    prepared: Sequence[tuple[AuditSpec, dict[str, Any], str]],
+    when: datetime,
+) -> list[AuditEvent]:
+    """Append events to the end of the case's hash chain, inside the caller's transaction (which
+    holds the case lock)."""
+    last = session.exec(
+        select(AuditEvent)
+        .where(col(AuditEvent.reference) == reference)
+        .order_by(col(AuditEvent.seq).desc())
+        .limit(1)
+    ).first()
+    seq = last.seq if last is not None else 0
+    prev_hash = last.hash if last is not None else GENESIS_HASH
+    added = []
+    for spec, facts, details_json in prepared:
+        seq += 1
+        digest = event_hash(
+            reference=reference,
+            seq=seq,
+            at=when,
+            actor=spec.actor,
+            action=spec.action,
+            reason=spec.reason,
+            details=facts,
+            prev_hash=prev_hash,
+        )
+        row = AuditEvent(
+            reference=reference,
+            seq=seq,
+            event_key=spec.event_key,
+            at=when,
+            actor=spec.actor,
+            action=spec.action,
+            reason=spec.reason,
+            details=details_json,
+            prev_hash=prev_hash,
+            hash=digest,
+        )
+        session.add(row)
+        added.append(row)
+        prev_hash = digest
+    return added
 
 
 def _case_by_reference(session: Session, reference: str) -> Case | None:
