@@ -301,6 +301,10 @@ async def test_clarification_pause_moves_the_due_date(
     await decide(h, DecisionKind.REQUEST_CLARIFICATION, reason="which accounts and which years")
     s = await snap(h)
     assert s.paused and s.waiting_for == "person: clarification"
+    asking = [
+        m for m in letters(settings) if "tell us more" in str(m["Subject"]) and h.id in str(m["Subject"])
+    ]
+    assert "is paused until we receive it" in asking[0].get_content()
     await ts_env.sleep(timedelta(days=5))
     answered = local_date(await ts_env.get_current_time(), TZ)
     await decide(h, DecisionKind.CLARIFICATION_RECEIVED)

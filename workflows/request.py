@@ -40,6 +40,8 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         DecisionKind,
         DecisionRecord,
+        Regime,
+        RequestType,
         Snapshot,
         Stage,
         SystemResult,
@@ -706,7 +708,7 @@ class DataSubjectRequest:
             "due": self._due().isoformat(),
             "stage": self._stage.value,
             "waiting_for": self._waiting_for() or "nothing",
-            "clock_note": self._clock_note(),
+            "clock_note": self._clock_note(kind),
         }
         team = kind in ("reminder", "escalation", "breach")
         await workflow.execute_activity_method(
@@ -723,9 +725,18 @@ class DataSubjectRequest:
             summary=f"letter: {kind}",
         )
 
-    def _clock_note(self) -> str:
-        if self._case.regime.value == "UK_GDPR":
-            return "The time we have to respond starts again when we receive it."
+    def _clock_note(self, letter: str) -> str:
+        """What asking the person does to our deadline, as the regime says (LEGAL.md §2)."""
+        restart = "The time we have to respond starts again when we receive it."
+        paused = "The time we have to respond is paused until we receive it."
+        regime, policy = self._case.regime, self._case.policy
+        if regime == Regime.UK_GDPR:
+            if letter in ("identity_request", "authority_request", "fee_request"):
+                return restart  # Art 12A: the relevant time is the latest of these
+            if letter == "clarification_request" and self._case.request_type == RequestType.ACCESS:
+                return paused  # DPA 2018 s 54(3C) and Art 12A: access requests only
+        if regime == Regime.EU_GDPR and letter in ("identity_request", "authority_request"):
+            return {"restart": restart, "suspend": paused}.get(policy.eu_identity_pause, "")
         return ""
 
     def _waiting_for(self) -> str | None:
