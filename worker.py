@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -73,7 +72,6 @@ def build_worker(
         max_concurrent_activities=settings.worker_activity_threads,
         max_concurrent_local_activities=settings.worker_activity_threads,
         max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
-        sticky_queue_schedule_to_start_timeout=timedelta(seconds=settings.worker_sticky_timeout_s),
     )
 
 

@@ -61,7 +61,6 @@ class Settings(BaseSettings):
     #: the server's queue, where it does not.
     worker_workflow_tasks: int = 16
     worker_activity_threads: int = 32
-    worker_sticky_timeout_s: float = 60.0
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
