@@ -586,9 +586,9 @@ class DataSubjectRequest:
             if delay > timedelta(0):
                 try:
                     await workflow.wait_condition(changed, timeout=delay, timeout_summary=point.kind)
-                    continue
+                    continue  # the clock or the stage changed first: recompute the next point
                 except TimeoutError:
-                    pass
+                    pass  # the point's time has come
             await self._fire(point)
 
     def _next_point(self) -> _ClockPoint | None:
