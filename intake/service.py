@@ -116,21 +116,18 @@ async def open_case(
     due = StatutoryClock(regime, request_type, received, [], ClockPolicy.from_case_policy(policy)).due(
         primary_kind(regime, request_type)
     )
+    case = CaseInput(
+        reference=row.reference,
+        request_type=request_type,
+        regime=regime,
+        channel=Channel(row.channel),
+        received_at=received_at,
+        identifiers=identifiers,
+        policy=policy,
+        by_agent=new.by_agent,
+    )
     try:
-        await _start(
-            client,
-            settings,
-            row.reference,
-            request_type,
-            regime,
-            received_at,
-            due,
-            policy,
-            new,
-            identifiers,
-            replay=not created,
-            channel=Channel(row.channel),
-        )
+        await _start(client, settings, case, due, replay=not created)
     except WorkflowAlreadyStartedError:
         # A replay reaching a case that has since closed is that case, already done.
         if created:
@@ -141,46 +138,24 @@ async def open_case(
     return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)
 
 
-async def _start(
-    client: Client,
-    settings: Settings,
-    reference: str,
-    request_type: RequestType,
-    regime: Regime,
-    received_at: datetime,
-    due: date,
-    policy: CasePolicy,
-    new: NewRequest,
-    identifiers: dict[str, str],
-    replay: bool,
-    channel: Channel,
-) -> None:
+async def _start(client: Client, settings: Settings, case: CaseInput, due: date, replay: bool) -> None:
     # A replayed intake (same idempotency key) reaches the existing case, running or closed (a
     # closed case is never started again); a new reference must be new to the engine too.
     conflict = WorkflowIDConflictPolicy.USE_EXISTING if replay else WorkflowIDConflictPolicy.FAIL
     await client.start_workflow(
         DataSubjectRequest.run,
-        CaseInput(
-            reference=reference,
-            request_type=request_type,
-            regime=regime,
-            channel=channel,
-            received_at=received_at,
-            identifiers=identifiers,
-            policy=policy,
-            by_agent=new.by_agent,
-        ),
-        id=reference,
+        case,
+        id=case.reference,
         task_queue=settings.task_queue,
         id_conflict_policy=conflict,
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(STAGE_ATTR, Stage.RECEIVED.value),
-                SearchAttributePair(REGIME_ATTR, regime.value),
-                SearchAttributePair(TYPE_ATTR, request_type.value),
-                SearchAttributePair(DUE_ATTR, end_of_day(due, policy.timezone)),
+                SearchAttributePair(REGIME_ATTR, case.regime.value),
+                SearchAttributePair(TYPE_ATTR, case.request_type.value),
+                SearchAttributePair(DUE_ATTR, end_of_day(due, case.policy.timezone)),
             ]
         ),
-        static_summary=f"{regime.value} {request_type.value} request",
+        static_summary=f"{case.regime.value} {case.request_type.value} request",
     )
