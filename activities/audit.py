@@ -5,7 +5,8 @@ the hash-chained trail a regulator reads can never disagree. Every audit entry c
 derived from the workflow's own deterministic counter: a retried activity writes nothing twice.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
+# dsar/model.py).
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -42,6 +43,21 @@ class CaseRecord:
     outcome: str | None = None
     closed: bool = False
     entries: list[AuditEntry] = field(default_factory=list)
+
+    def state(self) -> tuple[object, ...]:
+        """The row's content, without the time and the entries: equal states need no write."""
+        return (
+            self.stage,
+            self.due,
+            self.acknowledgement_due,
+            self.extended,
+            self.paused,
+            self.breached,
+            self.escalated,
+            self.waiting_for,
+            self.outcome,
+            self.closed,
+        )
 
 
 class AuditActivities:

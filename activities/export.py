@@ -7,7 +7,8 @@ explicit task for an operator, who records the ``fulfilled`` decision when done:
 claims a change it did not make.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
+# dsar/model.py).
 
 import hashlib
 import io

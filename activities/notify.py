@@ -6,7 +6,8 @@ address the letter; they are never logged. When no email address is known (a req
 post or phone) the letter goes to the privacy team to be posted, marked as such.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
+# dsar/model.py).
 
 from dataclasses import dataclass, field
 

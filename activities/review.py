@@ -4,7 +4,8 @@ The review package says in plain words what was found where and what will happen
 counts and system names only; the records stay in the blob store.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
+# dsar/model.py).
 
 from dataclasses import dataclass
 

@@ -5,7 +5,8 @@ from the connector straight into the encrypted blob store; the workflow keeps on
 and the counts, so history stays small whatever the person holds.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
+# dsar/model.py).
 
 from dataclasses import dataclass
 

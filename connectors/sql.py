@@ -132,6 +132,9 @@ class SqlConnector:
         self.system = system
         self.name = system.name
         self._heartbeat = heartbeat
+        # The last match, so that collect() after locate() (one search) fetches the very persons
+        # located, without asking the database again.
+        self._last_match: tuple[Key, dict[str, dict[str, dict[Key, str]]]] | None = None
 
     # -- the protocol ------------------------------------------------------------------------
 
@@ -142,7 +145,7 @@ class SqlConnector:
 
     def locate(self, identifiers: dict[str, str]) -> Located:
         with self._connect() as conn:
-            matched = self._match(conn, self._tables(conn), identifiers)
+            matched = self._matched(conn, self._tables(conn), identifiers)
         return _located(self.name, matched)
 
     def collect(
@@ -154,7 +157,7 @@ class SqlConnector:
         total = 0
         with self._connect() as conn:
             tables = self._tables(conn)
-            matched = self._match(conn, tables, identifiers)
+            matched = self._matched(conn, tables, identifiers)
             rows = _rows_by_entity(matched)
             if person_keys is not None:
                 wanted = set(person_keys)
@@ -188,6 +191,14 @@ class SqlConnector:
         return Collected(system=self.name, records=total, entities=counts)
 
     # -- matching ----------------------------------------------------------------------------
+
+    def _matched(
+        self, conn: Connection, tables: dict[str, Table], identifiers: dict[str, str]
+    ) -> dict[str, dict[str, dict[Key, str]]]:
+        asked = tuple(sorted(identifiers.items()))
+        if self._last_match is None or self._last_match[0] != asked:
+            self._last_match = (asked, self._match(conn, tables, identifiers))
+        return self._last_match[1]
 
     def _match(
         self, conn: Connection, tables: dict[str, Table], identifiers: dict[str, str]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from dsar.settings import Settings
-from workflows.request import SEARCH_ATTRIBUTES
+from workflows.rules import SEARCH_ATTRIBUTES
 
 BIN = Path(sys.executable).parent
 
@@ -64,6 +64,9 @@ def temporal_command(var: Path, ports: Ports, ui: bool = True) -> list[str]:
         "synchronous=normal",
         "--log-level",
         "warn",
+        # Only loopback traffic: no call home to check for a newer server.
+        "--dynamic-config-value",
+        "frontend.enableServerVersionCheck=false",
     ]
     for name, kind in SEARCH_ATTRIBUTES.items():
         cmd += ["--search-attribute", f"{name}={kind}"]

@@ -6,7 +6,8 @@ strings (``YYYY-MM-DD``): a deadline is a calendar date in the controller's time
 instant, and the Temporal JSON converter has no ``date`` type.
 """
 
-from __future__ import annotations
+# Annotations are evaluated at import (no `from __future__ import annotations`): the payload
+# converter resolves these dataclasses' type hints on every decode, and real types are cheap.
 
 from dataclasses import dataclass, field
 from datetime import datetime

@@ -19,17 +19,30 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, date, datetime
 from typing import Any
 from uuid import uuid4
 
-from sqlalchemy import DateTime, Dialect, Engine, Text, TypeDecorator, UniqueConstraint, event
+from sqlalchemy import (
+    DateTime,
+    Dialect,
+    Engine,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    bindparam,
+    event,
+    insert,
+    update,
+)
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.pool import StaticPool
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 from dsar.model import Channel, Regime, RequestType, Stage
@@ -172,8 +185,12 @@ class CaseRow:
     closed_at: datetime | None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-friendly: dates and datetimes as ISO strings."""
-        return {k: _iso(v) for k, v in asdict(self).items()}
+        """JSON-friendly: dates and datetimes as ISO strings. Field by field (every value is a
+        scalar), since ``asdict`` deep-copies and a queue page holds hundreds of rows."""
+        return {f: _iso(getattr(self, f)) for f in _CASE_FIELDS}
+
+
+_CASE_FIELDS = tuple(f.name for f in fields(CaseRow))
 
 
 @dataclass(frozen=True)
@@ -193,6 +210,9 @@ class AuditRow:
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: ``at`` as an ISO string."""
         return {k: _iso(v) for k, v in asdict(self).items()}
+
+
+_AUDIT_COLUMNS = ("reference", "seq", "event_key", "at", "actor", "action", "reason", "prev_hash", "hash")
 
 
 @dataclass(frozen=True)
@@ -286,7 +306,22 @@ class CaseStore:
             event.listen(self.engine, "begin", _sqlite_on_begin)
         else:
             self.engine = create_engine(sa_url, pool_pre_ping=True)
-        SQLModel.metadata.create_all(self.engine, tables=[Case.__table__, AuditEvent.__table__])  # type: ignore[attr-defined]
+        self._create_tables()
+
+    def _create_tables(self) -> None:
+        """Create the register's tables if missing. Several processes (the worker, the HTTP app)
+        may start at once against one database: whoever loses the race to create a table gets
+        an error (SQLite: "database is locked", PostgreSQL: a duplicate type) and tries again,
+        by which time the tables are there and there is nothing left to do."""
+        tables = [Case.__table__, AuditEvent.__table__]  # type: ignore[attr-defined]
+        for attempt in range(6):
+            try:
+                SQLModel.metadata.create_all(self.engine, tables=tables)
+                return
+            except (OperationalError, ProgrammingError, IntegrityError):
+                if attempt == 5:
+                    raise
+                time.sleep(0.05 * 2**attempt)
 
     def close(self) -> None:
         """Release pooled connections (tests drop their database afterwards)."""
@@ -405,7 +440,7 @@ class CaseStore:
 
         ``due_before`` is exclusive and leaves out cases without a deadline.
         """
-        query = select(Case)
+        query = select(*(getattr(Case, f) for f in _CASE_FIELDS))  # rows, not ORM objects
         if stage is not None:
             query = query.where(col(Case.stage) == Stage(stage).value)
         if due_before is not None:
@@ -416,7 +451,7 @@ class CaseStore:
             .offset(offset)
         )
         with self._read() as session:
-            return [_case_row(c) for c in session.exec(query).all()]
+            return [CaseRow(*r) for r in session.exec(query).all()]
 
     # ---- the audit log
 
@@ -475,7 +510,7 @@ class CaseStore:
             spec = AuditSpec(action, actor, reason, facts, event_key)
             (row,) = _append_chain(session, reference, [(spec, facts, details_json)], when)
             session.commit()
-            return _audit_row(row)
+            return row
 
     def record(self, reference: str, entries: Sequence[AuditSpec], at: datetime, **fields: Any) -> CaseRow:
         """Append audit events and update the register row in one transaction, so that the row a
@@ -507,24 +542,21 @@ class CaseStore:
         when: datetime,
         values: dict[str, Any],
     ) -> CaseRow:
+        # Prepared Core statements, not ORM objects: this runs at every step of every case.
         with self._write() as session:
-            case = _lock_case(session, reference)
+            _lock_case(session, reference)
+            conn = session.connection()
             keys = [e.event_key for e, _, _ in prepared if e.event_key]
             written: dict[str | None, str] = {}
             if keys:
-                query = select(AuditEvent.event_key, AuditEvent.reference).where(
-                    col(AuditEvent.event_key).in_(keys)
-                )
-                written = {key: ref for key, ref in session.exec(query).all()}
+                written = {key: ref for key, ref in conn.execute(_WRITTEN_KEYS, {"keys": keys})}
             if any(ref != reference for ref in written.values()):
                 raise ValueError("record: an event key is already used by another case")
             _append_chain(session, reference, [p for p in prepared if p[0].event_key not in written], when)
-            for name, value in values.items():
-                setattr(case, name, value)
-            case.updated_at = _now()
-            session.add(case)
+            conn.execute(_UPDATE_CASE, {**values, "updated_at": _now(), "ref": reference})
+            row = conn.execute(_CASE_ROW, {"ref": reference}).one()
             session.commit()
-            return _case_row(case)
+            return CaseRow(*row)
 
     def _event_by_key(self, event_key: str) -> AuditRow | None:
         with self._read() as session:
@@ -648,15 +680,31 @@ def _check_field(name: str, value: Any) -> Any:
     return value
 
 
-def _lock_case(session: Session, reference: str) -> Case:
-    """The case row, locked for this transaction so appenders of one case queue.
+# The register's hot statements, built once (SQLAlchemy then caches their compiled form).
+_REF: BindParameter[str] = bindparam("ref")
+_LOCK_CASE = select(col(Case.id)).where(col(Case.reference) == _REF).with_for_update()
+_CASE_ROW = select(*(col(getattr(Case, f)) for f in _CASE_FIELDS)).where(col(Case.reference) == _REF)
+_UPDATE_CASE = update(Case).where(col(Case.reference) == _REF)  # SET from the parameters given
+_WRITTEN_KEYS = select(col(AuditEvent.event_key), col(AuditEvent.reference)).where(
+    col(AuditEvent.event_key).in_(bindparam("keys", expanding=True))
+)
+_CHAIN_END = (
+    select(col(AuditEvent.seq), col(AuditEvent.hash))
+    .where(col(AuditEvent.reference) == _REF)
+    .order_by(col(AuditEvent.seq).desc())
+    .limit(1)
+)
+_INSERT_EVENT = insert(AuditEvent).returning(col(AuditEvent.id))
+
+
+def _lock_case(session: Session, reference: str) -> None:
+    """Lock the case row for this transaction so appenders of one case queue.
 
     PostgreSQL: FOR UPDATE on the row. SQLite: ignored; BEGIN IMMEDIATE already holds the lock.
     """
-    case = session.exec(select(Case).where(col(Case.reference) == reference).with_for_update()).first()
-    if case is None:
+    found = session.connection().execute(_LOCK_CASE, {"ref": reference}).first()
+    if found is None:
         raise CaseNotFound(f"no case {reference!r} in the register")
-    return case
 
 
 def _append_chain(
@@ -664,17 +712,12 @@ def _append_chain(
     reference: str,
     prepared: Sequence[tuple[AuditSpec, dict[str, Any], str]],
     when: datetime,
-) -> list[AuditEvent]:
+) -> list[AuditRow]:
     """Append events to the end of the case's hash chain, inside the caller's transaction (which
     holds the case lock)."""
-    last = session.exec(
-        select(AuditEvent)
-        .where(col(AuditEvent.reference) == reference)
-        .order_by(col(AuditEvent.seq).desc())
-        .limit(1)
-    ).first()
-    seq = last.seq if last is not None else 0
-    prev_hash = last.hash if last is not None else GENESIS_HASH
+    conn = session.connection()
+    last = conn.execute(_CHAIN_END, {"ref": reference}).first()
+    seq, prev_hash = (last[0], last[1]) if last is not None else (0, GENESIS_HASH)
     added = []
     for spec, facts, details_json in prepared:
         seq += 1
@@ -688,7 +731,8 @@ def _append_chain(
             details=facts,
             prev_hash=prev_hash,
         )
-        row = AuditEvent(
+        row = AuditRow(
+            id=0,
             reference=reference,
             seq=seq,
             event_key=spec.event_key,
@@ -696,12 +740,14 @@ def _append_chain(
             actor=spec.actor,
             action=spec.action,
             reason=spec.reason,
-            details=details_json,
+            details=facts,
             prev_hash=prev_hash,
             hash=digest,
         )
-        session.add(row)
-        added.append(row)
+        values = {f: getattr(row, f) for f in _AUDIT_COLUMNS}
+        new_id = conn.execute(_INSERT_EVENT, {**values, "details": details_json}).scalar_one()
+        assert new_id is not None  # the primary key the database just gave
+        added.append(replace(row, id=new_id))
         prev_hash = digest
     return added
 

@@ -25,7 +25,8 @@ from dsar.model import CaseInput, CasePolicy, Channel, IdentifierKind, Regime, R
 from dsar.settings import Settings
 from dsar.store import CaseStore, NewCase
 from dsar.timeutil import end_of_day, local_date
-from workflows.request import DUE_ATTR, REGIME_ATTR, STAGE_ATTR, TYPE_ATTR, DataSubjectRequest
+from workflows.request import DataSubjectRequest
+from workflows.rules import BREACHED_ATTR, DUE_ATTR, REGIME_ATTR, STAGE_ATTR, TYPE_ATTR
 
 MAX_IDENTIFIER_LENGTH = 500
 MAX_KEY_LENGTH = 200
@@ -155,6 +156,7 @@ async def _start(client: Client, settings: Settings, case: CaseInput, due: date,
                 SearchAttributePair(REGIME_ATTR, case.regime.value),
                 SearchAttributePair(TYPE_ATTR, case.request_type.value),
                 SearchAttributePair(DUE_ATTR, end_of_day(due, case.policy.timezone)),
+                SearchAttributePair(BREACHED_ATTR, False),
             ]
         ),
         static_summary=f"{case.regime.value} {case.request_type.value} request",

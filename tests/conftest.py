@@ -24,7 +24,7 @@ from dsar.codec import data_converter
 from dsar.model import FINAL_STAGES
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from workflows.request import SEARCH_ATTRIBUTES
+from workflows.rules import SEARCH_ATTRIBUTES
 
 FINAL = {s.value for s in FINAL_STAGES}
 ROOT = Path(__file__).resolve().parent.parent

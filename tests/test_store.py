@@ -117,6 +117,20 @@ def case_with_events(store: CaseStore, n: int) -> str:
 # The register
 
 
+def test_processes_starting_together_share_one_register(database_url: str) -> None:
+    """The worker and the HTTP app create the register's tables when they start, often at the
+    same moment: the one that loses the race must start all the same."""
+    for _ in range(5):
+        stores = run_together(4, lambda i: CaseStore(database_url))
+        case, _ = stores[0].open_case(new_case())
+        assert all(s.get(case.reference) is not None for s in stores)
+        with stores[0].engine.begin() as conn:
+            conn.execute(text("DROP TABLE audit_event"))
+            conn.execute(text("DROP TABLE case_register"))
+        for s in stores:
+            s.close()
+
+
 def test_reference_format_uses_id_and_year_of_receipt(store: CaseStore) -> None:
     first, created = store.open_case(new_case(received_at=datetime(2023, 12, 31, 23, 59, 59, tzinfo=UTC)))
     second, _ = store.open_case(new_case(received_at=datetime(2024, 1, 1, 0, 0, tzinfo=UTC)))

@@ -35,7 +35,8 @@ from dsar.settings import Settings
 from dsar.store import CaseStore
 from dsar.timeutil import end_of_day, local_date, local_instant
 from intake.service import NewRequest, open_case
-from workflows.request import ALLOWED, DataSubjectRequest
+from workflows.request import DataSubjectRequest
+from workflows.rules import ALLOWED
 
 _WAITS = {Stage.VERIFYING, Stage.REVIEWING}
 MARGARET = {"name": "Margaret Ellis", "email": "margaret.ellis@example.com", "phone": "+44 7911 123456"}

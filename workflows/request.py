@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -48,137 +46,29 @@ with workflow.unsafe.imports_passed_through():
     )
     from dsar.regimes import REGIMES, REQUEST_LABELS
     from dsar.timeutil import end_of_day, local_date, local_instant
+    from workflows.rules import (
+        ALLOWED,
+        ANSWERS,
+        BREACHED_ATTR,
+        DUE_ATTR,
+        LETTER_RETRY,
+        RECORD_RETRY,
+        REGIME_ATTR,
+        REJECT_GROUNDS,
+        SEARCH_ATTRIBUTES,
+        SEARCH_RETRY,
+        STAGE_ATTR,
+        TYPE_ATTR,
+        WAITS,
+        WORK_RETRY,
+        CaseEnded,
+        ClockPoint,
+        DecisionResult,
+    )
+
+__all__ = ["ALLOWED", "SEARCH_ATTRIBUTES", "DataSubjectRequest", "DecisionResult"]
 
 T = TypeVar("T")
-
-STAGE_ATTR = SearchAttributeKey.for_keyword("DsrStage")
-REGIME_ATTR = SearchAttributeKey.for_keyword("DsrRegime")
-TYPE_ATTR = SearchAttributeKey.for_keyword("DsrType")
-DUE_ATTR = SearchAttributeKey.for_datetime("DsrDue")
-BREACHED_ATTR = SearchAttributeKey.for_bool("DsrBreached")
-
-#: Search attributes the server must know (registered by ``dsar dev`` and by test set-up).
-SEARCH_ATTRIBUTES = {
-    "DsrStage": "Keyword",
-    "DsrRegime": "Keyword",
-    "DsrType": "Keyword",
-    "DsrDue": "Datetime",
-    "DsrBreached": "Bool",
-}
-
-_EARLY = frozenset({Stage.RECEIVED, Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING, Stage.REVIEWING})
-_WAITING = frozenset({Stage.VERIFYING, Stage.REVIEWING})
-
-#: In which stages each decision may be taken.
-ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
-    DecisionKind.VERIFY: frozenset({Stage.VERIFYING}),
-    DecisionKind.REJECT: _EARLY,
-    DecisionKind.WITHDRAW: OPEN_STAGES,
-    DecisionKind.EXTEND: OPEN_STAGES,
-    DecisionKind.REQUEST_IDENTITY: frozenset({Stage.VERIFYING}),
-    DecisionKind.IDENTITY_RECEIVED: frozenset({Stage.VERIFYING}),
-    DecisionKind.REQUEST_AUTHORITY: frozenset({Stage.VERIFYING}),
-    DecisionKind.AUTHORITY_RECEIVED: frozenset({Stage.VERIFYING}),
-    DecisionKind.REQUEST_FEE: _WAITING,
-    DecisionKind.FEE_PAID: _WAITING,
-    DecisionKind.REQUEST_CLARIFICATION: _WAITING,
-    DecisionKind.CLARIFICATION_RECEIVED: _WAITING,
-    DecisionKind.APPROVE: frozenset({Stage.REVIEWING}),
-    DecisionKind.FULFILLED: frozenset({Stage.FULFILLING}),
-}
-
-REJECT_GROUNDS = frozenset({"unverified", "manifestly_unfounded", "excessive", "other"})
-
-
-@dataclass(frozen=True)
-class PersonWait:
-    """Something the controller asked the person for: the case waits, the clock may hold."""
-
-    name: str  # "identity", "authority", "fee", "clarification"
-    asked: ClockEventType
-    answered: ClockEventType
-    letter: str  # template of the letter that asks
-    awaited: str  # plain words for the expiry letter
-
-
-WAITS: dict[DecisionKind, PersonWait] = {}
-_ANSWERS: dict[DecisionKind, PersonWait] = {}
-for _ask, _answer, _wait in [
-    (
-        DecisionKind.REQUEST_IDENTITY,
-        DecisionKind.IDENTITY_RECEIVED,
-        PersonWait(
-            "identity",
-            ClockEventType.IDENTITY_REQUESTED,
-            ClockEventType.IDENTITY_RECEIVED,
-            "identity_request",
-            "information to confirm your identity",
-        ),
-    ),
-    (
-        DecisionKind.REQUEST_AUTHORITY,
-        DecisionKind.AUTHORITY_RECEIVED,
-        PersonWait(
-            "authority",
-            ClockEventType.AUTHORITY_REQUESTED,
-            ClockEventType.AUTHORITY_RECEIVED,
-            "authority_request",
-            "proof of your authority to act",
-        ),
-    ),
-    (
-        DecisionKind.REQUEST_FEE,
-        DecisionKind.FEE_PAID,
-        PersonWait("fee", ClockEventType.FEE_REQUESTED, ClockEventType.FEE_PAID, "fee_request", "the fee"),
-    ),
-    (
-        DecisionKind.REQUEST_CLARIFICATION,
-        DecisionKind.CLARIFICATION_RECEIVED,
-        PersonWait(
-            "clarification",
-            ClockEventType.CLARIFICATION_REQUESTED,
-            ClockEventType.CLARIFICATION_RECEIVED,
-            "clarification_request",
-            "the clarification we asked for",
-        ),
-    ),
-]:
-    WAITS[_ask] = _wait
-    _ANSWERS[_answer] = _wait
-
-# Explicit retry policies: the register, mail and connectors are retried with backoff without a
-# cap on attempts (a case must not fail because a database was down for an hour); bad input is
-# raised as non-retryable by the activities themselves.
-RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-LETTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
-SEARCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["UnknownSystem", "SystemMisconfigured"],
-)
-WORK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
-
-
-@dataclass
-class DecisionResult:
-    stage: Stage
-    due: str
-    message: str
-
-
-@dataclass(frozen=True)
-class _ClockPoint:
-    when: datetime
-    kind: str  # "reminder:7", "escalation", "breach"
-    due: date
-
-    @property
-    def key(self) -> str:
-        return f"{self.kind}@{self.due.isoformat()}"
-
-
-class _CaseEnded(Exception):
-    """Raised inside the main flow when a decision or a timeout ends the case early."""
 
 
 @workflow.defn(name="DataSubjectRequest")
@@ -209,13 +99,16 @@ class DataSubjectRequest:
         self._changes = 0  # bumped on every decision: wakes waiting code
         self._clock_version = 0  # bumped on every clock event: wakes the clock watcher
         self._record_lock = asyncio.Lock()
-        self._pending: list[AuditEntry] = []  # stage moves to write with the next record
-        self._published: tuple[object, ...] | None = None
+        self._pending: list[AuditEntry] = []  # audit entries to write with the next record
+        self._recorded: tuple[object, ...] | None = None  # the register row as last written
+        self._publish_wanted = False  # search attributes to upsert at the end of this activation
+        self._published = self._start_attributes()
 
     # ------------------------------------------------------------------ main flow
 
     @workflow.run
     async def run(self, case: CaseInput) -> str:
+        publisher = asyncio.create_task(self._publish_attributes())
         self._publish()
         watcher = asyncio.create_task(self._watch_clock())
         try:
@@ -228,7 +121,7 @@ class DataSubjectRequest:
             await self._review()
             await self._fulfil()
             await self._respond()
-        except _CaseEnded:
+        except CaseEnded:
             await self._end()
         watcher.cancel()
         if self._stage == Stage.RESPONDED:
@@ -236,7 +129,8 @@ class DataSubjectRequest:
                 timedelta(days=case.policy.close_after_days), summary="response open until the link expires"
             )
             await self._move(Stage.CLOSED, reason="response period ended")
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._publish_wanted)
+        publisher.cancel()
         return self._stage.value
 
     async def _acknowledge(self) -> None:
@@ -275,7 +169,7 @@ class DataSubjectRequest:
     async def _search(self) -> None:
         await self._move(Stage.SEARCHING)
         plan = await self._or_end(
-            workflow.execute_activity_method(
+            workflow.execute_local_activity_method(  # reads the worker's data map: quick and local
                 SearchActivities.plan_search,
                 PlanInput(self._case.reference),
                 start_to_close_timeout=timedelta(minutes=1),
@@ -384,7 +278,7 @@ class DataSubjectRequest:
 
     def _check_end(self) -> None:
         if self._ending is not None:
-            raise _CaseEnded()
+            raise CaseEnded()
 
     async def _or_end(self, aw: Awaitable[T]) -> T:
         """Run a stage's work, abandoning it if a decision ends the case meanwhile."""
@@ -395,7 +289,7 @@ class DataSubjectRequest:
             ending.cancel()
             return work.result()
         work.cancel()
-        raise _CaseEnded()
+        raise CaseEnded()
 
     async def _wait_for(self, ready: Callable[[], bool]) -> None:
         """Wait for a decision, while honouring anything asked of the person.
@@ -468,16 +362,20 @@ class DataSubjectRequest:
                 workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz
             )
             letter = (wait.letter, {"reason": d.reason, "wait_until": until.isoformat()})
-        elif d.kind in _ANSWERS:
-            wait = _ANSWERS[d.kind]
+        elif d.kind in ANSWERS:
+            wait = ANSWERS[d.kind]
             self._awaiting.pop(wait.name, None)
             self._events.append(ClockEvent(wait.answered, today))
             self._clock_version += 1
         self._changes += 1
+        self._pending += entries
+        self._publish()
         if letter is not None:
             await self._letter(letter[0], **letter[1])
-        await self._record(entries)
-        self._publish()
+        # Let the main flow act on the decision first: when it moves the case on, its register
+        # write carries this decision too (one write, and the row shows the stage reached).
+        await workflow.wait_condition(lambda: True)
+        await self._record([])
         if self._ending is not None:
             await workflow.wait_condition(lambda: self._stage in FINAL_STAGES)
         return DecisionResult(
@@ -508,8 +406,8 @@ class DataSubjectRequest:
             self._validate_extension()
         if d.kind in WAITS and WAITS[d.kind].name in self._awaiting:
             raise ValueError(f"already waiting for the person's {WAITS[d.kind].name}")
-        if d.kind in _ANSWERS and _ANSWERS[d.kind].name not in self._awaiting:
-            raise ValueError(f"nothing was asked of the person for '{_ANSWERS[d.kind].name}'")
+        if d.kind in ANSWERS and ANSWERS[d.kind].name not in self._awaiting:
+            raise ValueError(f"nothing was asked of the person for '{ANSWERS[d.kind].name}'")
         if d.kind == DecisionKind.VERIFY and self._verified:
             raise ValueError("identity is already confirmed")
         if d.kind in (DecisionKind.VERIFY, DecisionKind.APPROVE) and self._awaiting:
@@ -591,21 +489,21 @@ class DataSubjectRequest:
                     pass  # the point's time has come
             await self._fire(point)
 
-    def _next_point(self) -> _ClockPoint | None:
+    def _next_point(self) -> ClockPoint | None:
         due = self._due()
         policy = self._case.policy
         points = [
-            _ClockPoint(local_instant(due - timedelta(days=n), 9, self._tz), f"reminder:{n}", due)
+            ClockPoint(local_instant(due - timedelta(days=n), 9, self._tz), f"reminder:{n}", due)
             for n in policy.reminder_days
         ]
         points.append(
-            _ClockPoint(
+            ClockPoint(
                 local_instant(due - timedelta(days=policy.escalate_days_before), 9, self._tz),
                 "escalation",
                 due,
             )
         )
-        points.append(_ClockPoint(end_of_day(due, self._tz), "breach", due))
+        points.append(ClockPoint(end_of_day(due, self._tz), "breach", due))
         pending = sorted((p for p in points if p.key not in self._fired), key=lambda p: p.when)
         if not pending:
             return None
@@ -617,7 +515,7 @@ class DataSubjectRequest:
             self._fired.add(p.key)
         return past[-1] if past else pending[0]
 
-    async def _fire(self, point: _ClockPoint) -> None:
+    async def _fire(self, point: ClockPoint) -> None:
         self._fired.add(point.key)
         days_left = (point.due - self._today()).days
         if point.kind == "breach":
@@ -664,31 +562,39 @@ class DataSubjectRequest:
             await self._record([])
 
     async def _record(self, entries: list[AuditEntry]) -> None:
-        """Write audit entries and bring the register row up to date, one transition at a time."""
+        """Write audit entries and bring the register row up to date, one transition at a time.
+
+        Nothing is written when there is no entry and the row would not change (e.g. a decision
+        whose entry the main flow's next record already carried)."""
         async with self._record_lock:
             entries = [*self._pending, *entries]
             self._pending = []
+            row = CaseRecord(
+                reference=self._case.reference,
+                at=workflow.now(),
+                stage=self._stage.value,
+                due=self._due().isoformat(),
+                acknowledgement_due=self._optional_due(DeadlineKind.ACKNOWLEDGEMENT_DUE),
+                extended=any(e.type == ClockEventType.EXTENSION_NOTIFIED for e in self._events),
+                paused=self._paused(),
+                breached=self._breached,
+                escalated=self._escalated,
+                waiting_for=self._waiting_for(),
+                outcome=self._outcome,
+                closed=self._stage in FINAL_STAGES,
+                entries=entries,
+            )
+            state = row.state()
+            if not entries and state == self._recorded:
+                return
             await workflow.execute_local_activity_method(
                 AuditActivities.record_case,
-                CaseRecord(
-                    reference=self._case.reference,
-                    at=workflow.now(),
-                    stage=self._stage.value,
-                    due=self._due().isoformat(),
-                    acknowledgement_due=self._optional_due(DeadlineKind.ACKNOWLEDGEMENT_DUE),
-                    extended=any(e.type == ClockEventType.EXTENSION_NOTIFIED for e in self._events),
-                    paused=self._paused(),
-                    breached=self._breached,
-                    escalated=self._escalated,
-                    waiting_for=self._waiting_for(),
-                    outcome=self._outcome,
-                    closed=self._stage in FINAL_STAGES,
-                    entries=entries,
-                ),
+                row,
                 start_to_close_timeout=timedelta(seconds=30),
                 retry_policy=RECORD_RETRY,
                 summary=f"record {entries[-1].action}" if entries else "record",
             )
+            self._recorded = state
 
     async def _letter(self, kind: str, **facts: str) -> None:
         self._seq += 1
@@ -753,27 +659,48 @@ class DataSubjectRequest:
     def _last_reason(self, kind: DecisionKind) -> str:
         return next((d.reason for d in reversed(self._decisions) if d.kind == kind), "")
 
+    def _start_attributes(self) -> tuple[object, ...] | None:
+        """The search attributes intake started the case with, as ``_publish`` compares them."""
+        attrs = workflow.info().typed_search_attributes
+        stage, due, breached = attrs.get(STAGE_ATTR), attrs.get(DUE_ATTR), attrs.get(BREACHED_ATTR)
+        if stage is None or due is None or breached is None:
+            return None
+        return (Stage(stage), due, breached)
+
     def _publish(self) -> None:
-        """Search attributes for the Temporal Web UI: no personal data, ever. Upserted only when
-        they change (each upsert is a visibility write on the server)."""
-        due = end_of_day(self._due(), self._tz)
-        current = (self._stage, due, self._breached)
-        if current != self._published:
-            self._published = current
-            workflow.upsert_search_attributes(
-                [
-                    STAGE_ATTR.value_set(self._stage.value),
-                    REGIME_ATTR.value_set(self._case.regime.value),
-                    TYPE_ATTR.value_set(self._case.request_type.value),
-                    DUE_ATTR.value_set(due),
-                    BREACHED_ATTR.value_set(self._breached),
-                ]
-            )
+        """Ask for the search attributes to be brought up to date at the end of this activation,
+        and refresh the details line the Web UI shows."""
+        self._publish_wanted = True
         waiting = self._waiting_for()
         workflow.set_current_details(
             f"{self._stage.value}; due {self._due().isoformat()}"
             + (f"; waiting for {waiting}" if waiting else "")
         )
+
+    async def _publish_attributes(self) -> None:
+        """Search attributes for the Temporal Web UI: no personal data, ever.
+
+        Each upsert is an event and a visibility write on the server, so they are upserted at
+        most once per activation (conditions are checked once everything else has run), and only
+        when they differ from what the server holds: a case that is acknowledged and starts
+        verifying in the same moment costs one write, not two.
+        """
+        while True:
+            await workflow.wait_condition(lambda: self._publish_wanted)
+            self._publish_wanted = False
+            due = end_of_day(self._due(), self._tz)
+            current = (self._stage, due, self._breached)
+            if current != self._published:
+                self._published = current
+                workflow.upsert_search_attributes(
+                    [
+                        STAGE_ATTR.value_set(self._stage.value),
+                        REGIME_ATTR.value_set(self._case.regime.value),
+                        TYPE_ATTR.value_set(self._case.request_type.value),
+                        DUE_ATTR.value_set(due),
+                        BREACHED_ATTR.value_set(self._breached),
+                    ]
+                )
 
     # ------------------------------------------------------------------ queries
 
