@@ -384,7 +384,7 @@ async def history_shape(temporal_address: str, references: list[str]) -> dict[st
 def new_stack(a: argparse.Namespace, var: Path) -> Stack:
     ports = Ports(temporal=free_port(), ui=free_port(), http=free_port())
     extra = dict(kv.split("=", 1) for kv in a.stack_env)
-    return Stack(var=var, ports=ports, ui=False, extra_env=extra)
+    return Stack(var=var, ports=ports, ui=False, extra_env=extra, workers=a.workers)
 
 
 def start_stack(stack: Stack) -> None:
@@ -451,6 +451,9 @@ async def bench(a: argparse.Namespace, stack: Stack | None, url: str, var: Path)
         all_done = await robot.run()
         elapsed = time.perf_counter() - wall0
         cpu = {k: round(proc_cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()}
+        workers = [k for k in cpu if k.startswith("worker-")]
+        if len(workers) > 1:
+            cpu["workers"] = round(sum(cpu.pop(k) for k in workers), 2)
         busy = machine_busy_seconds() - busy0
 
     completed = len(robot.responded)
@@ -530,6 +533,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--temporal",
         default=None,
         help="with --url: the Temporal address, to report the per-case history shape",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=Settings().worker_processes,
+        help="worker processes of the stack it starts (default: DSAR_WORKER_PROCESSES, else one per "
+        "core up to four, as `make run`)",
     )
     p.add_argument("--concurrency", type=int, default=64, help="HTTP calls in flight (default 64)")
     p.add_argument("--poll", type=float, default=0.2, help="seconds between queue reads (default 0.2)")
@@ -616,7 +626,7 @@ def main() -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         if stack is not None:
             stack.stop()
-            log("stopped the web app, the worker and the Temporal dev server it had started")
+            log("stopped the web app, the workers and the Temporal dev server it had started")
         if own_var is not None:
             if a.keep_var:
                 log(f"kept {own_var}")
@@ -629,6 +639,7 @@ def main() -> int:
     env["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     result["config"] = {
         "mode": "url" if a.url else "own_stack",
+        "worker_processes": None if a.url else a.workers,
         "concurrency": a.concurrency,
         "poll_s": a.poll,
         "done_poll_s": a.done_poll,

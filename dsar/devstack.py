@@ -93,6 +93,7 @@ class Stack:
     ports: Ports = field(default_factory=Ports)
     ui: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
+    workers: int = 1  # worker processes, named worker-1, worker-2, ...
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -128,9 +129,18 @@ class Stack:
             raise RuntimeError(f"port(s) {busy} on 127.0.0.1 already in use: is another dsar dev running?")
         self._spawn("temporal", temporal_command(self.var, self.ports, self.ui))
         self._wait_port("temporal", self.ports.temporal, timeout)
-        self._spawn("worker", [sys.executable, "-m", "worker"])
+        self.start_workers()
         self._spawn("web", [sys.executable, "-m", "dsar.devstack", "web"])
         self._wait_port("web", self.ports.http, timeout)
+
+    @property
+    def worker_names(self) -> list[str]:
+        return [f"worker-{i}" for i in range(1, self.workers + 1)]
+
+    def start_workers(self) -> None:
+        """Start the worker processes (after a crash, too: they are stateless)."""
+        for name in self.worker_names:
+            self._spawn(name, [sys.executable, "-m", "worker"])
 
     def _wait_port(self, name: str, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -149,17 +159,15 @@ class Stack:
                 tail = (self.var / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
                 raise RuntimeError(f"{name} exited with code {p.returncode}:\n" + "\n".join(tail))
 
-    def kill(self, name: str) -> None:
-        """SIGKILL one child (tests use this to show a worker crash loses nothing)."""
-        p = self.procs.pop(name)
-        p.kill()
-        p.wait()
-
-    def restart_worker(self) -> None:
-        self._spawn("worker", [sys.executable, "-m", "worker"])
+    def kill_workers(self) -> None:
+        """SIGKILL every worker process (tests use this to show a crash loses nothing)."""
+        for name in self.worker_names:
+            p = self.procs.pop(name)
+            p.kill()
+            p.wait()
 
     def stop(self) -> None:
-        for name in ("web", "worker", "temporal"):
+        for name in ("web", *self.worker_names, "temporal"):
             p = self.procs.pop(name, None)
             if p is None or p.poll() is not None:
                 continue
@@ -227,7 +235,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings()
     var = settings.var_dir.resolve()
-    stack = Stack(var=var, ports=Ports(http=settings.http_port))
+    stack = Stack(var=var, ports=Ports(http=settings.http_port), workers=settings.worker_processes)
     stop = {"now": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -250,7 +258,7 @@ dsar is up in {time.monotonic() - t0:.1f}s
   HTTP API and docs   http://127.0.0.1:{stack.ports.http}/docs
   Temporal Web UI     http://127.0.0.1:{stack.ports.ui}   (cases are workflows named DSR-...)
   Letters sent        {var / "outbox"}   (no SMTP server configured: one .eml file per letter)
-  Logs                {var}/{{temporal,worker,web}}.log
+  Logs                {var}/{{temporal,worker-N,web}}.log   ({stack.workers} worker process(es))
 {("  Demo cases opened   " + ", ".join(refs)) if refs else ""}
 Try it (an admin token for this machine is in DSAR_TOKEN below):
   export DSAR_TOKEN={token}

@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     #: the server's queue, where it does not.
     worker_workflow_tasks: int = 16
     worker_activity_threads: int = 32
+    #: Worker processes ``dsar dev`` starts. One Python worker is held to about one core by the
+    #: GIL, so the default is one per core, up to four.
+    worker_processes: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
