@@ -167,9 +167,12 @@ class DataSubjectRequest:
         self._results["verifying"] = "identity confirmed by an operator"
 
     async def _search(self) -> None:
-        await self._move(Stage.SEARCHING)
+        await self._move(Stage.SEARCHING, flush=False)
+        # The register write and the plan (a read of the worker's data map) do not depend on
+        # each other: run together, they usually come back in one activation.
+        recorded = asyncio.ensure_future(self._record([]))
         plan = await self._or_end(
-            workflow.execute_local_activity_method(  # reads the worker's data map: quick and local
+            workflow.execute_local_activity_method(
                 SearchActivities.plan_search,
                 PlanInput(self._case.reference),
                 start_to_close_timeout=timedelta(minutes=1),
@@ -177,6 +180,7 @@ class DataSubjectRequest:
                 summary="plan search from the data map",
             )
         )
+        await recorded
         self._systems = await self._or_end(asyncio.gather(*(self._search_one(s) for s in plan.systems)))
         found = [s for s in self._systems if s.status == "found"]
         self._results["searching"] = (
