@@ -11,6 +11,7 @@ import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
+import uvloop
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -91,7 +92,9 @@ async def run_worker(settings: Settings) -> None:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    asyncio.run(run_worker(settings))
+    # uvloop: the worker's event loop hands every task between the SDK core and the thread
+    # pools; libuv does that for a fraction of the CPU of the pure-Python loop.
+    uvloop.run(run_worker(settings))
 
 
 if __name__ == "__main__":
