@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import uvloop
 from temporalio.client import Client
-from temporalio.worker import Worker
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.audit import AuditActivities
 from activities.export import FulfilActivities
@@ -73,6 +73,11 @@ def build_worker(
         max_concurrent_activities=settings.worker_activity_threads,
         max_concurrent_local_activities=settings.worker_activity_threads,
         max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
+        # No sandbox in the worker: it re-enters the sandbox for every payload of every
+        # activation, a quarter of a worker's CPU per case. The determinism guard lives in the
+        # tests instead: every case a workflow test runs is replayed there inside the sandbox
+        # (tests/conftest.py), which refuses non-deterministic calls and any divergence.
+        workflow_runner=UnsandboxedWorkflowRunner(),
     )
 
 

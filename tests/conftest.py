@@ -18,7 +18,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
+from temporalio.worker import Replayer, Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from dsar.codec import data_converter
 from dsar.model import FINAL_STAGES
@@ -153,12 +154,34 @@ async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseSto
     """A dsar worker on the time-skipping server, on a task queue of its own."""
     from worker import build_worker
 
+    before = {row.reference for row in store.queue(limit=100_000)}
     w = build_worker(ts_env.client, settings, store=store)
     async with w:
         yield w
         # Cases left open would have no worker after this test, and the time-skipping server
         # does not skip past tasks nobody can run: end them while their worker still runs, once
         # each has settled (terminating one mid-activity leaves the server's skip lock held).
-        for row in store.queue(limit=10_000):
+        for row in store.queue(limit=100_000):
             if row.stage not in FINAL:
                 await _settle_and_terminate(ts_env.client, row.reference)
+    await replay_in_sandbox(
+        ts_env.client, [r.reference for r in store.queue(limit=100_000) if r.reference not in before]
+    )
+
+
+async def replay_in_sandbox(
+    client: Client, references: list[str], workflows: list[type] | None = None
+) -> None:
+    """The determinism guard. The worker runs workflows without the SDK's sandbox (for speed),
+    so every case a test ran is replayed here inside it: a non-deterministic call (the wall
+    clock, randomness, I/O) or any divergence from the recorded history fails the test."""
+    from workflows.request import DataSubjectRequest
+
+    histories = [await client.get_workflow_handle(ref).fetch_history() for ref in references]
+    replayer = Replayer(
+        workflows=workflows or [DataSubjectRequest],
+        data_converter=client.data_converter,
+        workflow_runner=SandboxedWorkflowRunner(),
+    )
+    for history in histories:
+        await replayer.replay_workflow(history)

@@ -10,6 +10,7 @@ import asyncio
 import email
 import email.policy
 import time
+import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
@@ -475,3 +476,20 @@ async def test_histories_replay_deterministically(
     history = await h.fetch_history()
     replayer = Replayer(workflows=[DataSubjectRequest], data_converter=ts_env.client.data_converter)
     await replayer.replay_workflow(history)
+
+
+async def test_determinism_guard_refuses_a_wall_clock_read(ts_env: WorkflowEnvironment) -> None:
+    """The worker runs without the sandbox; the tests' replay inside it must catch what the
+    sandbox would have refused (here a workflow reading the wall clock)."""
+    from temporalio.worker import UnsandboxedWorkflowRunner
+
+    from tests.conftest import replay_in_sandbox
+    from tests.wallclock_workflow import WallClockWorkflow
+
+    queue = f"wallclock-{uuid.uuid4().hex[:8]}"
+    runner = UnsandboxedWorkflowRunner()
+    async with Worker(ts_env.client, task_queue=queue, workflows=[WallClockWorkflow], workflow_runner=runner):
+        ran = await ts_env.client.execute_workflow(WallClockWorkflow.run, id=queue, task_queue=queue)
+    assert ran  # unsandboxed, the mistake goes unnoticed...
+    with pytest.raises(Exception, match="RestrictedWorkflowAccessError"):  # ...the sandbox refuses it
+        await replay_in_sandbox(ts_env.client, [queue], workflows=[WallClockWorkflow])

@@ -103,6 +103,7 @@ class DataSubjectRequest:
         self._recorded: tuple[object, ...] | None = None  # the register row as last written
         self._publish_wanted = False  # search attributes to upsert at the end of this activation
         self._published = self._start_attributes()
+        self._clock_memo: tuple[int, StatutoryClock] | None = None
 
     # ------------------------------------------------------------------ main flow
 
@@ -445,13 +446,18 @@ class DataSubjectRequest:
     # ------------------------------------------------------------------ the statutory clock
 
     def _clock(self) -> StatutoryClock:
-        return StatutoryClock(
-            self._case.regime,
-            self._case.request_type,
-            self._received,
-            self._events,
-            ClockPolicy.from_case_policy(self._case.policy),
-        )
+        """The clock over the event log as it stands (rebuilt only when an event was added: the
+        log only grows, and every register write and letter asks for the due date)."""
+        if self._clock_memo is None or self._clock_memo[0] != len(self._events):
+            clock = StatutoryClock(
+                self._case.regime,
+                self._case.request_type,
+                self._received,
+                list(self._events),
+                ClockPolicy.from_case_policy(self._case.policy),
+            )
+            self._clock_memo = (len(self._events), clock)
+        return self._clock_memo[1]
 
     def _today(self) -> date:
         return local_date(workflow.now(), self._tz)
