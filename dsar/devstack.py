@@ -278,7 +278,7 @@ Ctrl-C stops everything this command started.
         return 1
     finally:
         stack.stop()
-        print("dsar dev: stopped the web app, the worker and the Temporal dev server", file=sys.stderr)
+        print("dsar dev: stopped the web app, the workers and the Temporal dev server", file=sys.stderr)
 
 
 if __name__ == "__main__":
