@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
 
@@ -104,15 +105,22 @@ def _b64(n: int) -> str:
 
 
 def _dev_secret(path: Path, make: object) -> str:
-    """Read a development secret, creating it (mode 0600) on first use."""
+    """Read a development secret, creating it (mode 0600) on first use.
+
+    The web app and every worker may start at once on a fresh ``var/``: the secret is written to
+    a private temporary file and linked into place only if none is there yet, so a reader never
+    sees a half-written file and all of them end up with the same secret."""
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
     value = str(make())  # type: ignore[operator]
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process (worker or web app) created it first
+        with os.fdopen(fd, "w") as f:
+            f.write(value)
+        os.link(tmp, path)  # atomic; fails if another process got there first
+    except FileExistsError:
         return path.read_text().strip()
-    with os.fdopen(fd, "w") as f:
-        f.write(value)
+    finally:
+        os.unlink(tmp)
     return value
