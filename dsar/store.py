@@ -212,6 +212,8 @@ class AuditRow:
         return {k: _iso(v) for k, v in asdict(self).items()}
 
 
+#: The fields of an event that its hash covers (``event_hash``'s arguments).
+_HASHED_FIELDS = ("reference", "seq", "at", "actor", "action", "reason", "details", "prev_hash")
 _AUDIT_COLUMNS = ("reference", "seq", "event_key", "at", "actor", "action", "reason", "prev_hash", "hash")
 
 
@@ -721,16 +723,6 @@ def _append_chain(
     added = []
     for spec, facts, details_json in prepared:
         seq += 1
-        digest = event_hash(
-            reference=reference,
-            seq=seq,
-            at=when,
-            actor=spec.actor,
-            action=spec.action,
-            reason=spec.reason,
-            details=facts,
-            prev_hash=prev_hash,
-        )
         row = AuditRow(
             id=0,
             reference=reference,
@@ -742,13 +734,14 @@ def _append_chain(
             reason=spec.reason,
             details=facts,
             prev_hash=prev_hash,
-            hash=digest,
+            hash="",
         )
+        row = replace(row, hash=event_hash(**{f: getattr(row, f) for f in _HASHED_FIELDS}))
         values = {f: getattr(row, f) for f in _AUDIT_COLUMNS}
         new_id = conn.execute(_INSERT_EVENT, {**values, "details": details_json}).scalar_one()
         assert new_id is not None  # the primary key the database just gave
         added.append(replace(row, id=new_id))
-        prev_hash = digest
+        prev_hash = row.hash
     return added
 
 
