@@ -3,6 +3,11 @@
 Workers are stateless; run as many as needed against one Temporal cluster. Blocking work (the
 case register, mail, connectors) runs in a thread pool so the event loop stays free for
 workflow tasks.
+
+Searches of each system run on that system's own task queue (``<queue>-system-<name>``), polled
+with the data map's ``max_concurrent`` cap: however many cases arrive at once, one worker process
+runs at most that many searches against the system (the cap across the fleet is the cap times
+the number of worker processes).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AsyncExitStack
 
 import uvloop
 from temporalio.client import Client
@@ -19,7 +25,7 @@ from activities.audit import AuditActivities
 from activities.export import FulfilActivities
 from activities.notify import NotifyActivities
 from activities.review import ReviewActivities
-from activities.search import SearchActivities
+from activities.search import SearchActivities, system_task_queue
 from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.datamap import DataMap
 from dsar.engine import connect
@@ -38,7 +44,7 @@ def mailer_from_settings(settings: Settings) -> Mailer:
     return FileMailer(settings.resolved_mail_dir)
 
 
-def build_worker(
+def build_workers(
     client: Client,
     settings: Settings,
     *,
@@ -47,7 +53,8 @@ def build_worker(
     blobs: BlobStore | None = None,
     mailer: Mailer | None = None,
     task_queue: str | None = None,
-) -> Worker:
+) -> list[Worker]:
+    """The case worker on the main task queue, then one search worker per connected system."""
     store = store or CaseStore(settings.resolved_database_url)
     datamap = datamap or DataMap.load(settings.datamap)
     blobs = blobs or blob_store_from_settings(settings)
@@ -57,19 +64,31 @@ def build_worker(
     search = SearchActivities(datamap, blobs)
     review = ReviewActivities(blobs)
     fulfil = FulfilActivities(blobs)
-    return Worker(
+    queue = task_queue or settings.task_queue
+    executor = ThreadPoolExecutor(max_workers=settings.worker_activity_threads)
+    systems = [
+        Worker(
+            client,
+            task_queue=system_task_queue(queue, system.name),
+            activities=[search.search_system],
+            activity_executor=executor,
+            max_concurrent_activities=system.max_concurrent,
+        )
+        for system in datamap.systems.values()
+        if system.manual is None
+    ]
+    main = Worker(
         client,
-        task_queue=task_queue or settings.task_queue,
+        task_queue=queue,
         workflows=[DataSubjectRequest],
         activities=[
             audit.record_case,
             notify.send_letter,
             search.plan_search,
-            search.search_system,
             review.prepare_review,
             fulfil.fulfil_request,
         ],
-        activity_executor=ThreadPoolExecutor(max_workers=settings.worker_activity_threads),
+        activity_executor=executor,
         max_concurrent_activities=settings.worker_activity_threads,
         max_concurrent_local_activities=settings.worker_activity_threads,
         max_concurrent_workflow_tasks=settings.worker_workflow_tasks,
@@ -79,18 +98,26 @@ def build_worker(
         # (tests/conftest.py), which refuses non-deterministic calls and any divergence.
         workflow_runner=UnsandboxedWorkflowRunner(),
     )
+    return [main, *systems]
+
+
+async def run_workers(workers: list[Worker], until: asyncio.Event) -> None:
+    """Run every worker until ``until`` is set, then shut them all down."""
+    async with AsyncExitStack() as stack:
+        for w in workers:
+            await stack.enter_async_context(w)
+        await until.wait()
 
 
 async def run_worker(settings: Settings) -> None:
     client = await connect(settings)
-    worker = build_worker(client, settings)
+    workers = build_workers(client, settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker started", task_queue=settings.task_queue)
-    async with worker:
-        await stop.wait()
+    await run_workers(workers, stop)
     log.info("worker stopped")
 
 

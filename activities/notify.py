@@ -27,8 +27,11 @@ _TEMPLATES = jinja2.Environment(
     keep_trailing_newline=True,
 )
 
-#: Letters addressed to the privacy team rather than the person.
-TEAM_LETTERS = frozenset({"reminder", "escalation", "breach"})
+#: Letters addressed to the privacy team rather than the person (escalations to the DPO).
+TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation", "system_unreachable"})
+_TO_DPO = frozenset({"escalation", "breach"})
+#: Letters to a named member of staff (``Letter.to``): the owner of a system searched by hand.
+STAFF_LETTERS = frozenset({"manual_search", "manual_reminder"})
 
 
 @dataclass
@@ -72,8 +75,12 @@ class NotifyActivities:
     def _send(self, letter: Letter) -> LetterReceipt:
         subject, body = render(letter.kind, letter.facts)
         if letter.kind in TEAM_LETTERS:
-            to = self.settings.dpo_email if letter.kind != "reminder" else self.settings.operator_email
+            to = self.settings.dpo_email if letter.kind in _TO_DPO else self.settings.operator_email
             audience = "team"
+        elif letter.kind in STAFF_LETTERS:
+            if not letter.to:
+                raise ValueError(f"letter {letter.kind!r} needs the address of the member of staff")
+            to, audience = letter.to, "staff"
         elif letter.to:
             to, audience = letter.to, "person"
         else:

@@ -1,21 +1,30 @@
 """Search every connected system for the data subject's records.
 
-The workflow fans out one ``search_system`` activity per system in the data map. Records stream
-from the connector straight into the encrypted blob store; the workflow keeps only the reference
-and the counts, so history stays small whatever the person holds.
+The workflow fans out one ``search_system`` activity per system in the data map, each on the
+system's own task queue, so that a worker's concurrency cap for that queue bounds how hard a
+burst of cases can hit a production database. Records stream from the connector straight into
+the encrypted blob store; the workflow keeps only the reference and the counts, so history stays
+small whatever the person holds.
+
+Systems are searched in two waves. Most systems find the person from what they gave us; a few
+are keyed by something people rarely know (call recordings filed under the customer number).
+Those wait for the first wave and are searched with the identifiers the first wave *learned*
+from the person's own records (only the kinds the second wave needs, and only when the first
+wave agrees on one value).
 """
 
 # No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
 # dsar/model.py).
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.base import ConnectorMisconfigured, ConnectorUnavailable, connector_for
+from connectors.base import ConnectorError, ConnectorMisconfigured, ConnectorUnavailable, Sink, connector_for
 from dsar.blobs import BlobStore
-from dsar.datamap import DataMap
+from dsar.datamap import DataMap, SystemConfig
 from dsar.identity import strongest_match
 from dsar.logs import bind_case, get_logger
 from dsar.model import SystemResult
@@ -26,11 +35,34 @@ log = get_logger("dsar.activities.search")
 @dataclass
 class PlanInput:
     reference: str
+    #: identifier kinds the person gave (kinds only: the plan needs no values)
+    kinds: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ManualSearch:
+    """A system a person searches: who is asked and how they are chased."""
+
+    system: str
+    owner: str
+    instructions: str
+    remind_every_days: int
+    escalate_after_days: int
 
 
 @dataclass
 class SearchPlan:
-    systems: list[str]
+    #: searched at once, from what the person gave
+    first: list[str]
+    #: searched after the first wave, with what it learned (key templates need it)
+    second: list[str] = field(default_factory=list)
+    #: kinds the second wave needs that the person did not give
+    learn: list[str] = field(default_factory=list)
+    manual: list[ManualSearch] = field(default_factory=list)
+
+    @property
+    def systems(self) -> list[str]:
+        return [*self.first, *self.second, *(m.system for m in self.manual)]
 
 
 @dataclass
@@ -38,6 +70,20 @@ class SearchInput:
     reference: str
     system: str
     identifiers: dict[str, str]
+    #: identifier kinds to read from the person's own records for the second wave
+    learn: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SearchOutcome:
+    result: SystemResult
+    #: kind -> value read from the person's records (only kinds asked for in ``learn``)
+    learned: dict[str, str] = field(default_factory=dict)
+
+
+def system_task_queue(base: str, system: str) -> str:
+    """The task queue on which one system's searches run: ``<base>-system-<name>``."""
+    return f"{base}-system-{system}"
 
 
 class SearchActivities:
@@ -47,46 +93,106 @@ class SearchActivities:
 
     @activity.defn(name="plan_search")
     def plan_search(self, inp: PlanInput) -> SearchPlan:
-        """Which systems to search: every system in the data map, in a stable order."""
-        return SearchPlan(systems=sorted(self.datamap.systems))
+        """Which systems to search, in which wave, and which are searched by a person."""
+        given = set(inp.kinds)
+        plan = SearchPlan(first=[])
+        learn: set[str] = set()
+        for name in sorted(self.datamap.systems):
+            system = self.datamap.systems[name]
+            if system.manual is not None:
+                task = system.manual
+                plan.manual.append(
+                    ManualSearch(
+                        name, task.owner, task.instructions, task.remind_every_days, task.escalate_after_days
+                    )
+                )
+            elif system.needs() - given:
+                plan.second.append(name)
+                learn |= system.needs() - given
+            else:
+                plan.first.append(name)
+        plan.learn = sorted(learn)
+        return plan
 
     @activity.defn(name="search_system")
-    def search_system(self, inp: SearchInput) -> SystemResult:
+    def search_system(self, inp: SearchInput) -> SearchOutcome:
         with bind_case(inp.reference):
-            result = self._search(inp)
+            outcome = self._search(inp)
+            result = outcome.result
             log.info("system searched", system=result.system, status=result.status, records=result.records)
-            return result
+            return outcome
 
-    def _search(self, inp: SearchInput) -> SystemResult:
+    def _search(self, inp: SearchInput) -> SearchOutcome:
         config = self.datamap.systems.get(inp.system)
-        if config is None:
+        if config is None or config.manual is not None:
             raise ApplicationError(
-                f"system {inp.system!r} is not in the data map", type="UnknownSystem", non_retryable=True
+                f"system {inp.system!r} is not searchable by a connector",
+                type="UnknownSystem",
+                non_retryable=True,
             )
         connector = connector_for(config, heartbeat=activity.heartbeat)
         try:
             located = connector.locate(inp.identifiers)
             if not located.person_keys:
-                return SystemResult(system=inp.system, status="none", detail="no matching records")
+                return SearchOutcome(SystemResult(inp.system, "none", detail="no matching records"))
             match = strongest_match(located.matches)
             if not match.keys:
-                return SystemResult(system=inp.system, status="none", detail=match.reason)
-            with self.blobs.open_writer(inp.reference, f"{inp.system}.jsonl") as sink:
+                return SearchOutcome(SystemResult(inp.system, "none", detail=match.reason))
+            with self.blobs.open_writer(inp.reference, f"{inp.system}.jsonl") as writer:
+                sink = _Learner(writer, config, inp.learn)
                 collected = connector.collect(inp.identifiers, sink, person_keys=match.keys)
-            ref = sink.ref
+            ref = writer.ref
         except ConnectorUnavailable as e:
-            # Retryable: the workflow's retry policy backs off; the message names only the system.
-            raise ApplicationError(str(e), type="SystemUnavailable") from None
+            # The workflow backs off and tries again, showing "unreachable since ..., attempt N"
+            # on the case; the message names only the system.
+            raise ApplicationError(str(e), type="SystemUnavailable", non_retryable=True) from None
         except (ConnectorMisconfigured, ValueError) as e:
-            # Retrying cannot fix a data map that does not fit the database.
+            # Retrying cannot fix a data map that does not fit the system.
             raise ApplicationError(
                 f"{inp.system}: {type(e).__name__}", type="SystemMisconfigured", non_retryable=True
             ) from None
+        except ConnectorError as e:
+            raise ApplicationError(str(e), type="SystemError") from None
         per_entity = ", ".join(f"{k} {v}" for k, v in sorted(collected.entities.items()))
-        return SystemResult(
-            system=inp.system,
-            status="found",
-            records=collected.records,
-            blob_ref=ref,
-            detail=f"{match.reason}; {per_entity}",
+        return SearchOutcome(
+            SystemResult(
+                system=inp.system,
+                status="found",
+                records=collected.records,
+                blob_ref=ref,
+                detail=f"{match.reason}; {per_entity}",
+            ),
+            learned=sink.learned(),
         )
+
+
+class _Learner:
+    """A sink that passes records through and notes, from the person's identity records, the
+    values of the identifier kinds another system needs (e.g. the customer number)."""
+
+    def __init__(self, sink: Sink, system: SystemConfig, kinds: list[str]) -> None:
+        self._sink = sink
+        self._columns: dict[str, dict[str, str]] = {}  # entity -> column -> kind
+        for entity in system.identity_entities():
+            wanted: dict[str, str] = {
+                column: str(kind.value) for column, kind in entity.identity.items() if kind.value in kinds
+            }
+            if wanted:
+                self._columns[entity.name] = wanted
+        self._prefixes = tuple(
+            json.dumps({"entity": name}, separators=(",", ":"))[:-1].encode() for name in self._columns
+        )
+        self._seen: dict[str, set[str]] = {}
+
+    def write(self, data: bytes, /) -> int:
+        if self._prefixes and data.startswith(self._prefixes):
+            line = json.loads(data)
+            for column, kind in self._columns.get(line["entity"], {}).items():
+                value = line["record"].get(column)
+                if value is not None and str(value).strip():
+                    self._seen.setdefault(kind, set()).add(str(value).strip())
+        return self._sink.write(data)
+
+    def learned(self) -> dict[str, str]:
+        """One value per kind; a kind with several values (two accounts) is not guessed."""
+        return {kind: next(iter(values)) for kind, values in self._seen.items() if len(values) == 1}

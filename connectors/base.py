@@ -21,7 +21,7 @@ from uuid import UUID
 
 import phonenumbers
 
-from dsar.datamap import SystemConfig
+from dsar.datamap import EntityErasure, FieldErasure, SystemConfig
 from dsar.model import IdentifierKind
 
 #: Call the heartbeat every this many rows: a Temporal activity that streams a large subject
@@ -55,6 +55,84 @@ class Collected:
     system: str
     records: int
     entities: dict[str, int]  # entity -> records written (0 for entities searched and empty)
+
+
+@dataclass
+class Subject:
+    """Whom a change applies to: the identifiers given (and learned) and the person keys
+    verification accepted (``locate``'s keys). Changes touch those persons' records only."""
+
+    identifiers: dict[str, str]
+    person_keys: list[str]
+
+
+@dataclass
+class EntityErasurePlan:
+    entity: str
+    strategy: EntityErasure  # delete or anonymise (kept entities are not in the plan)
+    #: for ``anonymise``: what happens to each declared field
+    fields: dict[str, FieldErasure] = field(default_factory=dict)
+
+
+@dataclass
+class ErasurePlan:
+    """What erasing the subject does in one system, entity by entity.
+
+    Built from the data map's strategies minus exemptions and retention duties (fulfilment);
+    the connector runs it in an order that keeps foreign keys valid (children first) and
+    running it twice changes nothing more (idempotent)."""
+
+    system: str
+    subject: Subject
+    entities: list[EntityErasurePlan]
+    #: HMAC key for ``hash`` fields, hex: the same person hashes the same way (joins survive)
+    hash_key: str = ""
+
+    @classmethod
+    def from_datamap(
+        cls, system: SystemConfig, subject: Subject, *, hash_key: str = "", skip: frozenset[str] = frozenset()
+    ) -> ErasurePlan:
+        """Every entity the data map says to delete or anonymise, except those in ``skip``."""
+        entities = [
+            EntityErasurePlan(
+                entity.name,
+                entity.erasure.strategy,
+                {column: entity.field_erasure(column) for column in entity.fields}
+                if entity.erasure.strategy == EntityErasure.ANONYMISE
+                else {},
+            )
+            for entity in system.entities.values()
+            if entity.erasure.strategy != EntityErasure.KEEP and entity.name not in skip
+        ]
+        return cls(system.name, subject, entities, hash_key)
+
+
+@dataclass
+class Erased:
+    system: str
+    deleted: dict[str, int]  # entity -> rows (objects, versions) deleted
+    anonymised: dict[str, int]  # entity -> rows anonymised
+
+
+@dataclass
+class FieldChange:
+    entity: str
+    field: str
+    value: str | None  # the corrected value, as text; converted to the column's type
+
+
+@dataclass
+class Rectification:
+    subject: Subject
+    changes: list[FieldChange]
+
+
+@dataclass
+class Changed:
+    """Rows changed by a rectification or a restriction, per entity."""
+
+    system: str
+    entities: dict[str, int]
 
 
 class ConnectorError(Exception):
@@ -96,6 +174,19 @@ class Connector(Protocol):
         ``{"entity": ..., "record": {...}}``. ``person_keys`` (from :meth:`locate`) narrows the
         collection to the persons verification accepted, e.g. one member of a household that
         shares a postcode; without it every located person is collected."""
+        ...
+
+    def erase(self, plan: ErasurePlan) -> Erased:
+        """Delete or anonymise the subject's records as planned; idempotent."""
+        ...
+
+    def rectify(self, changes: Rectification) -> Changed:
+        """Set the corrected values on the subject's records (on its identity rows and any
+        child rows the change names); idempotent."""
+        ...
+
+    def restrict(self, subject: Subject) -> Changed:
+        """Mark the subject's records as restricted, as the data map says; idempotent."""
         ...
 
 

@@ -17,7 +17,20 @@ from dataclasses import asdict
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response, status
+from fastapi import (
+    APIRouter,
+    Depends,
+    File,
+    Form,
+    Header,
+    HTTPException,
+    Path,
+    Query,
+    Request,
+    Response,
+    UploadFile,
+    status,
+)
 from fastapi.encoders import jsonable_encoder
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,6 +45,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from console.auth import OPERATOR, REVIEWER, Staff, authenticate, bearer, forbidden, staff
+from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.datamap import DataMap, DataMapError
 from dsar.logs import get_logger
 from dsar.model import Channel, Decision, DecisionKind, IdentifierKind, Regime, RequestType, Stage
@@ -53,6 +67,10 @@ ENGINE_UNREACHABLE = "the workflow engine is unreachable; retry"
 MAX_IDENTIFIERS = 20
 MAX_REASON = 2000
 MAX_GROUND = 100
+#: The largest upload from a manual search (a zip of CCTV stills, a scanned file).
+MAX_UPLOAD_BYTES = 200 * 1024 * 1024
+#: System names as the data map allows them.
+SYSTEM_RE = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 
 #: Who may take each decision: a reviewer approves what is disclosed or erased; every other
 #: decision is an operator's (admin may do either).
@@ -82,7 +100,14 @@ class Services:
         self._owns_store = store is None
         self._store = store
         self._controller: str | None = None
+        self._blobs: BlobStore | None = None
         self._lock = asyncio.Lock()
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            self._blobs = blob_store_from_settings(self.settings)
+        return self._blobs
 
     @property
     def store(self) -> CaseStore:
@@ -200,6 +225,8 @@ class DecisionBody(BaseModel):
     kind: DecisionKind
     reason: str = Field(default="", max_length=MAX_REASON)
     ground: str = Field(default="", max_length=MAX_GROUND)
+    #: for skip_system and nothing_held: which system (system_found goes through the upload route)
+    system: str = Field(default="", max_length=64)
 
 
 class DecisionResultBody(BaseModel):
@@ -313,12 +340,80 @@ async def decide(
 ) -> DecisionResultBody:
     """Take a decision on a case; the workflow's validator refuses one that makes no sense now."""
     check_reference(ref)
+    if body.kind == DecisionKind.SYSTEM_FOUND:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="upload what was found to /api/v1/requests/{ref}/systems/{system}/found",
+        )
+    if body.system and not re.match(SYSTEM_RE, body.system):
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="system: not a system name")
     role = DECISION_ROLE[body.kind]
     if not who.has(role):
         raise forbidden(who, [role])
     decision = Decision(
-        kind=body.kind, actor=who.actor(role), reason=body.reason.strip(), ground=body.ground.strip()
+        kind=body.kind,
+        actor=who.actor(role),
+        reason=body.reason.strip(),
+        ground=body.ground.strip(),
+        system=body.system,
     )
+    return await _execute(svc, ref, decision)
+
+
+@router.post("/requests/{ref}/systems/{system}/found", response_model=DecisionResultBody)
+async def system_found(
+    ref: Reference,
+    system: Annotated[str, Path(pattern=SYSTEM_RE)],
+    svc: ServicesDep,
+    who: Annotated[Staff, Depends(staff(OPERATOR))],
+    file: Annotated[UploadFile, File(description="what the search by hand found (any format)")],
+    reason: Annotated[str, Form(max_length=MAX_REASON)] = "",
+    records: Annotated[int, Form(ge=1, le=1_000_000)] = 1,
+) -> DecisionResultBody:
+    """A manual system's searcher uploads what they found. The upload is encrypted into the
+    blob store as it streams in; if the case refuses it (not waiting for that system), it is
+    deleted again."""
+    check_reference(ref)
+    attachment = await asyncio.to_thread(_store_upload, svc.blobs, ref, system, file)
+    decision = Decision(
+        kind=DecisionKind.SYSTEM_FOUND,
+        actor=who.actor(OPERATOR),
+        reason=reason.strip(),
+        system=system,
+        attachment=attachment,
+        records=records,
+    )
+    try:
+        return await _execute(svc, ref, decision)
+    except HTTPException:
+        await asyncio.to_thread(svc.blobs.delete, attachment)
+        raise
+
+
+def _store_upload(blobs: BlobStore, ref: str, system: str, file: UploadFile) -> str:
+    size = 0
+    try:
+        with blobs.open_writer(ref, f"{system}-manual.bin") as writer:
+            while chunk := file.file.read(1024 * 1024):
+                size += len(chunk)
+                if size > MAX_UPLOAD_BYTES:
+                    raise HTTPException(
+                        status.HTTP_413_CONTENT_TOO_LARGE,
+                        detail=f"the upload is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB: "
+                        "split it or share it another way",
+                    )
+                writer.write(chunk)
+    finally:
+        file.file.close()
+    if size == 0:
+        blobs.delete(writer.ref)
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, detail='the upload is empty: answer "nothing held" instead'
+        )
+    return writer.ref
+
+
+async def _execute(svc: Services, ref: str, decision: Decision) -> DecisionResultBody:
     client = await svc.client()
     try:
         result = await client.get_workflow_handle(ref).execute_update(
@@ -327,7 +422,7 @@ async def decide(
     except WorkflowUpdateFailedError as e:
         if isinstance(e.cause, ApplicationError):
             raise HTTPException(status.HTTP_409_CONFLICT, detail=e.cause.message) from None
-        log.error("decision failed", reference=ref, kind=body.kind.value, error=type(e.cause).__name__)
+        log.error("decision failed", reference=ref, kind=decision.kind.value, error=type(e.cause).__name__)
         raise HTTPException(
             status.HTTP_502_BAD_GATEWAY, detail="the decision could not be carried out; retry"
         ) from None
@@ -335,7 +430,7 @@ async def decide(
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=ENGINE_UNREACHABLE) from None
     except RPCError as e:
         raise engine_error(e, ref) from None
-    log.info("decision taken", reference=ref, kind=body.kind.value, actor=decision.actor)
+    log.info("decision taken", reference=ref, kind=decision.kind.value, actor=decision.actor)
     return DecisionResultBody(stage=result.stage, due=result.due, message=result.message)
 
 

@@ -59,6 +59,7 @@ customers = Table(
     Column("account_number", String(20), nullable=False, unique=True),
     Column("created_at", DateTime, nullable=False),
     Column("closed_at", DateTime),
+    Column("processing_restricted", Boolean, nullable=False, default=False),
 )
 
 orders = Table(
@@ -136,6 +137,7 @@ preferences = Table(
     Column("consent_source", String(60)),
     Column("consent_withdrawn_at", DateTime),
     Column("updated_at", DateTime, nullable=False),
+    Column("processing_restricted", Boolean, nullable=False, default=False),
 )
 
 campaign_events = Table(

@@ -54,22 +54,55 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dsar.model import IdentifierKind, Regime
 
-#: Connector types this version knows; each has a class in ``connectors/``.
-CONNECTOR_TYPES = frozenset({"sql"})
+#: Connector types this version knows; each has a class in ``connectors/`` ("manual" is a task
+#: for a person: the workflow waits for their answer, see ``workflows/request.py``).
+CONNECTOR_TYPES = frozenset({"sql", "s3", "manual"})
+
+#: What an S3 record (one object, or one version of it) carries; S3 entities declare these.
+S3_RECORD_FIELDS = frozenset(
+    {"key", "version_id", "last_modified", "size", "content_type", "metadata", "tags", "content"}
+)
+#: How an S3 object's contents are read when searched and collected.
+S3_FORMATS = frozenset({"json", "jsonl", "csv", "text", "binary"})
+_PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _RELATION = re.compile(r"^\s*([^\s.]+)\.([^\s.]+)\s*->\s*([^\s.]+)\.([^\s.]+)\s*$")
 
 _TOP_KEYS = frozenset({"version", "controller", "systems"})
 _CONTROLLER_KEYS = frozenset({"name", "contact_email", "dpo_email", "phone_region", "regimes", "calendars"})
-_SYSTEM_KEYS = frozenset({"connector", "url_env", "description", "defaults", "entities"})
-_ENTITY_KEYS = frozenset(
-    {"table", "schema", "key", "identity", "relation", "description", "defaults", "fields"}
-)
+_COMMON_SYSTEM_KEYS = frozenset({"connector", "description", "defaults", "entities"})
+#: Keys each connector type takes besides the common ones.
+_SYSTEM_KEYS: dict[str, frozenset[str]] = {
+    "sql": frozenset({"url_env", "max_concurrent"}),
+    "s3": frozenset({"bucket", "endpoint_env", "region", "max_concurrent"}),
+    "manual": frozenset({"owner", "instructions", "remind_every_days", "escalate_after_days"}),
+}
+_ENTITY_KEYS: dict[str, frozenset[str]] = {
+    "sql": frozenset(
+        {
+            "table",
+            "schema",
+            "key",
+            "identity",
+            "relation",
+            "description",
+            "defaults",
+            "fields",
+            "erasure",
+            "restriction",
+        }
+    ),
+    "s3": frozenset({"prefix", "format", "identity", "description", "defaults", "fields", "erasure"}),
+    "manual": frozenset({"description", "defaults", "fields"}),
+}
 _FIELD_KEYS = frozenset(
-    {"category", "purpose", "legal_basis", "retention", "description", "recipients", "source"}
+    {"category", "purpose", "legal_basis", "retention", "description", "recipients", "source", "erasure"}
 )
+_ERASURE_KEYS = frozenset({"strategy", "reason"})
+_RESTRICTION_KEYS = frozenset({"column", "value"})
 _FIELD_REQUIRED = ("category", "purpose", "legal_basis", "retention")
 
 
@@ -99,6 +132,31 @@ class Controller:
     regimes: tuple[Regime, ...] = ()
 
 
+class EntityErasure(StrEnum):
+    """What erasing the subject does to an entity's rows (or objects)."""
+
+    DELETE = "delete"  # remove the rows; S3: the objects and every version of them
+    ANONYMISE = "anonymise"  # keep the rows, apply each field's FieldErasure
+    KEEP = "keep"  # keep as they are, for the stated reason (a retention duty)
+
+
+class FieldErasure(StrEnum):
+    """What anonymising a row does to one field."""
+
+    NULL = "null"  # set to NULL
+    HASH = "hash"  # replace by a keyed hash: rows still join and count, nobody is named
+    ANONYMISE = "anonymise"  # replace by a fixed placeholder ("erased")
+    KEEP = "keep"  # leave as it is (an amount kept for the accounts, a join key)
+
+
+@dataclass(frozen=True)
+class ErasureRule:
+    """An entity's erasure strategy; ``reason`` says why when something is kept."""
+
+    strategy: EntityErasure = EntityErasure.DELETE
+    reason: str = ""
+
+
 @dataclass(frozen=True)
 class FieldConfig:
     """What one column is, as the Art. 15 report tells the person (Art. 15(1)(a)-(d), (g))."""
@@ -110,6 +168,9 @@ class FieldConfig:
     description: str = ""
     recipients: tuple[str, ...] = ()
     source: str = ""
+    #: for an entity anonymised on erasure: what happens to this field (None: its default,
+    #: ``keep`` for key and relation columns, ``null`` for everything else)
+    erasure: FieldErasure | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +188,12 @@ class Relation:
 
 @dataclass(frozen=True)
 class EntityConfig:
+    """A table (sql), a set of objects under a key prefix (s3), or what a manual system holds.
+
+    ``identity`` maps where an identifier sits to its kind: a column for sql; for s3
+    ``metadata.<name>`` (user metadata), ``tag.<name>`` (object tags), ``content.<field>``
+    (a field of a JSON/JSONL/CSV object) or ``content`` (anywhere in a text object)."""
+
     name: str
     table: str
     #: column -> identifier kind: how the subject is found directly in this table
@@ -137,8 +204,48 @@ class EntityConfig:
     key: tuple[str, ...] = ()
     schema: str | None = None
     description: str = ""
+    erasure: ErasureRule = ErasureRule()
+    #: sql: (column, value) that marks a row as restricted (Art. 18); s3 objects are tagged
+    restriction: tuple[str, str] | None = None
+    #: s3: the key prefix, a template whose ``{kind}`` placeholders are identifier kinds
+    #: (``recordings/{customer_id}/``), and how object contents are read
+    prefix: str = ""
+    format: str = "binary"
     #: "demo/dsar.yaml line 42", for later errors about this entity (a missing table, ...)
     origin: str = field(default="", compare=False, repr=False)
+
+    def placeholders(self) -> list[str]:
+        """The identifier kinds an s3 prefix template needs, in order."""
+        return _PLACEHOLDER.findall(self.prefix)
+
+    def field_erasure(self, column: str) -> FieldErasure:
+        """What anonymising does to ``column``: its own rule, else keep keys and join columns
+        (rows must still hang together), else NULL."""
+        configured = self.fields[column].erasure
+        if configured is not None:
+            return configured
+        if column in self.key or (self.relation is not None and column == self.relation.column):
+            return FieldErasure.KEEP
+        return FieldErasure.NULL
+
+
+@dataclass(frozen=True)
+class ManualTask:
+    """A system searched by a person: who is asked, what to do, and how they are chased."""
+
+    owner: str  # the email address of the person or team who searches it
+    instructions: str
+    remind_every_days: int = 3
+    escalate_after_days: int = 7
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    bucket: str
+    #: environment variable holding the endpoint URL (any S3-compatible store); empty: AWS.
+    #: Credentials come from boto3's usual chain (environment, profile, role), never the file.
+    endpoint_env: str = ""
+    region: str = ""
 
 
 @dataclass(frozen=True)
@@ -150,7 +257,21 @@ class SystemConfig:
     entities: dict[str, EntityConfig]
     #: the controller's phone region, copied here so a connector needs only its system
     phone_region: str = "GB"
+    #: searches of this system one worker process runs at once (its task queue's cap)
+    max_concurrent: int = 4
+    bucket: S3Bucket | None = None  # connector "s3"
+    manual: ManualTask | None = None  # connector "manual"
     origin: str = field(default="", compare=False, repr=False)
+
+    @property
+    def task_queue_suffix(self) -> str:
+        """Searches of this system run on their own task queue, ``<queue>-system-<name>``."""
+        return f"system-{self.name}"
+
+    def needs(self) -> set[str]:
+        """Identifier kinds this system's s3 key templates need (the search fills them from
+        what other systems found when the person did not give them)."""
+        return {kind for entity in self.entities.values() for kind in entity.placeholders()}
 
     def url(self) -> str:
         """The connection URL, read from the environment when needed (never from the file)."""
@@ -377,18 +498,54 @@ class _Loader:
                         "connection secrets never go in the data map: put the URL in an "
                         "environment variable and name it in 'url_env'",
                     )
-        items = self.mapping(node, path, _SYSTEM_KEYS)
-        connector_node = self.required(items, "connector", key_node, path)[1]
+        if not isinstance(node, MappingNode):
+            self.fail(node, path, f"expected a mapping, got {_kind(node)}")
+        connector_items = {k.value: v for k, v in node.value if isinstance(k, ScalarNode)}
+        if "connector" not in connector_items:
+            self.fail(key_node, path, "missing required key 'connector'")
         connector = self.choice(
-            connector_node,
+            connector_items["connector"],
             f"{path}.connector",
             _member_of(CONNECTOR_TYPES),
             sorted(CONNECTOR_TYPES),
         )
-        url_env_node = self.required(items, "url_env", key_node, path)[1]
-        url_env = self.text(url_env_node, f"{path}.url_env")
-        if not _ENV_NAME.match(url_env):
-            self.fail(url_env_node, f"{path}.url_env", f"'{url_env}' is not an environment variable name")
+        items = self.mapping(node, path, _COMMON_SYSTEM_KEYS | _SYSTEM_KEYS[connector])
+        url_env = ""
+        origin = self.where(key_node)
+        if connector == "sql":
+            url_env_node = self.required(items, "url_env", key_node, path)[1]
+            url_env = self.env_name(url_env_node, f"{path}.url_env")
+            origin = self.where(url_env_node)
+        bucket: S3Bucket | None = None
+        if connector == "s3":
+            bucket_node = self.required(items, "bucket", key_node, path)[1]
+            bucket_name = self.text(bucket_node, f"{path}.bucket")
+            if not _BUCKET.match(bucket_name):
+                self.fail(bucket_node, f"{path}.bucket", f"'{bucket_name}' is not a valid S3 bucket name")
+            bucket = S3Bucket(
+                bucket=bucket_name,
+                endpoint_env=(
+                    self.env_name(items["endpoint_env"][1], f"{path}.endpoint_env")
+                    if "endpoint_env" in items
+                    else ""
+                ),
+                region=self.text(items["region"][1], f"{path}.region") if "region" in items else "",
+            )
+            url_env = bucket.endpoint_env
+        manual: ManualTask | None = None
+        if connector == "manual":
+            owner_node = self.required(items, "owner", key_node, path)[1]
+            owner = self.text(owner_node, f"{path}.owner")
+            if "@" not in owner or " " in owner:
+                self.fail(owner_node, f"{path}.owner", "must be the email address of the person or team")
+            manual = ManualTask(
+                owner=owner,
+                instructions=self.text(
+                    self.required(items, "instructions", key_node, path)[1], f"{path}.instructions"
+                ),
+                remind_every_days=self.count(items, "remind_every_days", path, 3),
+                escalate_after_days=self.count(items, "escalate_after_days", path, 7),
+            )
         description = (
             self.text(items["description"][1], f"{path}.description", empty=True)
             if "description" in items
@@ -404,10 +561,11 @@ class _Loader:
         for ename, (k, v) in entity_items.items():
             epath = f"{path}.entities.{ename}"
             self.name(k, epath, "entity name")
-            entities[ename], relation_node = self.entity(ename, epath, k, v, defaults)
+            entities[ename], relation_node = self.entity(connector, ename, epath, k, v, defaults)
             if relation_node is not None:
                 relation_nodes[ename] = relation_node
-        self.check_relations(path, entities, relation_nodes, entity_items)
+        if connector == "sql":
+            self.check_relations(path, entities, relation_nodes, entity_items)
         return SystemConfig(
             name=name,
             connector=connector,
@@ -415,8 +573,27 @@ class _Loader:
             description=description,
             entities=entities,
             phone_region=controller.phone_region,
-            origin=self.where(url_env_node),
+            max_concurrent=self.count(items, "max_concurrent", path, 4),
+            bucket=bucket,
+            manual=manual,
+            origin=origin,
         )
+
+    def env_name(self, node: Node, path: str) -> str:
+        value = self.text(node, path)
+        if not _ENV_NAME.match(value):
+            self.fail(node, path, f"'{value}' is not an environment variable name")
+        return value
+
+    def count(self, items: dict[str, tuple[Node, Node]], key: str, path: str, default: int) -> int:
+        """A whole number from 1 to 1000 (a concurrency cap, a number of days)."""
+        if key not in items:
+            return default
+        node = items[key][1]
+        value = self.text(node, f"{path}.{key}")
+        if not value.isdigit() or not 1 <= int(value) <= 1000:
+            self.fail(node, f"{path}.{key}", f"expected a whole number from 1 to 1000, got '{value}'")
+        return int(value)
 
     def defaults(
         self, items: dict[str, tuple[Node, Node]], path: str, inherited: dict[str, object]
@@ -440,14 +617,24 @@ class _Loader:
                 out[key] = LegalBasis(
                     self.choice(value_node, kpath, LegalBasis, [b.value for b in LegalBasis])
                 )
+            elif key == "erasure":
+                out[key] = FieldErasure(
+                    self.choice(value_node, kpath, FieldErasure, [e.value for e in FieldErasure])
+                )
             else:
                 out[key] = self.text(value_node, kpath, empty=key in {"description", "source"})
         return out
 
     def entity(
-        self, name: str, path: str, key_node: Node, node: Node, system_defaults: dict[str, object]
+        self,
+        connector: str,
+        name: str,
+        path: str,
+        key_node: Node,
+        node: Node,
+        system_defaults: dict[str, object],
     ) -> tuple[EntityConfig, Node | None]:
-        items = self.mapping(node, path, _ENTITY_KEYS)
+        items = self.mapping(node, path, _ENTITY_KEYS[connector])
         defaults = self.defaults(items, path, system_defaults)
         table = self.text(items["table"][1], f"{path}.table") if "table" in items else name
         schema = self.text(items["schema"][1], f"{path}.schema") if "schema" in items else None
@@ -464,6 +651,13 @@ class _Loader:
         fields: dict[str, FieldConfig] = {}
         for column, (k, v) in field_items.items():
             fpath = f"{path}.fields.{column}"
+            if connector == "s3" and column not in S3_RECORD_FIELDS:
+                self.fail(
+                    k,
+                    fpath,
+                    f"an S3 record has no field '{column}' (expected one of: "
+                    f"{', '.join(sorted(S3_RECORD_FIELDS))})",
+                )
             values = {**defaults, **self.field_values(v, fpath)}
             for required in _FIELD_REQUIRED:
                 if required not in values:
@@ -479,7 +673,10 @@ class _Loader:
             ipath = f"{path}.identity"
             kinds = [k.value for k in IdentifierKind]
             for column, (k, v) in self.mapping(items["identity"][1], ipath).items():
-                declared(column, k, f"{ipath}.{column}")
+                if connector == "s3":
+                    self.s3_source(column, k, f"{ipath}.{column}", items)
+                else:
+                    declared(column, k, f"{ipath}.{column}")
                 kind = self.text(v, f"{ipath}.{column}")
                 if kind not in kinds:
                     self.fail(
@@ -497,7 +694,7 @@ class _Loader:
                 declared(column, key_value_node, f"{path}.key")
         elif "id" in fields:
             key = ("id",)
-        if identity and not key:
+        if connector == "sql" and identity and not key:
             self.fail(
                 key_node,
                 path,
@@ -521,6 +718,47 @@ class _Loader:
                     f"the relation must end in this entity ('... -> {name}.column'), not '{relation.child}'",
                 )
             declared(relation.column, relation_node, rpath)
+        prefix, fmt = "", "binary"
+        if connector == "s3":
+            prefix_node = self.required(items, "prefix", key_node, path)[1]
+            prefix = self.text(prefix_node, f"{path}.prefix", empty=True)
+            known = {k.value for k in IdentifierKind}
+            for placeholder in _PLACEHOLDER.findall(prefix):
+                if placeholder not in known:
+                    self.fail(
+                        prefix_node,
+                        f"{path}.prefix",
+                        f"unknown identifier kind '{{{placeholder}}}' in the key template "
+                        f"(expected one of: {', '.join(sorted(known))})",
+                    )
+            if "{" in _PLACEHOLDER.sub("", prefix) or "}" in _PLACEHOLDER.sub("", prefix):
+                self.fail(prefix_node, f"{path}.prefix", f"unbalanced braces in the key template '{prefix}'")
+            if "format" in items:
+                fmt = self.choice(
+                    items["format"][1], f"{path}.format", _member_of(S3_FORMATS), sorted(S3_FORMATS)
+                )
+            if not identity and not _PLACEHOLDER.search(prefix):
+                self.fail(
+                    key_node,
+                    path,
+                    "cannot be traced to the data subject: put an identifier kind in the prefix "
+                    "('recordings/{customer_id}/') or give 'identity' sources",
+                )
+        restriction: tuple[str, str] | None = None
+        if "restriction" in items:
+            rnode = items["restriction"][1]
+            rpath = f"{path}.restriction"
+            ritems = self.mapping(rnode, rpath, _RESTRICTION_KEYS)
+            rcolumn_node = self.required(ritems, "column", rnode, rpath)[1]
+            rcolumn = self.text(rcolumn_node, f"{rpath}.column")
+            declared(rcolumn, rcolumn_node, f"{rpath}.column")
+            restriction = (
+                rcolumn,
+                self.text(self.required(ritems, "value", rnode, rpath)[1], f"{rpath}.value"),
+            )
+        erasure = ErasureRule()
+        if "erasure" in items:
+            erasure = self.erasure(items["erasure"][1], f"{path}.erasure", connector)
         entity = EntityConfig(
             name=name,
             table=table,
@@ -530,9 +768,44 @@ class _Loader:
             key=key,
             schema=schema,
             description=description,
+            erasure=erasure,
+            restriction=restriction,
+            prefix=prefix,
+            format=fmt,
             origin=self.where(key_node),
         )
         return entity, relation_node
+
+    def s3_source(self, source: str, node: Node, path: str, items: dict[str, tuple[Node, Node]]) -> None:
+        """``metadata.<name>``, ``tag.<name>``, ``content.<field>`` or ``content``."""
+        fmt = self.text(items["format"][1], "format") if "format" in items else "binary"
+        head, _, rest = source.partition(".")
+        if head in ("metadata", "tag") and rest:
+            return
+        if head == "content" and fmt != "binary" and (rest or fmt == "text"):
+            return
+        self.fail(
+            node,
+            path,
+            f"'{source}' is not an identity source of an S3 object: use 'metadata.<name>', "
+            "'tag.<name>', 'content.<field>' (json, jsonl, csv) or 'content' (text)",
+        )
+
+    def erasure(self, node: Node, path: str, connector: str) -> ErasureRule:
+        """``delete``, ``anonymise``, or ``{strategy: keep, reason: ...}``."""
+        options = [e.value for e in EntityErasure if connector == "sql" or e != EntityErasure.ANONYMISE]
+        strategy_node: Node = node
+        reason = ""
+        if not isinstance(node, ScalarNode):
+            items = self.mapping(node, path, _ERASURE_KEYS)
+            strategy_node = self.required(items, "strategy", node, path)[1]
+            reason = self.text(items["reason"][1], f"{path}.reason") if "reason" in items else ""
+        strategy = EntityErasure(
+            self.choice(strategy_node, f"{path}.strategy", _member_of(frozenset(options)), options)
+        )
+        if strategy == EntityErasure.KEEP and not reason:
+            self.fail(node, path, "'keep' needs a reason (the law or duty that requires keeping it)")
+        return ErasureRule(strategy, reason)
 
     def check_relations(
         self,

@@ -135,6 +135,9 @@ class DecisionKind(StrEnum):
     CLARIFICATION_RECEIVED = "clarification_received"
     APPROVE = "approve"  # reviewer approves what will be disclosed / erased
     FULFILLED = "fulfilled"  # an operator confirms a fulfilment done by hand
+    SKIP_SYSTEM = "skip_system"  # leave a system out of the search (reason required)
+    SYSTEM_FOUND = "system_found"  # a manual system's searcher uploaded what was found
+    NOTHING_HELD = "nothing_held"  # a manual system's searcher found nothing
 
 
 @dataclass
@@ -145,6 +148,11 @@ class Decision:
     #: for ``extend``: why the case is complex or numerous (sent to the person in the notice)
     #: for ``reject``: the ground (e.g. "unverified", "manifestly_unfounded", "excessive")
     ground: str = ""
+    #: for ``skip_system``, ``system_found`` and ``nothing_held``: which system
+    system: str = ""
+    #: for ``system_found``: the blob reference of the upload and how many records it holds
+    attachment: str = ""
+    records: int = 0
 
 
 @dataclass
@@ -155,6 +163,7 @@ class DecisionRecord:
     ground: str
     at: datetime
     stage: Stage  # the stage in which it was taken
+    system: str = ""
 
 
 @dataclass
@@ -197,10 +206,14 @@ class SystemResult:
     """One system's search outcome. The records themselves are in the blob store."""
 
     system: str
-    status: str  # "found", "none", "unreachable", "skipped"
+    #: "searching", "waiting" (a person searches it), "unreachable" (retrying), or final:
+    #: "found", "none", "skipped", "failed"
+    status: str
     records: int = 0
     blob_ref: str | None = None
     detail: str = ""  # e.g. "billing unreachable since 10:02, attempt 7" (no personal data)
+    attempts: int = 0  # failed attempts to reach it so far
+    since: datetime | None = None  # unreachable since; waiting since (manual)
 
 
 @dataclass

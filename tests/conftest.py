@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import os
 import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -64,12 +67,23 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
+@functools.cache
+def sql_demo_map() -> Path:
+    """The demo data map with its SQL systems only (no S3 store, no system searched by hand):
+    what most workflow tests need. Tests of the other systems use ``demo/dsar.yaml`` itself."""
+    document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
+    document["systems"] = {k: v for k, v in document["systems"].items() if v["connector"] == "sql"}
+    path = Path(tempfile.mkdtemp(prefix="dsar-test-map-")) / "dsar.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
 def make_settings(var_dir: Path, **overrides: object) -> Settings:
     values: dict[str, object] = {
         "var_dir": var_dir,
         "codec_key": TEST_CODEC_KEY,
         "jwt_secret": "test-secret-" + "x" * 32,
-        "datamap": ROOT / "demo" / "dsar.yaml",
+        "datamap": sql_demo_map(),
         "task_queue": f"dsar-test-{uuid.uuid4().hex[:8]}",
     }
     values.update(overrides)
@@ -151,13 +165,16 @@ async def _settle_and_terminate(client: Client, reference: str) -> None:
 
 @pytest.fixture
 async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseStore) -> AsyncIterator[Worker]:
-    """A dsar worker on the time-skipping server, on a task queue of its own."""
-    from worker import build_worker
+    """A dsar worker on the time-skipping server, on a task queue of its own (and its systems'
+    search queues)."""
+    from worker import build_workers
 
     before = {row.reference for row in store.queue(limit=100_000)}
-    w = build_worker(ts_env.client, settings, store=store)
-    async with w:
-        yield w
+    main, *systems = build_workers(ts_env.client, settings, store=store)
+    async with contextlib.AsyncExitStack() as stack:
+        for w in (main, *systems):
+            await stack.enter_async_context(w)
+        yield main
         # Cases left open would have no worker after this test, and the time-skipping server
         # does not skip past tasks nobody can run: end them while their worker still runs, once
         # each has settled (terminating one mid-activity leaves the server's skip lock held).

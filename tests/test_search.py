@@ -6,21 +6,32 @@ import json
 
 from temporalio.testing import ActivityEnvironment
 
-from activities.search import SearchActivities, SearchInput
+from pathlib import Path
+
+from activities.search import PlanInput, SearchActivities, SearchInput, SearchOutcome
 from demo.seed import MARGARET, NAMESAKE, PETER
 from dsar.blobs import blob_store_from_settings
 from dsar.datamap import DataMap
 from dsar.settings import Settings
+
+DEMO_MAP = Path(__file__).resolve().parent.parent / "demo" / "dsar.yaml"
+
+
+def run_outcome(
+    settings: Settings, identifiers: dict[str, str], system: str = "crm", learn: list[str] | None = None
+) -> SearchOutcome:
+    acts = SearchActivities(DataMap.load(settings.datamap), blob_store_from_settings(settings))
+    outcome: SearchOutcome = ActivityEnvironment().run(
+        acts.search_system, SearchInput("DSR-2026-900001", system, identifiers, learn or [])
+    )
+    return outcome
 
 
 def run_search(
     settings: Settings, identifiers: dict[str, str], system: str = "crm"
 ) -> tuple[object, list[dict]]:
     blobs = blob_store_from_settings(settings)
-    acts = SearchActivities(DataMap.load(settings.datamap), blobs)
-    result = ActivityEnvironment().run(
-        acts.search_system, SearchInput("DSR-2026-900001", system, identifiers)
-    )
+    result = run_outcome(settings, identifiers, system).result
     lines: list[dict] = []
     if result.blob_ref:
         lines = [json.loads(x) for x in b"".join(blobs.open_reader(result.blob_ref)).splitlines()]
@@ -47,3 +58,28 @@ def test_weak_or_split_identifiers_collect_nothing(settings: Settings) -> None:
     result, lines = run_search(settings, {"email": MARGARET["email"], "phone": PETER["phone"]})
     assert result.status == "none" and lines == []  # type: ignore[attr-defined]
     assert "different people" in result.detail  # type: ignore[attr-defined]
+
+
+def test_the_first_wave_learns_what_key_templates_need_from_the_persons_own_record(
+    settings: Settings,
+) -> None:
+    ids = {k: MARGARET[k] for k in ("name", "email")}
+    outcome = run_outcome(settings, ids, learn=["customer_id"])
+    assert outcome.learned == {"customer_id": MARGARET["customer_id"]}
+    # nothing is learned unless asked for, and never from someone else's record
+    assert run_outcome(settings, ids).learned == {}
+    assert run_outcome(settings, {"postcode": MARGARET["postcode"]}, learn=["customer_id"]).learned == {}
+
+
+def test_plan_puts_template_systems_in_the_second_wave_and_manual_systems_apart(settings: Settings) -> None:
+    acts = SearchActivities(DataMap.load(DEMO_MAP), blob_store_from_settings(settings))
+    plan = ActivityEnvironment().run(acts.plan_search, PlanInput("DSR-2026-900001", ["email", "name"]))
+    assert plan.first == ["crm", "marketing"]
+    assert plan.second == ["recordings"] and plan.learn == ["customer_id"]
+    assert [m.system for m in plan.manual] == ["cctv"]
+    assert plan.manual[0].owner == "facilities@northwind.example.com"
+    # a person who gave the customer number needs no second wave
+    plan = ActivityEnvironment().run(
+        acts.plan_search, PlanInput("DSR-2026-900001", ["customer_id", "email"])
+    )
+    assert plan.first == ["crm", "marketing", "recordings"] and plan.second == []

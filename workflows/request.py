@@ -17,6 +17,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -26,7 +27,15 @@ with workflow.unsafe.imports_passed_through():
     from activities.export import FulfilActivities, FulfilInput, FulfilResult
     from activities.notify import Letter, NotifyActivities
     from activities.review import ReviewActivities, ReviewInput
-    from activities.search import PlanInput, SearchActivities, SearchInput
+    from activities.search import (
+        ManualSearch,
+        PlanInput,
+        SearchActivities,
+        SearchInput,
+        SearchPlan,
+        system_task_queue,
+    )
+    from dsar.blobs import parse_ref
     from dsar.clock import ClockPolicy, DeadlineKind, DeadlineNotApplicable, StatutoryClock, primary_kind
     from dsar.model import (
         FINAL_STAGES,
@@ -58,12 +67,17 @@ with workflow.unsafe.imports_passed_through():
         SEARCH_ATTRIBUTES,
         SEARCH_RETRY,
         STAGE_ATTR,
+        SYSTEM_DECISIONS,
+        TEAM_LETTERS,
         TYPE_ATTR,
+        UNREACHABLE_NOTICE_ATTEMPT,
         WAITS,
         WORK_RETRY,
         CaseEnded,
         ClockPoint,
         DecisionResult,
+        SystemSkipped,
+        search_backoff,
     )
 
 __all__ = ["ALLOWED", "SEARCH_ATTRIBUTES", "DataSubjectRequest", "DecisionResult"]
@@ -88,7 +102,9 @@ class DataSubjectRequest:
         self._manual_fulfilment = False
         self._fulfilled_by_hand = False
         self._ending: tuple[Stage, str, str] | None = None  # (stage, outcome, letter kind)
-        self._systems: list[SystemResult] = []
+        self._systems: dict[str, SystemResult] = {}  # by system name, in plan order
+        self._skipped: dict[str, str] = {}  # system -> why an operator skipped it
+        self._manual_answers: dict[str, SystemResult] = {}  # manual system -> its searcher's answer
         self._results: dict[str, str] = {}
         self._reminders: list[str] = []
         self._fired: set[str] = set()
@@ -172,43 +188,164 @@ class DataSubjectRequest:
         # The register write and the plan (a read of the worker's data map) do not depend on
         # each other: run together, they usually come back in one activation.
         recorded = asyncio.ensure_future(self._record([]))
-        plan = await self._or_end(
+        plan: SearchPlan = await self._or_end(
             workflow.execute_local_activity_method(
                 SearchActivities.plan_search,
-                PlanInput(self._case.reference),
+                PlanInput(self._case.reference, sorted(self._case.identifiers)),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=WORK_RETRY,
                 summary="plan search from the data map",
             )
         )
         await recorded
-        self._systems = await self._or_end(asyncio.gather(*(self._search_one(s) for s in plan.systems)))
-        found = [s for s in self._systems if s.status == "found"]
+        for name in plan.systems:
+            self._systems[name] = SystemResult(name, "searching")
+        for task in plan.manual:
+            self._systems[task.system] = SystemResult(task.system, "waiting", since=workflow.now())
+        self._publish()
+        await self._or_end(
+            asyncio.gather(
+                self._search_waves(plan),
+                *(self._manual_search(task) for task in plan.manual),
+            )
+        )
+        found = [s for s in self._systems.values() if s.status == "found"]
         self._results["searching"] = (
             f"{sum(s.records for s in found)} record(s) in {len(found)} of {len(self._systems)} system(s)"
+            + "".join(f"; {s.system} skipped" for s in self._systems.values() if s.status == "skipped")
         )
 
-    async def _search_one(self, system: str) -> SystemResult:
-        try:
-            result: SystemResult = await workflow.execute_activity_method(
+    async def _search_waves(self, plan: SearchPlan) -> None:
+        """The first wave with what the person gave; then the systems keyed by what the first
+        wave learned from the person's own records (e.g. recordings filed by customer number)."""
+        identifiers = dict(self._case.identifiers)
+        outcomes = await asyncio.gather(*(self._search_one(s, identifiers, plan.learn) for s in plan.first))
+        if not plan.second:
+            return
+        learned: dict[str, set[str]] = {}
+        for outcome in outcomes:
+            for kind, value in outcome.items():
+                learned.setdefault(kind, set()).add(value)
+        for kind, values in sorted(learned.items()):
+            if kind not in identifiers and len(values) == 1:  # systems disagreeing: no guess
+                identifiers[kind] = next(iter(values))
+        await asyncio.gather(*(self._search_one(s, identifiers, []) for s in plan.second))
+
+    async def _search_one(self, system: str, identifiers: dict[str, str], learn: list[str]) -> dict[str, str]:
+        """Search one system until it answers or an operator skips it.
+
+        A system that is down does not fail the case: the case shows "unreachable since ...,
+        attempt N" and tries again with backoff, for as long as it takes (the statutory clock
+        escalates meanwhile). Retries are the workflow's, not the server's, so that each one is
+        visible on the case and a skip can interrupt the wait."""
+        queue = system_task_queue(workflow.info().task_queue, system)
+        attempt = 0
+        while True:
+            search = workflow.execute_activity_method(
                 SearchActivities.search_system,
-                SearchInput(self._case.reference, system, dict(self._case.identifiers)),
+                SearchInput(self._case.reference, system, identifiers, learn),
+                task_queue=queue,
                 start_to_close_timeout=timedelta(hours=1),
                 heartbeat_timeout=timedelta(minutes=2),
                 retry_policy=SEARCH_RETRY,
                 summary=f"search {system}",
             )
-            return result
-        except ActivityError as e:
-            kind = e.cause.type if isinstance(e.cause, ApplicationError) else type(e.cause).__name__
-            return SystemResult(system=system, status="failed", detail=f"search failed ({kind})")
+            try:
+                outcome = await self._or_skip(system, search)
+            except ActivityError as e:
+                cause = e.cause
+                kind = (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__
+                if kind != "SystemUnavailable":
+                    self._systems[system] = SystemResult(system, "failed", detail=f"search failed ({kind})")
+                    await self._record(
+                        [self._entry("search:failed", details={"system": system, "error": kind})]
+                    )
+                    return {}
+                attempt += 1
+                await self._unreachable(system, attempt)
+                await self._or_skip(
+                    system, workflow.sleep(search_backoff(attempt), summary=f"retry {system}")
+                )
+                continue
+            except SystemSkipped:
+                return {}
+            result: SystemResult = outcome.result
+            if attempt:
+                result.detail += f" (reached after {attempt} failed attempt(s))"
+                await self._record([self._entry("search:reachable", details={"system": system})])
+            self._systems[system] = result
+            self._publish()
+            return dict(outcome.learned)
+
+    async def _unreachable(self, system: str, attempt: int) -> None:
+        previous = self._systems[system]
+        since = previous.since if previous.status == "unreachable" and previous.since else workflow.now()
+        local = since.astimezone(ZoneInfo(self._tz)).strftime("%Y-%m-%d %H:%M")
+        self._systems[system] = SystemResult(
+            system,
+            "unreachable",
+            detail=f"{system} unreachable since {local}, attempt {attempt}",
+            attempts=attempt,
+            since=since,
+        )
+        self._publish()
+        entries: list[AuditEntry] = []
+        if attempt == 1:
+            entries.append(self._entry("search:unreachable", details={"system": system}))
+        await self._record(entries)
+        if attempt == UNREACHABLE_NOTICE_ATTEMPT:
+            await self._letter("system_unreachable", system=system, since=local, attempts=str(attempt))
+
+    async def _or_skip(self, system: str, aw: Awaitable[T]) -> T:
+        """Run a search (or its backoff), abandoning it if an operator skips the system."""
+        if system in self._skipped:
+            raise SystemSkipped()
+        work = asyncio.ensure_future(aw)
+        skipped = asyncio.ensure_future(workflow.wait_condition(lambda: system in self._skipped))
+        await workflow.wait([work, skipped], return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            skipped.cancel()
+            return work.result()
+        work.cancel()
+        raise SystemSkipped()
+
+    async def _manual_search(self, task: ManualSearch) -> None:
+        """Ask the system's owner to search it, remind them, escalate; wait for the answer."""
+        system = task.system
+        facts = {"system": system, "instructions": task.instructions}
+        await self._letter("manual_search", to=task.owner, **facts)
+        asked = workflow.now()
+        escalated = False
+        reminders = 0
+        while system not in self._manual_answers and system not in self._skipped:
+            next_reminder = asked + timedelta(days=task.remind_every_days * (reminders + 1))
+            escalation = asked + timedelta(days=task.escalate_after_days)
+            when = next_reminder if escalated else min(next_reminder, escalation)
+            try:
+                await workflow.wait_condition(
+                    lambda: system in self._manual_answers or system in self._skipped,
+                    timeout=max(when - workflow.now(), timedelta(seconds=1)),
+                    timeout_summary=f"{system}: waiting for the search by hand",
+                )
+            except TimeoutError:
+                if not escalated and workflow.now() >= escalation:
+                    escalated = True
+                    days = str((workflow.now() - asked).days)
+                    await self._letter("manual_escalation", days=days, owner=task.owner, **facts)
+                    await self._record([self._entry("search:manual_escalated", details={"system": system})])
+                if workflow.now() >= next_reminder:
+                    reminders += 1
+                    await self._letter("manual_reminder", to=task.owner, **facts)
+        if system in self._manual_answers:
+            self._systems[system] = self._manual_answers[system]
+            self._publish()
 
     async def _review(self) -> None:
         await self._move(Stage.REVIEWING, flush=False)
         package = await self._or_end(
             workflow.execute_activity_method(
                 ReviewActivities.prepare_review,
-                ReviewInput(self._case.reference, self._case.request_type, self._systems),
+                ReviewInput(self._case.reference, self._case.request_type, list(self._systems.values())),
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=WORK_RETRY,
                 summary="prepare the review package",
@@ -234,7 +371,7 @@ class DataSubjectRequest:
         result: FulfilResult = await self._or_end(
             workflow.execute_activity_method(
                 FulfilActivities.fulfil_request,
-                FulfilInput(self._case.reference, self._case.request_type, self._systems),
+                FulfilInput(self._case.reference, self._case.request_type, list(self._systems.values())),
                 start_to_close_timeout=timedelta(hours=2),
                 heartbeat_timeout=timedelta(minutes=5),
                 retry_policy=WORK_RETRY,
@@ -333,15 +470,14 @@ class DataSubjectRequest:
     @workflow.update
     async def decide(self, d: Decision) -> DecisionResult:
         stage = self._stage
-        self._decisions.append(DecisionRecord(d.kind, d.actor, d.reason, d.ground, workflow.now(), stage))
-        entries = [
-            self._entry(
-                f"decision:{d.kind.value}",
-                actor=d.actor,
-                reason=d.reason,
-                details={"stage": stage.value, **({"ground": d.ground} if d.ground else {})},
-            )
-        ]
+        self._decisions.append(
+            DecisionRecord(d.kind, d.actor, d.reason, d.ground, workflow.now(), stage, d.system)
+        )
+        details = {"stage": stage.value}
+        for key, value in (("ground", d.ground), ("system", d.system), ("attachment", d.attachment)):
+            if value:
+                details[key] = value
+        entries = [self._entry(f"decision:{d.kind.value}", actor=d.actor, reason=d.reason, details=details)]
         letter: tuple[str, dict[str, str]] | None = None
         today = self._today().isoformat()
         if d.kind == DecisionKind.VERIFY:
@@ -350,6 +486,25 @@ class DataSubjectRequest:
             self._approved = True
         elif d.kind == DecisionKind.FULFILLED:
             self._fulfilled_by_hand = True
+        elif d.kind == DecisionKind.SKIP_SYSTEM:
+            self._skipped[d.system] = d.reason
+            self._systems[d.system] = SystemResult(
+                d.system, "skipped", detail=f"skipped by {d.actor}: {d.reason}"
+            )
+        elif d.kind == DecisionKind.SYSTEM_FOUND:
+            self._manual_answers[d.system] = SystemResult(
+                d.system,
+                "found",
+                records=d.records,
+                blob_ref=d.attachment,
+                detail=f"searched by hand by {d.actor}" + (f": {d.reason}" if d.reason else ""),
+            )
+        elif d.kind == DecisionKind.NOTHING_HELD:
+            self._manual_answers[d.system] = SystemResult(
+                d.system,
+                "none",
+                detail=f"nothing held, searched by hand by {d.actor}" + (f": {d.reason}" if d.reason else ""),
+            )
         elif d.kind == DecisionKind.WITHDRAW:
             self._ending = (Stage.WITHDRAWN, d.reason or "withdrawn at the person's request", "withdrawal")
         elif d.kind == DecisionKind.REJECT:
@@ -423,6 +578,31 @@ class DataSubjectRequest:
             raise ValueError("the review package is not ready yet")
         if d.kind == DecisionKind.FULFILLED and not self._manual_fulfilment:
             raise ValueError("this fulfilment is automatic: there is nothing to confirm by hand")
+        if d.kind in SYSTEM_DECISIONS:
+            self._validate_system_decision(d)
+
+    def _validate_system_decision(self, d: Decision) -> None:
+        result = self._systems.get(d.system)
+        if result is None:
+            known = ", ".join(self._systems) or "none yet"
+            raise ValueError(f"'{d.kind.value}' needs a system being searched (searched: {known})")
+        if d.kind == DecisionKind.SKIP_SYSTEM:
+            if not d.reason.strip():
+                raise ValueError("skipping a system needs a reason: it is recorded and the review sees it")
+            if result.status not in ("searching", "unreachable", "waiting"):
+                raise ValueError(f"{d.system} has already been searched ({result.status})")
+            return
+        if result.status != "waiting" or d.system in self._manual_answers:
+            raise ValueError(f"{d.system} is not waiting for a search by hand")
+        if d.kind == DecisionKind.SYSTEM_FOUND:
+            try:
+                case, _ = parse_ref(d.attachment)
+            except ValueError:
+                raise ValueError("'system_found' needs the upload's blob reference (attachment)") from None
+            if case != self._case.reference:
+                raise ValueError("the upload belongs to another case")
+            if d.records < 1:
+                raise ValueError("'system_found' needs the number of records found (at least 1)")
 
     def _validate_extension(self) -> None:
         if any(e.type == ClockEventType.EXTENSION_NOTIFIED for e in self._events):
@@ -606,7 +786,9 @@ class DataSubjectRequest:
             )
             self._recorded = state
 
-    async def _letter(self, kind: str, **facts: str) -> None:
+    async def _letter(self, kind: str, to: str | None = None, **facts: str) -> None:
+        """Send a letter: to ``to`` when given (a member of staff), to the privacy team for
+        team letters, otherwise to the person."""
         self._seq += 1
         key = f"{self._case.reference}/letter/{kind}/{self._seq}"
         regime = REGIMES[self._case.regime]
@@ -626,7 +808,7 @@ class DataSubjectRequest:
             "waiting_for": self._waiting_for() or "nothing",
             "clock_note": self._clock_note(kind),
         }
-        team = kind in ("reminder", "escalation", "breach")
+        recipient = to or (None if kind in TEAM_LETTERS else ids.get("email"))
         # A letter is a quick hand-off to the mail relay: a local activity, which costs no round
         # trip through the server. A relay that is down is retried with backoff all the same.
         await workflow.execute_local_activity_method(
@@ -635,7 +817,7 @@ class DataSubjectRequest:
                 key=key,
                 reference=self._case.reference,
                 kind=kind,
-                to=None if team else ids.get("email"),
+                to=recipient,
                 facts={**base, **facts},
             ),
             start_to_close_timeout=timedelta(minutes=1),
@@ -736,7 +918,7 @@ class DataSubjectRequest:
             reminders_sent=list(self._reminders),
             clock_events=list(self._events),
             decisions=list(self._decisions),
-            systems=list(self._systems),
+            systems=list(self._systems.values()),
             results=dict(self._results),
             outcome=self._outcome,
         )

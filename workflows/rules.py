@@ -50,7 +50,17 @@ ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.CLARIFICATION_RECEIVED: _WAITING,
     DecisionKind.APPROVE: frozenset({Stage.REVIEWING}),
     DecisionKind.FULFILLED: frozenset({Stage.FULFILLING}),
+    DecisionKind.SKIP_SYSTEM: frozenset({Stage.SEARCHING}),
+    DecisionKind.SYSTEM_FOUND: frozenset({Stage.SEARCHING}),
+    DecisionKind.NOTHING_HELD: frozenset({Stage.SEARCHING}),
 }
+
+#: Decisions about one system of the search (they name it in ``Decision.system``).
+SYSTEM_DECISIONS = frozenset({DecisionKind.SKIP_SYSTEM, DecisionKind.SYSTEM_FOUND, DecisionKind.NOTHING_HELD})
+
+#: Letters to the privacy team rather than to the person (a letter to a named member of staff,
+#: such as a manual search task, names its recipient).
+TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation", "system_unreachable"})
 
 REJECT_GROUNDS = frozenset({"unverified", "manifestly_unfounded", "excessive", "other"})
 
@@ -107,11 +117,25 @@ ANSWERS: dict[DecisionKind, PersonWait] = {
 # raised as non-retryable by the activities themselves.
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 LETTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+#: A search attempt is retried by the server for worker trouble (a crash, a lost heartbeat); a
+#: system that is down comes back to the workflow at once, which shows it on the case and tries
+#: again after ``search_backoff``.
 SEARCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=5),
     maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["UnknownSystem", "SystemMisconfigured"],
+    non_retryable_error_types=["UnknownSystem", "SystemMisconfigured", "SystemUnavailable"],
 )
+
+#: The privacy team is told when a system has failed this many attempts in a row (about an
+#: hour with ``search_backoff``).
+UNREACHABLE_NOTICE_ATTEMPT = 8
+
+
+def search_backoff(attempt: int) -> timedelta:
+    """Wait before the next attempt at an unreachable system: 30 s doubling to 15 minutes."""
+    return min(timedelta(seconds=30) * 2 ** (attempt - 1), timedelta(minutes=15))
+
+
 WORK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
 
 
@@ -139,3 +163,7 @@ class ClockPoint:
 
 class CaseEnded(Exception):
     """Raised inside the main flow when a decision or a timeout ends the case early."""
+
+
+class SystemSkipped(Exception):
+    """Raised inside one system's search when an operator skips the system."""
