@@ -14,6 +14,7 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 DEFAULT_API_URL = "http://127.0.0.1:8000"
@@ -63,7 +64,8 @@ def _error_text(response: Any) -> str:
 
 
 def api_call(method: str, path: str, *, json_body: Any = None, params: dict[str, Any] | None = None,
-             headers: dict[str, str] | None = None) -> Any:  # fmt: skip
+             headers: dict[str, str] | None = None, files: dict[str, Any] | None = None,
+             data: dict[str, str] | None = None) -> Any:  # fmt: skip
     """One API request; returns the JSON body or raises ``CliError`` with a one-line message."""
     import httpx
 
@@ -71,7 +73,9 @@ def api_call(method: str, path: str, *, json_body: Any = None, params: dict[str,
     all_headers = {"Authorization": f"Bearer {_token()}", **(headers or {})}
     try:
         with httpx.Client(base_url=base, timeout=httpx.Timeout(90.0, connect=5.0)) as client:
-            response = client.request(method, path, json=json_body, params=params, headers=all_headers)
+            response = client.request(
+                method, path, json=json_body, params=params, headers=all_headers, files=files, data=data
+            )
     except httpx.ConnectError:
         raise CliError(f"cannot reach the dsar API at {base} (connection refused?); start it with 'dsar dev' "
                        "or 'dsar web', or set DSAR_API_URL") from None  # fmt: skip
@@ -129,7 +133,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    body = {"kind": args.kind, "reason": args.reason, "ground": args.ground}
+    body = {"kind": args.kind, "reason": args.reason, "ground": args.ground, "system": args.system}
     _print_json(api_call("POST", f"/api/v1/requests/{args.ref}/decisions", json_body=body))
     return 0
 
@@ -168,6 +172,43 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
     from dsar.settings import Settings
 
     return verify(args.ref, Settings().resolved_database_url, sys.stdout)
+
+
+def cmd_systems_check(args: argparse.Namespace) -> int:
+    from dsar.settings import Settings
+    from dsar.systems_cli import check
+
+    return check(args.datamap or Settings().datamap, sys.stdout)
+
+
+def cmd_systems_indexes(args: argparse.Namespace) -> int:
+    from dsar.settings import Settings
+    from dsar.systems_cli import indexes
+
+    return indexes(args.datamap or Settings().datamap, sys.stdout, apply=args.apply)
+
+
+def cmd_systems_found(args: argparse.Namespace) -> int:
+    try:
+        file = open(args.file, "rb")  # noqa: SIM115 - httpx streams it, closed below
+    except OSError as e:
+        raise CliError(f"cannot read {args.file}: {e.strerror or e}", EXIT_ERROR) from None
+    with file:
+        _print_json(
+            api_call(
+                "POST",
+                f"/api/v1/requests/{args.ref}/systems/{args.system}/found",
+                files={"file": (os.path.basename(args.file), file)},
+                data={"reason": args.reason, "records": str(args.records)},
+            )
+        )
+    return 0
+
+
+def cmd_systems_nothing_held(args: argparse.Namespace) -> int:
+    body = {"kind": "nothing_held", "system": args.system, "reason": args.reason}
+    _print_json(api_call("POST", f"/api/v1/requests/{args.ref}/decisions", json_body=body))
+    return 0
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -250,6 +291,35 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--reason", default="")
     p.add_argument("--ground", default="")
+    p.add_argument("--system", default="", help="for skip_system and nothing_held: which system")
+
+    p = add("systems", lambda a: EXIT_ERROR, "the connected systems of the data map")
+    systems = p.add_subparsers(dest="systems_command", required=True, metavar="ACTION")
+
+    def system_action(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        q = systems.add_parser(name, help=help, description=help)
+        q.set_defaults(func=func)
+        return q
+
+    q = system_action("check", cmd_systems_check, "validate the data map and test every connection")
+    q.add_argument("--datamap", type=Path, help="default: $DSAR_DATAMAP")
+    q = system_action(
+        "indexes", cmd_systems_indexes, "print the indexes the SQL connector's matching needs (or --apply)"
+    )
+    q.add_argument("--datamap", type=Path, help="default: $DSAR_DATAMAP")
+    q.add_argument("--apply", action="store_true", help="create the missing indexes")
+    q = system_action("found", cmd_systems_found, "upload what a search by hand found")
+    q.add_argument("ref", metavar="REF")
+    q.add_argument("system", metavar="SYSTEM")
+    q.add_argument("file", metavar="FILE")
+    q.add_argument("--reason", default="")
+    q.add_argument("--records", type=int, default=1, help="how many records the file holds")
+    q = system_action("nothing-held", cmd_systems_nothing_held, "answer a search by hand: nothing held")
+    q.add_argument("ref", metavar="REF")
+    q.add_argument("system", metavar="SYSTEM")
+    q.add_argument("--reason", default="")
 
     p = add("queue", cmd_queue, "list cases by due date")
     p.add_argument("--stage", choices=[s.value for s in Stage])

@@ -29,3 +29,8 @@ def local_instant(day: date, hour: int, tz: str) -> datetime:
 def end_of_day(day: date, tz: str) -> datetime:
     """The instant a deadline date ends: midnight local time at the start of the next day."""
     return local_instant(day + timedelta(days=1), 0, tz)
+
+
+def local_minute(instant: datetime, tz: str) -> str:
+    """``2026-11-22 10:02`` in the controller's time zone: how a case shows when things happened."""
+    return instant.astimezone(_zone(tz)).strftime("%Y-%m-%d %H:%M")

@@ -17,7 +17,6 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -54,7 +53,7 @@ with workflow.unsafe.imports_passed_through():
         SystemResult,
     )
     from dsar.regimes import REGIMES, REQUEST_LABELS
-    from dsar.timeutil import end_of_day, local_date, local_instant
+    from dsar.timeutil import end_of_day, local_date, local_instant, local_minute
     from workflows.rules import (
         ALLOWED,
         ANSWERS,
@@ -280,7 +279,7 @@ class DataSubjectRequest:
     async def _unreachable(self, system: str, attempt: int) -> None:
         previous = self._systems[system]
         since = previous.since if previous.status == "unreachable" and previous.since else workflow.now()
-        local = since.astimezone(ZoneInfo(self._tz)).strftime("%Y-%m-%d %H:%M")
+        local = local_minute(since, self._tz)
         self._systems[system] = SystemResult(
             system,
             "unreachable",
@@ -844,6 +843,12 @@ class DataSubjectRequest:
             return "person: " + ", ".join(sorted(self._awaiting))
         if self._stage == Stage.VERIFYING and not self._verified:
             return "operator: identity check"
+        if self._stage == Stage.SEARCHING:
+            manual = [s.system for s in self._systems.values() if s.status == "waiting"]
+            down = [s.system for s in self._systems.values() if s.status == "unreachable"]
+            parts = [f"search by hand: {', '.join(manual)}"] if manual else []
+            parts += [f"unreachable: {', '.join(down)}"] if down else []
+            return "; ".join(parts) or None
         if self._stage == Stage.REVIEWING and self._review_ready and not self._approved:
             return "reviewer: approve the review package"
         if self._stage == Stage.FULFILLING and self._manual_fulfilment and not self._fulfilled_by_hand:

@@ -1,0 +1,80 @@
+"""``dsar systems check``: validate the data map, then test each system's connection.
+
+Run where the worker runs (the connection URLs are in its environment). One line per system,
+then a summary; the exit status is 0 only when the map is valid and every system answered, so
+it can gate a deployment. A data map error is printed as the loader words it (file, line, what
+is wrong), never as a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+from connectors.base import ConnectorError, ConnectorMisconfigured, ConnectorUnavailable, connector_for
+from dsar.datamap import DataMap, DataMapError, SystemConfig
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def check(datamap_path: Path, out: TextIO) -> int:
+    try:
+        datamap = DataMap.load(datamap_path)
+    except DataMapError as e:
+        out.write(f"invalid data map: {e}\n")
+        return EXIT_INVALID
+    out.write(
+        f"{datamap.source}: valid ({len(datamap.systems)} system(s), controller {datamap.controller.name})\n"
+    )
+    failed = 0
+    for system in datamap.systems.values():
+        status, detail = check_system(system)
+        failed += status != "ok"
+        out.write(f"{system.name:<16} {system.connector:<7} {status:<13} {detail}\n")
+    out.write("all systems answered\n" if not failed else f"{failed} system(s) need attention\n")
+    return EXIT_OK if not failed else EXIT_FAILED
+
+
+def check_system(system: SystemConfig) -> tuple[str, str]:
+    """(status, detail) for one system: "ok", "unreachable", "misconfigured" or "error"."""
+    entities = f"{len(system.entities)} entit{'y' if len(system.entities) == 1 else 'ies'}"
+    if system.manual is not None:
+        return "ok", f"searched by hand by {system.manual.owner}; {entities}"
+    try:
+        connector_for(system).check()
+    except ConnectorUnavailable as e:
+        return "unreachable", str(e)
+    except ConnectorMisconfigured as e:
+        return "misconfigured", str(e)
+    except ConnectorError as e:
+        return "error", str(e)
+    return "ok", f"{entities} checked; at most {system.max_concurrent} searches at once per worker"
+
+
+def indexes(datamap_path: Path, out: TextIO, *, apply: bool) -> int:
+    """Print (or create) the indexes each SQL system needs for the connector's matching."""
+    from connectors.sql import create_matching_indexes, matching_index_ddl
+
+    try:
+        datamap = DataMap.load(datamap_path)
+    except DataMapError as e:
+        out.write(f"invalid data map: {e}\n")
+        return EXIT_INVALID
+    failed = 0
+    for system in datamap.systems.values():
+        if system.connector != "sql":
+            continue
+        try:
+            if apply:
+                created = create_matching_indexes(system)
+                out.write(f"-- {system.name}: {len(created)} index(es) created\n")
+            else:
+                out.write(f"-- {system.name}\n")
+                for statement in matching_index_ddl(system):
+                    out.write(f"{statement};\n")
+        except ConnectorError as e:
+            failed += 1
+            out.write(f"-- {system.name}: {e}\n")
+    return EXIT_OK if not failed else EXIT_FAILED

@@ -1,0 +1,244 @@
+"""The search stage of a case on the time-skipping server: systems searched by hand (reminders,
+escalation, an upload or "nothing held"), an operator skipping a system, and a database that
+goes down mid-search (the case shows it, keeps trying, and goes on when it is back)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from connectors.sql import dispose_engines
+from console.app import create_app
+from demo.seed import MARGARET, seed_demo
+from dsar.blobs import blob_store_from_settings
+from dsar.model import DecisionKind, Stage
+from dsar.settings import Settings
+from dsar.store import CaseStore
+from tests.conftest import ROOT, make_settings
+from tests.pgserver import PrivatePostgres
+from tests.test_api import bearer
+from tests.test_workflow import at_stage, decide, letters, refused, start, subjects, wait_until
+from workflows.request import DataSubjectRequest
+
+IDS = {k: MARGARET[k] for k in ("name", "email", "phone")}
+PRIVATE_CRM_ENV = "DSAR_TEST_PRIVATE_CRM_URL"
+
+
+def demo_map(tmp: Path, keep: set[str], url_envs: dict[str, str] | None = None) -> Path:
+    """The demo data map with only the systems in ``keep`` (and other URL variables)."""
+    document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
+    document["systems"] = {k: v for k, v in document["systems"].items() if k in keep}
+    for name, env in (url_envs or {}).items():
+        document["systems"][name]["url_env"] = env
+    path = tmp / "dsar.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def private_pg() -> Iterator[PrivatePostgres]:
+    """The CRM on a PostgreSQL server of its own, which the test stops and starts again."""
+    server = PrivatePostgres()
+    server.start()
+    seed_demo(server.url, f"sqlite:///{server.root / 'marketing.db'}")
+    os.environ[PRIVATE_CRM_ENV] = server.url
+    try:
+        yield server
+    finally:
+        dispose_engines()
+        os.environ.pop(PRIVATE_CRM_ENV, None)
+        server.close()
+
+
+@pytest.fixture
+def settings(
+    request: pytest.FixtureRequest, tmp_path: Path, demo_env: dict[str, str], register_url: str
+) -> Settings:
+    marker = request.node.get_closest_marker("systems")
+    keep = set(marker.args) if marker else {"crm", "marketing", "cctv"}
+    url_envs = marker.kwargs.get("url_envs") if marker else None
+    return make_settings(
+        tmp_path / "var", database_url=register_url, datamap=demo_map(tmp_path, keep, url_envs)
+    )
+
+
+def searched(snapshot: object, name: str) -> bool:
+    return system(snapshot, name)["status"] not in ("searching", "waiting", "unreachable")
+
+
+def system(snapshot: object, name: str) -> dict[str, object]:
+    found = next(s for s in snapshot.systems if s.system == name)  # type: ignore[attr-defined]
+    return found.__dict__  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- searched by hand
+
+
+async def test_manual_system_is_asked_reminded_escalated_and_answered_nothing_held(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    h = await start(ts_env, store, settings, identifiers=IDS)
+    await at_stage(h, Stage.VERIFYING)
+    await decide(h, DecisionKind.VERIFY)
+    s = await wait_until(h, lambda s: s.waiting_for == "search by hand: cctv" and searched(s, "crm"))
+    assert s.stage == Stage.SEARCHING
+    assert system(s, "crm")["status"] == "found" and system(s, "cctv")["status"] == "waiting"
+
+    ask = [
+        m
+        for m in letters(settings)
+        if "Please search cctv" in str(m["Subject"]) and h.id in str(m["Subject"])
+    ]
+    assert len(ask) == 1 and ask[0]["To"] == "facilities@northwind.example.com"
+    body = ask[0].get_content()
+    assert "CCTV recorder" in body  # the data map's instructions
+    assert MARGARET["email"] not in body and MARGARET["name"] not in body  # no personal data by email
+
+    await ts_env.sleep(timedelta(days=3, hours=1))
+    await wait_until(h, lambda s: True)
+    assert sum("Reminder: cctv" in x for x in subjects(settings, h.id)) == 1
+    await ts_env.sleep(timedelta(days=4))
+    assert sum("ESCALATION: cctv" in x for x in subjects(settings, h.id)) == 1
+    escalation = next(m for m in letters(settings) if "ESCALATION: cctv" in str(m["Subject"]))
+    assert escalation["To"] == settings.operator_email
+
+    assert "not waiting for a search by hand" in await refused_system(h, DecisionKind.NOTHING_HELD, "crm")
+    await decide_system(h, DecisionKind.NOTHING_HELD, "cctv", "footage overwritten after 31 days")
+    s = await at_stage(h, Stage.REVIEWING)
+    assert system(s, "cctv")["status"] == "none"
+    assert "footage overwritten" in str(system(s, "cctv")["detail"])
+    actions = [e.action for e in store.audit_trail(h.id)]
+    assert "search:manual_escalated" in actions and "decision:nothing_held" in actions
+
+
+async def test_manual_upload_through_the_api_is_encrypted_and_joins_the_search(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    app = create_app(settings, client=ts_env.client, store=store)
+    h = await start(ts_env, store, settings, identifiers=IDS)
+    await at_stage(h, Stage.VERIFYING)
+    await decide(h, DecisionKind.VERIFY)
+    await wait_until(h, lambda s: s.waiting_for == "search by hand: cctv")
+    still = b"JPEG-still-of-the-depot-counter 2026-11-02 10:14"
+    url = f"/api/v1/requests/{h.id}/systems/cctv/found"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
+        r = await api.post(url, files={"file": ("still.jpg", b"")}, headers=bearer(settings, "operator"))
+        assert r.status_code == 422 and "nothing held" in r.text
+        r = await api.post(
+            f"/api/v1/requests/{h.id}/systems/crm/found",
+            files={"file": ("x.jpg", still)},
+            headers=bearer(settings, "operator"),
+        )
+        assert r.status_code == 409 and "not waiting for a search by hand" in r.text
+        r = await api.post(
+            url,
+            files={"file": ("still.jpg", still)},
+            data={"reason": "two stills, faces of others blurred", "records": "2"},
+            headers=bearer(settings, "operator"),
+        )
+        assert r.status_code == 200, r.text
+    s = await at_stage(h, Stage.REVIEWING)
+    cctv = system(s, "cctv")
+    assert cctv["status"] == "found" and cctv["records"] == 2
+    blobs = blob_store_from_settings(settings)
+    assert b"".join(blobs.open_reader(str(cctv["blob_ref"]))) == still
+    # encrypted at rest: the bytes on disk are not the upload
+    stored = list(settings.resolved_blob_dir.rglob("*cctv-manual.bin"))
+    assert stored and all(still not in p.read_bytes() for p in stored)
+    # the refused upload was not kept
+    assert len(stored) == 1
+
+
+# --------------------------------------------------------------------------- skipped by an operator
+
+
+async def test_operator_skips_a_system_with_a_reason_and_it_is_audited(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    h = await start(ts_env, store, settings, identifiers=IDS)
+    await at_stage(h, Stage.VERIFYING)
+    await decide(h, DecisionKind.VERIFY)
+    await wait_until(h, lambda s: s.waiting_for == "search by hand: cctv")
+    assert "needs a reason" in await refused_system(h, DecisionKind.SKIP_SYSTEM, "cctv", "")
+    assert "needs a system being searched" in await refused_system(
+        h, DecisionKind.SKIP_SYSTEM, "billing", "x"
+    )
+    assert "already been searched" in await refused_system(h, DecisionKind.SKIP_SYSTEM, "crm", "x")
+    await decide_system(h, DecisionKind.SKIP_SYSTEM, "cctv", "no depot visits in the period")
+    s = await at_stage(h, Stage.REVIEWING)
+    assert system(s, "cctv")["status"] == "skipped"
+    assert "no depot visits" in str(system(s, "cctv")["detail"])
+    assert "cctv skipped" in s.results["searching"]
+    entry = next(e for e in store.audit_trail(h.id) if e.action == "decision:skip_system")
+    assert entry.reason == "no depot visits in the period" and entry.actor == "operator:alice"
+    assert entry.details["system"] == "cctv"
+
+
+# --------------------------------------------------------------------------- a database goes down
+
+
+@pytest.mark.systems("crm", "marketing", url_envs={"crm": PRIVATE_CRM_ENV})
+async def test_database_down_mid_search_case_waits_then_completes_when_it_returns(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    private_pg: PrivatePostgres,
+) -> None:
+    h = await start(ts_env, store, settings, identifiers=IDS)
+    await at_stage(h, Stage.VERIFYING)
+    private_pg.stop()
+    try:
+        await decide(h, DecisionKind.VERIFY)
+        s = await wait_until(h, lambda s: s.waiting_for == "unreachable: crm" and searched(s, "marketing"))
+        assert s.stage == Stage.SEARCHING
+        crm = system(s, "crm")
+        assert crm["status"] == "unreachable" and crm["attempts"] == 1
+        assert "crm unreachable since " in str(crm["detail"]) and str(crm["detail"]).endswith("attempt 1")
+        assert system(s, "marketing")["status"] == "found"  # the other system is not held up
+        # backoff: 30 s, 60 s, 120 s, ... the case keeps trying, shows each attempt, never fails
+        await ts_env.sleep(timedelta(minutes=4))
+        s = await wait_until(h, lambda s: system(s, "crm")["attempts"] >= 3)
+        assert s.stage == Stage.SEARCHING and system(s, "crm")["status"] == "unreachable"
+        since = str(crm["detail"]).split(" since ")[1].split(",")[0]
+        assert f"since {since}, attempt" in str(system(s, "crm")["detail"])  # "since" stays put
+    finally:
+        private_pg.start()
+    await ts_env.sleep(timedelta(minutes=16))
+    s = await at_stage(h, Stage.REVIEWING)
+    crm = system(s, "crm")
+    assert crm["status"] == "found" and int(crm["records"]) > 0  # type: ignore[call-overload]
+    assert "reached after" in str(crm["detail"])
+    actions = [e.action for e in store.audit_trail(h.id)]
+    assert actions.count("search:unreachable") == 1 and "search:reachable" in actions
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+async def decide_system(h: object, kind: DecisionKind, name: str, reason: str) -> str:
+    from dsar.model import Decision
+
+    result = await h.execute_update(  # type: ignore[attr-defined]
+        DataSubjectRequest.decide, Decision(kind=kind, actor="operator:alice", reason=reason, system=name)
+    )
+    return str(result.message)
+
+
+async def refused_system(h: object, kind: DecisionKind, name: str, reason: str = "checked") -> str:
+    from temporalio.client import WorkflowUpdateFailedError
+
+    with pytest.raises(WorkflowUpdateFailedError) as info:
+        await decide_system(h, kind, name, reason)
+    return str(info.value.cause)
+
+
+__all__ = ["refused"]
