@@ -52,6 +52,7 @@ import phonenumbers
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
+from dsar.calendars import calendar_names
 from dsar.model import IdentifierKind, Regime
 
 #: Connector types this version knows; each has a class in ``connectors/`` ("manual" is a task
@@ -477,7 +478,14 @@ class _Loader:
                         f"{path}.calendars",
                         f"unknown regime '{regime}' (expected one of: {', '.join(regime_options)})",
                     )
-                calendars[regime] = self.text(v, f"{path}.calendars.{regime}")
+                calendar = self.text(v, f"{path}.calendars.{regime}")
+                if calendar not in calendar_names():
+                    self.fail(
+                        v,
+                        f"{path}.calendars.{regime}",
+                        f"unknown calendar '{calendar}' (expected one of: {', '.join(calendar_names())})",
+                    )
+                calendars[regime] = calendar
         return Controller(
             name=name,
             contact_email=contact,

@@ -34,7 +34,13 @@ def test_demo_map_loads() -> None:
     assert datamap.controller.phone_region == "GB"
     assert datamap.controller.regimes == (Regime.UK_GDPR, Regime.EU_GDPR)
     assert datamap.controller.calendars == {"UK_GDPR": "GB-EAW", "EU_GDPR": "IE"}
-    assert set(datamap.systems) == {"crm", "marketing"}
+    assert set(datamap.systems) == {"crm", "marketing", "recordings", "cctv"}
+    recordings = datamap.system("recordings")
+    assert recordings.bucket is not None and recordings.bucket.bucket == "northwind-call-recordings"
+    assert recordings.entities["call_audio"].placeholders() == ["customer_id"]
+    assert recordings.needs() == {"customer_id"} and recordings.max_concurrent == 2
+    cctv = datamap.system("cctv")
+    assert cctv.manual is not None and cctv.manual.escalate_after_days == 7
 
     crm = datamap.system("crm")
     assert crm.connector == "sql"
@@ -202,3 +208,92 @@ def test_invalid_yaml_and_missing_file() -> None:
         DataMap.load(MAPS / "nowhere.yaml")
     with pytest.raises(DataMapError, match=r"the data map is empty"):
         DataMap.parse("", "empty.yaml")
+
+
+def test_the_example_map_loads_and_documents_every_key() -> None:
+    """dsar.example.yaml is the reference: every key the loader accepts appears in it."""
+    from dsar import datamap as dm
+
+    path = ROOT / "dsar.example.yaml"
+    example = DataMap.load(path)
+    assert {s.connector for s in example.systems.values()} == set(dm.CONNECTOR_TYPES)
+    text = path.read_text()
+    keys = (
+        dm._TOP_KEYS
+        | dm._CONTROLLER_KEYS
+        | dm._COMMON_SYSTEM_KEYS
+        | dm._FIELD_KEYS
+        | dm._ERASURE_KEYS
+        | dm._RESTRICTION_KEYS
+        | {k for keys in dm._SYSTEM_KEYS.values() for k in keys}
+        | {k for keys in dm._ENTITY_KEYS.values() for k in keys}
+    )
+    undocumented = sorted(k for k in keys if not re.search(rf"(^|[\s{{,]){re.escape(k)}:", text, re.M))
+    assert undocumented == []
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        ("    url_env: DSAR_DEMO_CRM_URL\n", "    url_env: DSAR_DEMO_CRM_URL\n    bucket: x\n",
+         "systems.crm: unknown key 'bucket'"),
+        ("    bucket: northwind-call-recordings\n", "    bucket: Not_A_Bucket\n",
+         "not a valid S3 bucket name"),
+        ('        prefix: "recordings/{customer_id}/"\n', '        prefix: "recordings/{customer}/"\n',
+         "unknown identifier kind '{customer}' in the key template"),
+        ("          content.recipient_email: email\n", "          body.recipient_email: email\n",
+         "'body.recipient_email' is not an identity source of an S3 object"),
+        ("          content_type: {}\n", "          colour: {}\n", "an S3 record has no field 'colour'"),
+        ("    owner: facilities@northwind.example.com\n", "    owner: the facilities team\n",
+         "must be the email address"),
+        ("    remind_every_days: 3\n", "    remind_every_days: soon\n", "expected a whole number"),
+        ("    max_concurrent: 4           #", "    max_concurrent: 0           #", "from 1 to 1000"),
+        ("        erasure: delete\n        defaults:\n          category: Communications",
+         "        erasure: shred\n        defaults:\n          category: Communications",
+         "unknown value 'shred'"),
+        ("          strategy: keep\n          reason: Accounting",
+         "          strategy: keep\n          why: Accounting",
+         "unknown key 'why'"),
+        ("          account_number: {category: Identifiers, erasure: hash}",
+         "          account_number: {category: Identifiers, erasure: burn}", "unknown value 'burn'"),
+        ("        restriction: {column: processing_restricted,",
+         "        restriction: {column: is_restricted,",
+         "no column 'is_restricted' declared in 'customers'"),
+        ("    UK_GDPR: GB-EAW\n", "    UK_GDPR: Narnia\n", "unknown calendar 'Narnia'"),
+    ],
+)  # fmt: skip
+def test_connector_specific_mistakes_are_located(old: str, new: str, expected: str) -> None:
+    path = ROOT / "demo" / "dsar.yaml"
+    text = path.read_text()
+    assert old in text, old
+    changed = text.replace(old, new, 1)
+    line = changed[: changed.index(new)].count("\n") + 1 + new[: len(new) - len(new.lstrip("\n"))].count("\n")
+    with pytest.raises(DataMapError) as caught:
+        DataMap.parse(changed, path)
+    message = str(caught.value)
+    assert expected in message
+    assert message.startswith(f"{path} line ")
+    assert abs(int(message.split(" line ")[1].split(":")[0]) - line) <= 2
+
+
+def test_keep_needs_a_reason() -> None:
+    path = ROOT / "demo" / "dsar.yaml"
+    tickets = "        erasure: {}\n        defaults:\n          category: Communications"
+    text = path.read_text().replace(tickets.format("delete"), tickets.format("keep"))
+    with pytest.raises(DataMapError, match="'keep' needs a reason"):
+        DataMap.parse(text, path)
+
+
+def test_erasure_defaults_keep_keys_and_joins_and_null_the_rest() -> None:
+    crm = DataMap.load(ROOT / "demo" / "dsar.yaml").system("crm")
+    from dsar.datamap import EntityErasure, FieldErasure
+
+    customers, orders = crm.entities["customers"], crm.entities["orders"]
+    assert customers.erasure.strategy is EntityErasure.ANONYMISE
+    assert customers.field_erasure("id") is FieldErasure.KEEP  # the key
+    assert customers.field_erasure("email") is FieldErasure.NULL  # the default
+    assert customers.field_erasure("account_number") is FieldErasure.HASH  # its own rule
+    assert orders.field_erasure("customer_id") is FieldErasure.KEEP  # the relation column
+    assert crm.entities["payments"].erasure.strategy is EntityErasure.KEEP
+    assert "Companies Act" in crm.entities["payments"].erasure.reason
+    assert customers.restriction == ("processing_restricted", "true")
