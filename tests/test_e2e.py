@@ -39,7 +39,7 @@ def stack() -> Iterator[Stack]:
     var.chmod(var.stat().st_mode | stat.S_IRWXU)
     s = Stack(
         var=var,
-        ports=Ports(temporal=free_port(), ui=free_port(), http=free_port()),
+        ports=Ports(temporal=free_port(), ui=free_port(), http=free_port(), s3=free_port()),
         extra_env={"DSAR_CODEC_KEY": TEST_CODEC_KEY, "DSAR_CLOSE_AFTER_DAYS": "30"},
         workers=2,  # as on a two-core machine: the crash test kills both
     )
@@ -87,6 +87,22 @@ def submit(client: httpx.Client, key: str) -> str:
     return str(r.json()["reference"])
 
 
+def search_cctv_by_hand(client: httpx.Client, ref: str, timeout: float = 90) -> dict[str, Any]:
+    """The demo's CCTV is searched by a person: wait for the task, answer "nothing held"."""
+    deadline = time.monotonic() + timeout
+    while "search by hand: cctv" not in str(
+        (snap := client.get(f"/api/v1/requests/{ref}").json())["waiting_for"]
+    ):
+        assert time.monotonic() < deadline, f"{ref} never asked for the CCTV search: {snap}"
+        time.sleep(0.2)
+    r = client.post(
+        f"/api/v1/requests/{ref}/decisions",
+        json={"kind": "nothing_held", "system": "cctv", "reason": "no footage of the person"},
+    )
+    assert r.status_code == 200, r.text
+    return snap
+
+
 def test_stack_starts_within_60_seconds(stack: Stack) -> None:
     assert stack.started_in < 60  # type: ignore[attr-defined]
 
@@ -97,11 +113,16 @@ def test_access_request_reaches_responded_and_shows_in_the_web_ui(stack: Stack) 
     snap = wait_stage(op, ref, "verifying")
     assert snap["due"]
     assert op.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"}).status_code == 200
+    search_cctv_by_hand(op, ref)
     wait_stage(op, ref, "reviewing")
     r = rev.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "approve"})
     assert r.status_code == 200, r.text
     snap = wait_stage(op, ref, "responded")
-    assert any(s["status"] == "found" for s in snap["systems"])
+    systems = {s["system"]: s for s in snap["systems"]}
+    assert systems["crm"]["status"] == "found" and systems["marketing"]["status"] == "found"
+    # the recordings store is keyed by the customer number, learned from her CRM record
+    assert systems["recordings"]["status"] == "found" and systems["recordings"]["records"] >= 2
+    assert systems["cctv"]["status"] == "none"
 
     # The Web UI serves the workflow list from its own HTTP API: the case is there with its
     # stage and due date as search attributes.
@@ -132,6 +153,7 @@ def test_worker_killed_mid_case_is_restarted_and_finishes(stack: Stack) -> None:
     # The decision is accepted by the server while no worker runs, and applied once one does.
     stack.start_workers()
     assert op.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"}).status_code == 200
+    search_cctv_by_hand(op, ref)
     wait_stage(op, ref, "reviewing", timeout=90)
     stack.kill_workers()
     stack.start_workers()
@@ -152,6 +174,7 @@ async def test_no_personal_data_in_history_or_logs(stack: Stack) -> None:
     ref = submit(op, "e2e-privacy")
     wait_stage(op, ref, "verifying")
     op.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"})
+    search_cctv_by_hand(op, ref)
     wait_stage(op, ref, "reviewing")
     # A client without the codec sees only ciphertext.
     raw = await Client.connect(f"127.0.0.1:{stack.ports.temporal}")
