@@ -4,6 +4,7 @@ goes down mid-search (the case shows it, keeps trying, and goes on when it is ba
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -32,12 +33,16 @@ IDS = {k: MARGARET[k] for k in ("name", "email", "phone")}
 PRIVATE_CRM_ENV = "DSAR_TEST_PRIVATE_CRM_URL"
 
 
-def demo_map(tmp: Path, keep: set[str], url_envs: dict[str, str] | None = None) -> Path:
-    """The demo data map with only the systems in ``keep`` (and other URL variables)."""
+def demo_map(
+    tmp: Path, keep: set[str], url_envs: dict[str, str] | None = None, caps: dict[str, int] | None = None
+) -> Path:
+    """The demo data map with only the systems in ``keep`` (other URL variables, other caps)."""
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
     document["systems"] = {k: v for k, v in document["systems"].items() if k in keep}
     for name, env in (url_envs or {}).items():
         document["systems"][name]["url_env"] = env
+    for name, cap in (caps or {}).items():
+        document["systems"][name]["max_concurrent"] = cap
     path = tmp / "dsar.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -65,8 +70,9 @@ def settings(
     marker = request.node.get_closest_marker("systems")
     keep = set(marker.args) if marker else {"crm", "marketing", "cctv"}
     url_envs = marker.kwargs.get("url_envs") if marker else None
+    caps = marker.kwargs.get("caps") if marker else None
     return make_settings(
-        tmp_path / "var", database_url=register_url, datamap=demo_map(tmp_path, keep, url_envs)
+        tmp_path / "var", database_url=register_url, datamap=demo_map(tmp_path, keep, url_envs, caps)
     )
 
 
@@ -221,7 +227,53 @@ async def test_database_down_mid_search_case_waits_then_completes_when_it_return
     assert actions.count("search:unreachable") == 1 and "search:reachable" in actions
 
 
+# --------------------------------------------------------------------------- the concurrency cap
+
+
+@pytest.mark.systems("crm", "marketing", url_envs={"crm": PRIVATE_CRM_ENV}, caps={"crm": 1})
+async def test_a_burst_of_cases_searches_a_system_no_more_than_its_cap_at_once(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    private_pg: PrivatePostgres,
+) -> None:
+    """Three cases reach the CRM's search together while a lock holds its customers table: with
+    ``max_concurrent: 1`` the database sees one waiting search, never more; the others queue on
+    the CRM's task queue, and all three finish once the lock goes."""
+    import psycopg
+
+    waiting_sql = (
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+    )
+    with psycopg.connect(
+        private_pg.url.replace("postgresql://", "postgresql://", 1), autocommit=False
+    ) as lock:
+        lock.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
+        handles = [await start(ts_env, store, settings, identifiers=IDS) for _ in range(3)]
+        for h in handles:
+            await at_stage(h, Stage.VERIFYING)
+            await decide(h, DecisionKind.VERIFY)
+        with psycopg.connect(private_pg.url, autocommit=True) as watcher:
+            seen = []
+            for _ in range(40):  # two seconds of watching
+                seen.append(watcher.execute(waiting_sql).fetchone()[0])  # type: ignore[index]
+                await asyncio.sleep(0.05)
+        assert max(seen) == 1, seen
+        for h in handles:
+            s = await snapshot_of(h)
+            assert s.stage == Stage.SEARCHING and system(s, "crm")["status"] == "searching"
+        lock.rollback()  # the lock goes
+    for h in handles:
+        s = await at_stage(h, Stage.REVIEWING)
+        assert system(s, "crm")["status"] == "found"
+
+
 # --------------------------------------------------------------------------- helpers
+
+
+async def snapshot_of(h: object) -> object:
+    return await h.query(DataSubjectRequest.snapshot)  # type: ignore[attr-defined]
 
 
 async def decide_system(h: object, kind: DecisionKind, name: str, reason: str) -> str:
