@@ -6,10 +6,17 @@ and process) so that a supplied value is converted to the column's type before i
 database: ``"abc"`` never meets an integer ``customer_id`` column, it simply cannot match.
 
 Matching is normalised on both sides (see :mod:`connectors.base`): emails and names by SQL
-``lower(trim(...))``, postcodes by ``upper(replace(..., ' ', ''))``, phone numbers by a SQL
-filter on their last six digits followed by E.164 comparison in Python over those few
-candidate rows (a database cannot parse phone numbers; loading a whole table to do it would not
-scale).
+``lower(trim(...))``, postcodes by ``upper(replace(..., ' ', ''))``, phone numbers by an SQL
+equality on their last six digits (punctuation stripped) followed by E.164 comparison in Python
+over those few candidate rows (a database cannot parse phone numbers; loading a whole table to
+do it would not scale).
+
+Each of those comparisons is ``expression = :value``, so an index on the expression serves it:
+:func:`matching_indexes` builds them from the very functions that build the WHERE clauses (a
+database uses an expression index only for the identical expression), with the key and relation
+columns that ``collect`` follows; :func:`create_matching_indexes` creates the missing ones and
+:func:`matching_index_ddl` prints them for review. Without them every search of a large table
+is a full scan.
 
 ``collect`` follows relations with nested ``IN (SELECT ...)`` sub-queries from the matched
 person rows down to their children, one streamed query per entity, so memory stays bounded
@@ -18,8 +25,12 @@ however many rows the subject has.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import re
 import threading
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -29,17 +40,24 @@ from sqlalchemy import (
     Column,
     Connection,
     Engine,
+    Index,
     MetaData,
     String,
     Table,
     and_,
+    bindparam,
     cast,
     create_engine,
+    delete,
     func,
+    inspect,
+    literal_column,
     or_,
     select,
+    text,
+    update,
 )
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -48,19 +66,30 @@ from sqlalchemy.exc import (
     NoSuchModuleError,
     NoSuchTableError,
     OperationalError,
+    SAWarning,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.schema import CreateIndex
+from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
 
 from connectors.base import (
     HEARTBEAT_EVERY,
+    Changed,
     Collected,
     ConnectorError,
     ConnectorMisconfigured,
     ConnectorUnavailable,
+    EntityErasurePlan,
+    Erased,
+    ErasurePlan,
     Heartbeat,
     Located,
+    Rectification,
     Sink,
+    Subject,
     identifier_kind,
     normalise_email,
     normalise_name,
@@ -68,7 +97,7 @@ from connectors.base import (
     normalise_postcode,
     record_line,
 )
-from dsar.datamap import DataMapError, EntityConfig, SystemConfig
+from dsar.datamap import DataMapError, EntityConfig, EntityErasure, FieldErasure, SystemConfig
 from dsar.model import IdentifierKind
 
 #: Seconds to wait for a TCP connection before calling a system unreachable.
@@ -91,7 +120,17 @@ _MAX_INT = 2**63 - 1
 #: Characters people put inside phone numbers; stripped in SQL before the last-digits filter.
 _PHONE_PUNCTUATION = (" ", "-", "(", ")", ".", "/")
 
+#: How many trailing digits of a phone number SQL compares (an index lookup); the full number is
+#: then compared in Python, as E.164.
+PHONE_TAIL_DIGITS = 6
+
 Key = tuple[Any, ...]
+
+# Reflecting a SQLite table that has the expression indexes made here warns that they were not
+# reflected: expected, and nothing the connector needs (it reflects columns), so not logged.
+warnings.filterwarnings(
+    "ignore", message=r"Skipped unsupported reflection of expression-based index", category=SAWarning
+)
 
 
 @dataclass
@@ -190,6 +229,352 @@ class SqlConnector:
                         self._heartbeat()
         return Collected(system=self.name, records=total, entities=counts)
 
+    # -- changes (fulfilment) ----------------------------------------------------------------
+
+    def erase(self, plan: ErasurePlan) -> Erased:
+        """Delete or anonymise the subject's rows as planned, in one transaction.
+
+        Refused before any change when the plan does not fit the data map (an unknown entity or
+        field, a parent deleted while a child is kept). Every entity's rows are first resolved to
+        concrete keys, parents before children: once a parent row is deleted or anonymised its
+        children could no longer be traced through it. Entities are then changed children first,
+        so foreign keys stay valid. A row already as planned is neither changed nor counted, so
+        running the plan again returns zero counts."""
+        steps = self._erasure_steps(plan)
+        hashing = any(rule is FieldErasure.HASH for step in steps.values() for rule in step.fields.values())
+        try:
+            hash_key = bytes.fromhex(plan.hash_key) if hashing else b""
+        except ValueError:
+            hash_key = b""
+        if hashing and not hash_key:
+            raise ConnectorMisconfigured(
+                f"{self.name}: the erasure plan hashes fields but has no hex hash key"
+            )
+        ordered = [entity for entity in self.system.ordered_entities() if entity.name in steps]
+        deleted = {e.name: 0 for e in ordered if steps[e.name].strategy is EntityErasure.DELETE}
+        anonymised = {e.name: 0 for e in ordered if steps[e.name].strategy is EntityErasure.ANONYMISE}
+        progress = _Progress(self._heartbeat)
+        self._last_match = None
+        with self._connect() as conn:
+            tables = self._tables(conn)
+            for entity in ordered:
+                for column, rule in steps[entity.name].fields.items():
+                    if rule is FieldErasure.HASH and _python_type(tables[entity.name].c[column]) is not str:
+                        raise ConnectorMisconfigured(
+                            f"{self.name}: field '{entity.name}.{column}' is to be hashed but its column "
+                            "does not hold text"
+                        )
+            rows = self._subject_rows(conn, tables, plan.subject, set(steps), progress)
+            for entity in reversed(ordered):
+                table = tables[entity.name]
+                key_columns = self._row_key(entity, table)
+                step = steps[entity.name]
+                if step.strategy is EntityErasure.DELETE:
+                    deleted[entity.name] = self._delete_rows(
+                        conn, table, key_columns, rows[entity.name], progress
+                    )
+                else:
+                    anonymised[entity.name] = self._anonymise_rows(
+                        conn, table, key_columns, rows[entity.name], step.fields, hash_key, progress
+                    )
+            conn.commit()
+        self._last_match = None
+        return Erased(system=self.name, deleted=deleted, anonymised=anonymised)
+
+    def rectify(self, changes: Rectification) -> Changed:
+        """Set each corrected field on the subject's rows of its entity, in one transaction.
+        Only fields declared in the data map can be set, and never the key or join columns
+        that rows hang together by. Rows already holding the value are not counted."""
+        wanted: dict[str, dict[str, str | None]] = {}
+        for change in changes.changes:
+            entity = self.system.entities.get(change.entity)
+            if entity is None or change.field not in entity.fields:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: cannot rectify '{change.entity}.{change.field}': the data map "
+                    "declares no such field"
+                )
+            if change.field in self._join_columns(entity):
+                raise ValueError(
+                    f"{self.name}: '{change.entity}.{change.field}' is a key or join column: "
+                    "correct it in the system itself"
+                )
+            values = wanted.setdefault(change.entity, {})
+            if change.field in values and values[change.field] != change.value:
+                raise ValueError(
+                    f"{self.name}: two different corrections of '{change.entity}.{change.field}'"
+                )
+            values[change.field] = change.value
+        return self._set_fields(changes.subject, wanted)
+
+    def restrict(self, subject: Subject) -> Changed:
+        """Set every entity's restriction column (Art. 18) on the subject's rows; entities
+        without one are untouched and not reported."""
+        wanted: dict[str, dict[str, str | None]] = {
+            entity.name: {entity.restriction[0]: entity.restriction[1]}
+            for entity in self.system.entities.values()
+            if entity.restriction is not None
+        }
+        return self._set_fields(subject, wanted)
+
+    def _erasure_steps(self, plan: ErasurePlan) -> dict[str, EntityErasurePlan]:
+        """The plan's delete and anonymise steps by entity, every anonymised field's rule filled
+        in; refused (before any change) when it does not fit the data map."""
+        if plan.system != self.name:
+            raise ConnectorMisconfigured(f"{self.name}: the erasure plan is for system '{plan.system}'")
+        steps: dict[str, EntityErasurePlan] = {}
+        for step in plan.entities:
+            entity = self.system.entities.get(step.entity)
+            if entity is None:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: the erasure plan names an unknown entity '{step.entity}'"
+                )
+            if step.entity in steps:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: entity '{step.entity}' is in the erasure plan twice"
+                )
+            undeclared = sorted(set(step.fields) - set(entity.fields))
+            if undeclared:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: the erasure plan names fields the data map does not declare for "
+                    f"'{step.entity}': {', '.join(undeclared)}"
+                )
+            if step.strategy is EntityErasure.DELETE:
+                steps[step.entity] = EntityErasurePlan(step.entity, step.strategy)
+            elif step.strategy is EntityErasure.ANONYMISE:
+                # a field the plan does not mention gets the data map's rule (NULL by default)
+                rules = {
+                    column: step.fields.get(column, entity.field_erasure(column)) for column in entity.fields
+                }
+                steps[step.entity] = EntityErasurePlan(step.entity, step.strategy, rules)
+        # A deleted parent would leave its children's rows pointing at nothing (and break their
+        # foreign key): the children must be deleted too.
+        orphans = []
+        for entity in self.system.ordered_entities():
+            relation = entity.relation
+            if relation is None or relation.parent not in steps:
+                continue
+            own = steps.get(entity.name)
+            if steps[relation.parent].strategy is EntityErasure.DELETE and (
+                own is None or own.strategy is not EntityErasure.DELETE
+            ):
+                kept = "kept" if own is None else "anonymised"
+                orphans.append(f"'{relation.parent}' is deleted but its child '{entity.name}' is {kept}")
+        if orphans:
+            raise ConnectorMisconfigured(
+                f"{self.name}: the erasure plan is refused: {'; '.join(orphans)} (the child rows would "
+                "point at deleted rows)"
+            )
+        return steps
+
+    def _set_fields(self, subject: Subject, wanted: dict[str, dict[str, str | None]]) -> Changed:
+        """Set fixed values (text, converted to each column's type) on the subject's rows."""
+        ordered = [entity for entity in self.system.ordered_entities() if entity.name in wanted]
+        counts = {entity.name: 0 for entity in ordered}
+        if not ordered:
+            return Changed(system=self.name, entities=counts)
+        progress = _Progress(self._heartbeat)
+        self._last_match = None
+        with self._connect() as conn:
+            tables = self._tables(conn)
+            values = {
+                entity.name: {
+                    column: _column_value(tables[entity.name].c[column], f"{entity.name}.{column}", value)
+                    for column, value in wanted[entity.name].items()
+                }
+                for entity in ordered
+            }
+            rows = self._subject_rows(conn, tables, subject, set(wanted), progress)
+            for entity in ordered:
+                table = tables[entity.name]
+                counts[entity.name] = self._update_rows(
+                    conn,
+                    table,
+                    self._row_key(entity, table),
+                    rows[entity.name],
+                    values[entity.name],
+                    progress,
+                )
+            conn.commit()
+        self._last_match = None
+        return Changed(system=self.name, entities=counts)
+
+    def _subject_rows(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        subject: Subject,
+        wanted: set[str],
+        progress: _Progress,
+    ) -> dict[str, list[Key]]:
+        """The row keys of the subject's rows in every wanted entity (and its ancestors), read
+        before anything changes: identity rows are the located persons' (narrowed to
+        ``subject.person_keys``, as in collect), children are found through their parents' key
+        values, parents first, with IN lists of bounded size."""
+        needed: set[str] = set()
+        for name in wanted:
+            entity: EntityConfig | None = self.system.entities[name]
+            while entity is not None and entity.name not in needed:
+                needed.add(entity.name)
+                entity = self.system.entities[entity.relation.parent] if entity.relation is not None else None
+        persons = set(subject.person_keys)
+        located = {
+            name: [key for key, person in keys.items() if person in persons]
+            for name, keys in _rows_by_entity(self._match(conn, tables, subject.identifiers)).items()
+        }
+        ordered = [entity for entity in self.system.ordered_entities() if entity.name in needed]
+        links: dict[str, list[Key]] = {}  # child entity -> its parent rows' values of the join column
+        out: dict[str, list[Key]] = {}
+        for entity in ordered:
+            table = tables[entity.name]
+            key_columns = self._row_key(entity, table)
+            children = [c for c in ordered if c.relation is not None and c.relation.parent == entity.name]
+            joins = sorted({c.relation.parent_column for c in children if c.relation is not None})
+            columns = [*key_columns, *(table.c[column] for column in joins)]
+            selectors: list[tuple[list[Column[Any]], list[Key]]] = []
+            if entity.identity and located.get(entity.name):
+                selectors.append(([table.c[column] for column in entity.key], located[entity.name]))
+            if entity.relation is not None and links.get(entity.name):
+                selectors.append(([table.c[entity.relation.column]], links[entity.name]))
+            found: dict[Key, Key] = {}  # row key -> its join column values
+            width = len(key_columns)
+            for where, values in selectors:
+                for condition, _ in _in_chunks(where, values):
+                    result = conn.execute(select(*columns).where(condition)).all()
+                    for row in result:
+                        found[tuple(row[:width])] = tuple(row[width:])
+                    progress.add(len(result))
+            out[entity.name] = list(found)
+            for child in children:
+                assert child.relation is not None
+                at = joins.index(child.relation.parent_column)
+                links[child.name] = [
+                    (value,) for value in dict.fromkeys(j[at] for j in found.values()) if value is not None
+                ]
+        return out
+
+    def _row_key(self, entity: EntityConfig, table: Table) -> list[Column[Any]]:
+        """The columns that identify one row: the data map's key, else the table's primary key."""
+        if entity.key:
+            return [table.c[column] for column in entity.key]
+        primary = list(table.primary_key.columns)
+        if not primary:
+            raise ConnectorMisconfigured(
+                f"{self.name}: entity '{entity.name}' has no key to change its rows by (give it "
+                f"'key' in the data map, {entity.origin})"
+            )
+        return primary
+
+    def _join_columns(self, entity: EntityConfig) -> set[str]:
+        """Columns rows hang together by: the key, the relation column, and what children join."""
+        columns = set(entity.key)
+        if entity.relation is not None:
+            columns.add(entity.relation.column)
+        for other in self.system.entities.values():
+            if other.relation is not None and other.relation.parent == entity.name:
+                columns.add(other.relation.parent_column)
+        return columns
+
+    def _delete_rows(
+        self,
+        conn: Connection,
+        table: Table,
+        key_columns: list[Column[Any]],
+        keys: list[Key],
+        progress: _Progress,
+    ) -> int:
+        deleted = 0
+        for condition, size in _in_chunks(key_columns, keys):
+            deleted += conn.execute(delete(table).where(condition)).rowcount
+            progress.add(size)
+        return deleted
+
+    def _anonymise_rows(
+        self,
+        conn: Connection,
+        table: Table,
+        key_columns: list[Column[Any]],
+        keys: list[Key],
+        rules: dict[str, FieldErasure],
+        hash_key: bytes,
+        progress: _Progress,
+    ) -> int:
+        """Apply each field's rule to the rows; returns the rows that changed."""
+        fixed: dict[str, Any] = {}  # column -> the value every row gets
+        hashed: dict[str, int] = {}  # column -> length of its hash
+        for name, rule in rules.items():
+            column = table.c[name]
+            if rule is FieldErasure.HASH:
+                hashed[name] = min(64, getattr(column.type, "length", None) or 64)
+            elif rule is FieldErasure.NULL and column.nullable:
+                fixed[name] = None
+            elif rule in (FieldErasure.NULL, FieldErasure.ANONYMISE):
+                # NULL in a NOT NULL column falls back to the placeholder; a number or date that
+                # takes no NULL has no neutral value and is left as it is
+                placeholder = _placeholder(column)
+                if placeholder is not _LEAVE:
+                    fixed[name] = placeholder
+        names = [*fixed, *hashed]
+        if not names:
+            return 0
+        width = len(key_columns)
+        statement = (
+            update(table)
+            .where(and_(*(column == bindparam(f"_key{i}") for i, column in enumerate(key_columns))))
+            .values({table.c[name]: bindparam(f"_new{i}") for i, name in enumerate(names)})
+        )
+        changed = 0
+        for condition, size in _in_chunks(key_columns, keys):
+            pending: list[tuple[Key, dict[str, Any]]] = []
+            query = select(*key_columns, *(table.c[name] for name in names)).where(condition)
+            for row in conn.execute(query).all():
+                new = _anonymised(dict(zip(names, row[width:], strict=True)), fixed, hashed, hash_key)
+                if new is not None:
+                    pending.append((tuple(row[:width]), new))
+            if hashed and pending:  # a value per row: one statement, many parameter sets
+                params = [
+                    {
+                        **{f"_key{i}": value for i, value in enumerate(key)},
+                        **{f"_new{i}": new[name] for i, name in enumerate(names)},
+                    }
+                    for key, new in pending
+                ]
+                conn.execute(statement, params)
+            elif pending:  # the same values for every row: one statement per IN list
+                for where, _ in _in_chunks(key_columns, [key for key, _ in pending]):
+                    conn.execute(update(table).where(where).values({table.c[n]: v for n, v in fixed.items()}))
+            changed += len(pending)
+            progress.add(size)
+        return changed
+
+    def _update_rows(
+        self,
+        conn: Connection,
+        table: Table,
+        key_columns: list[Column[Any]],
+        keys: list[Key],
+        values: dict[str, Any],
+        progress: _Progress,
+    ) -> int:
+        """Set fixed values on the rows that do not hold them yet (compared in Python: MariaDB
+        compares text case-insensitively); returns the rows that changed."""
+        names = list(values)
+        width = len(key_columns)
+        changed = 0
+        for condition, size in _in_chunks(key_columns, keys):
+            query = select(*key_columns, *(table.c[name] for name in names)).where(condition)
+            stale = [
+                tuple(row[:width])
+                for row in conn.execute(query).all()
+                if any(current != values[name] for name, current in zip(names, row[width:], strict=True))
+            ]
+            for where, _ in _in_chunks(key_columns, stale):
+                conn.execute(
+                    update(table).where(where).values({table.c[name]: values[name] for name in names})
+                )
+            changed += len(stale)
+            progress.add(size)
+        return changed
+
     # -- matching ----------------------------------------------------------------------------
 
     def _matched(
@@ -228,36 +613,34 @@ class SqlConnector:
         return matched
 
     def _criterion(self, kind: IdentifierKind, column: Column[Any], value: str) -> _Criterion | None:
-        """The normalised comparison for one kind, or None when the value cannot match at all."""
+        """The normalised comparison for one kind, or None when the value cannot match at all.
+        The left side is always :func:`match_expression`, which the indexes are built from."""
         if not value.strip():
             return None
+        expression = match_expression(kind, column)
         if kind is IdentifierKind.EMAIL:
-            return _Criterion(func.lower(func.trim(column)) == normalise_email(value))
+            return _Criterion(expression == normalise_email(value))
         if kind in (IdentifierKind.NAME, IdentifierKind.POSTAL_ADDRESS):
-            return _Criterion(func.lower(func.trim(column)) == normalise_name(value))
+            return _Criterion(expression == normalise_name(value))
         if kind is IdentifierKind.POSTCODE:
-            return _Criterion(func.upper(func.replace(column, " ", "")) == normalise_postcode(value))
+            return _Criterion(expression == normalise_postcode(value))
         if kind is IdentifierKind.PHONE:
-            return self._phone_criterion(column, value)
+            return self._phone_criterion(expression, value)
         typed = _typed(column, value.strip())
         if typed is None:
             return None
-        return _Criterion(column == typed)
+        return _Criterion(expression == typed)
 
-    def _phone_criterion(self, column: Column[Any], value: str) -> _Criterion | None:
+    def _phone_criterion(self, tail: ColumnElement[Any], value: str) -> _Criterion | None:
         region = self.system.phone_region
         wanted = normalise_phone(value, region)
         if wanted is None:
             return None
-        stripped: ColumnElement[Any] = column if _python_type(column) is str else cast(column, String(64))
-        for char in _PHONE_PUNCTUATION:
-            stripped = func.replace(stripped, char, "")
-        last_digits = wanted[-6:]
 
         def accept(stored: Any) -> bool:
             return stored is not None and normalise_phone(str(stored), region) == wanted
 
-        return _Criterion(stripped.like("%" + last_digits), accept)
+        return _Criterion(tail == wanted[-PHONE_TAIL_DIGITS:], accept)
 
     def _subject_condition(
         self,
@@ -337,28 +720,134 @@ class SqlConnector:
                 table = database.tables.get(cache_key)
                 if table is None or any(column not in table.c for column in entity.fields):
                     # first use, or the schema changed since: reflect (again)
-                    try:
-                        table = Table(
-                            entity.table,
-                            MetaData(),
-                            schema=entity.schema,
-                            autoload_with=conn,
-                            resolve_fks=False,
-                        )
-                    except NoSuchTableError:
-                        raise ConnectorMisconfigured(
-                            f"{self.name}: table '{entity.table}' of entity '{entity.name}' does not exist "
-                            f"({entity.origin})"
-                        ) from None
+                    table = _reflect(self.name, conn, entity, MetaData())
                     database.tables[cache_key] = table
-                for column in entity.fields:
-                    if column not in table.c:
-                        raise ConnectorMisconfigured(
-                            f"{self.name}: table '{entity.table}' has no column '{column}' "
-                            f"(declared for entity '{entity.name}', {entity.origin})"
-                        )
+                _check_columns(self.name, entity, table)
                 out[entity.name] = table
         return out
+
+
+def _reflect(system: str, conn: Connection, entity: EntityConfig, metadata: MetaData) -> Table:
+    try:
+        return Table(entity.table, metadata, schema=entity.schema, autoload_with=conn, resolve_fks=False)
+    except NoSuchTableError:
+        raise ConnectorMisconfigured(
+            f"{system}: table '{entity.table}' of entity '{entity.name}' does not exist ({entity.origin})"
+        ) from None
+
+
+def _check_columns(system: str, entity: EntityConfig, table: Table) -> None:
+    for column in entity.fields:
+        if column not in table.c:
+            raise ConnectorMisconfigured(
+                f"{system}: table '{entity.table}' has no column '{column}' "
+                f"(declared for entity '{entity.name}', {entity.origin})"
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# Changes (fulfilment): bounded IN lists, anonymised values, typed corrections.
+
+#: Values per IN list when rows are changed by key (every dialect's parameter limit allows it).
+_IN_CHUNK = 1000
+
+#: What an anonymised text field reads, cut to the column's length.
+_ERASED = "erased"
+
+#: A placeholder meaning "leave the column as it is".
+_LEAVE = object()
+
+_HEX = re.compile(r"[0-9a-f]+")
+
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class _Progress:
+    """Counts rows and heartbeats every ``HEARTBEAT_EVERY`` of them."""
+
+    def __init__(self, heartbeat: Heartbeat | None) -> None:
+        self.heartbeat = heartbeat
+        self.rows = 0
+
+    def add(self, rows: int) -> None:
+        before = self.rows // HEARTBEAT_EVERY
+        self.rows += rows
+        if self.heartbeat is not None:
+            for _ in range(self.rows // HEARTBEAT_EVERY - before):
+                self.heartbeat()
+
+
+def _in_chunks(columns: list[Column[Any]], keys: Sequence[Key]) -> Iterator[tuple[ColumnElement[bool], int]]:
+    """``columns IN keys`` in pieces of at most ``_IN_CHUNK`` values, with each piece's size."""
+    size = max(1, _IN_CHUNK // len(columns))
+    for start in range(0, len(keys), size):
+        chunk = keys[start : start + size]
+        if len(columns) == 1:
+            yield columns[0].in_([key[0] for key in chunk]), len(chunk)
+        else:
+            yield (
+                or_(*(and_(*(c == v for c, v in zip(columns, key, strict=True))) for key in chunk)),
+                len(chunk),
+            )
+
+
+def _placeholder(column: Column[Any]) -> Any:
+    """ "erased" (cut to the column's length) in a text column; elsewhere NULL, or ``_LEAVE``
+    when the column takes no NULL (a number or a date has no neutral value)."""
+    if _python_type(column) is str:
+        length = getattr(column.type, "length", None)
+        return _ERASED[:length] if length else _ERASED
+    return None if column.nullable else _LEAVE
+
+
+def _keyed_hash(key: bytes, value: Any, length: int) -> str:
+    return hmac.new(key, str(value).encode(), hashlib.sha256).hexdigest()[:length]
+
+
+def _anonymised(
+    current: dict[str, Any], fixed: dict[str, Any], hashed: dict[str, int], key: bytes
+) -> dict[str, Any] | None:
+    """A row's anonymised values, or None when it already is anonymised.
+
+    A hash is never hashed again (the same person must keep hashing the same way): once the
+    row's fixed fields are erased, a hash field that already looks like a hash (lower-case hex
+    of the hash's length) is taken to be one. A row whose only rule is ``hash`` and whose
+    original value happens to look like a hash is therefore left as it is."""
+    fresh = any(current[name] != value for name, value in fixed.items())
+    new = dict(fixed)
+    changed = fresh
+    for name, length in hashed.items():
+        value = current[name]
+        if value is None or (not fresh and len(value) == length and _HEX.fullmatch(value)):
+            new[name] = value
+        else:
+            new[name] = _keyed_hash(key, value, length)
+            changed = True
+    return new if changed else None
+
+
+def _column_value(column: Column[Any], name: str, value: str | None) -> Any:
+    """A corrected (or restriction) value as the column's type, like ``_typed``; a ValueError
+    naming the field, never the value, when it cannot be one."""
+    if value is None:
+        if not column.nullable:
+            raise ValueError(f"'{name}' cannot be empty")
+        return None
+    python_type = _python_type(column)
+    # MySQL's BOOLEAN is TINYINT(1); bool("false") would be True
+    if python_type is bool or (python_type is int and getattr(column.type, "display_width", None) == 1):
+        flag = _FLAGS.get(value.strip().lower())
+        if flag is None:
+            raise ValueError(f"'{name}' takes true or false")
+        return flag if python_type is bool else int(flag)
+    typed = _typed(column, value if python_type is str else value.strip())
+    if typed is None:
+        kind = python_type.__name__ if python_type is not None else str(column.type)
+        raise ValueError(f"the value for '{name}' is not a valid {kind}")
+    length = getattr(column.type, "length", None)
+    if isinstance(typed, str) and length is not None and len(typed) > length:
+        raise ValueError(f"the value for '{name}' is longer than {length} characters")
+    return typed
 
 
 def database_url(text: str) -> URL:
@@ -443,4 +932,340 @@ def _located(system: str, matched: dict[str, dict[str, dict[Key, str]]]) -> Loca
     )
 
 
-__all__ = ["SqlConnector", "database_url", "dispose_engines"]
+# --------------------------------------------------------------------------------------------
+# Matching expressions: what locate compares, and what the indexes index. A database uses an
+# expression index only for the identical expression, so both are built here and nowhere else.
+# Their constants are SQL literals, not bound parameters: a generic plan (psycopg prepares a
+# statement it has run five times; PostgreSQL may then plan it once for any parameters) and
+# SQLite's planner can match ``replace(phone, ' ', '')`` with an index, not ``replace(phone, $1, $2)``.
+
+
+def _sql_text(value: str) -> ColumnElement[str]:
+    """A constant string as an SQL literal (only ever this module's own constants)."""
+    return literal_column("'" + value.replace("'", "''") + "'", String())
+
+
+class _Tail(FunctionElement[str]):
+    """The last ``n`` characters of a text: ``right(text, n)``, or ``substr(text, -n)`` where
+    there is no ``right`` (SQLite, Oracle). Unlike ``LIKE '%123456'``, an index can serve it."""
+
+    name = "right"
+    inherit_cache = True
+
+    def __init__(self, text: ColumnElement[Any], n: int) -> None:
+        super().__init__(text, literal_column(str(int(n))))
+        self.type = String()
+
+
+@compiles(_Tail)
+def _compile_tail(element: _Tail, compiler: SQLCompiler, **kw: Any) -> str:
+    text, n = element.clauses
+    return f"right({compiler.process(text, **kw)}, {compiler.process(n, **kw)})"
+
+
+@compiles(_Tail, "sqlite")
+@compiles(_Tail, "oracle")
+def _compile_tail_substr(element: _Tail, compiler: SQLCompiler, **kw: Any) -> str:
+    text, n = element.clauses
+    return f"substr({compiler.process(text, **kw)}, -{compiler.process(n, **kw)})"
+
+
+def _folded(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Emails, names, addresses: ``lower(trim(column))``."""
+    return func.lower(func.trim(column))
+
+
+def _postcode_key(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    """Postcodes: ``upper(replace(column, ' ', ''))``."""
+    return func.upper(func.replace(column, _sql_text(" "), _sql_text("")))
+
+
+def _phone_tail(column: Column[Any]) -> ColumnElement[Any]:
+    """Phone numbers: the last digits once punctuation is stripped (a number column as text)."""
+    stripped: ColumnElement[Any] = column if _python_type(column) is str else cast(column, String(64))
+    for char in _PHONE_PUNCTUATION:
+        stripped = func.replace(stripped, _sql_text(char), _sql_text(""))
+    return _Tail(stripped, PHONE_TAIL_DIGITS)
+
+
+#: identifier kind -> (index name suffix, the expression compared); other kinds: the bare column
+_NORMALISED: dict[IdentifierKind, tuple[str, Callable[[Column[Any]], ColumnElement[Any]]]] = {
+    IdentifierKind.EMAIL: ("lower", _folded),
+    IdentifierKind.NAME: ("lower", _folded),
+    IdentifierKind.POSTAL_ADDRESS: ("lower", _folded),
+    IdentifierKind.POSTCODE: ("nospace", _postcode_key),
+    IdentifierKind.PHONE: (f"tail{PHONE_TAIL_DIGITS}", _phone_tail),
+}
+
+
+def match_expression(kind: IdentifierKind, column: Column[Any]) -> ColumnElement[Any]:
+    """What locate compares with the normalised value for an identity column of ``kind``:
+    a normalising expression, or the column itself (ids, account numbers, dates)."""
+    normalised = _NORMALISED.get(kind)
+    return column if normalised is None else normalised[1](column)
+
+
+# --------------------------------------------------------------------------------------------
+# Indexes for those expressions, the keys and the relations.
+
+#: Dialects with expression (functional) indexes that the planner matches against a query's
+#: expressions. MariaDB has none (it would need a generated column); MySQL 8's are not tried.
+_EXPRESSION_INDEX_DIALECTS = frozenset({"postgresql", "sqlite", "oracle"})
+
+#: Index names are cut to this length (PostgreSQL's limit is 63, MariaDB's 64).
+_MAX_INDEX_NAME = 63
+
+
+@dataclass(frozen=True)
+class MatchingIndex:
+    """One index that a query of the connector can use."""
+
+    name: str
+    #: the table as the data map names it ("schema.table" when it has a schema)
+    table: str
+    columns: tuple[str, ...]
+    #: "" for the bare column(s); else the normalisation indexed ("lower", "nospace", "tail6")
+    normalisation: str
+    #: which lookups use it, e.g. "customers.email (email)", "customers key",
+    #: "customers.id -> orders.customer_id"
+    uses: tuple[str, ...]
+    index: Index = field(compare=False, repr=False)
+
+    @property
+    def expression(self) -> bool:
+        """Whether it indexes an expression (the database needs expression indexes)."""
+        return bool(self.normalisation)
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """The matching indexes of one system, sorted by what its database has."""
+
+    system: str
+    dialect: str
+    #: missing: :func:`create_matching_indexes` creates these (with ``statements``)
+    create: tuple[MatchingIndex, ...]
+    #: there already: by name, or (bare columns) an index or key with those leading columns
+    present: tuple[MatchingIndex, ...]
+    #: expression indexes this database cannot have (MariaDB): those lookups stay full scans
+    skipped: tuple[MatchingIndex, ...]
+    #: ``CREATE INDEX`` for each of ``create``, compiled for this database
+    statements: tuple[str, ...]
+    #: why ``skipped`` were skipped ("" when none were)
+    skip_reason: str = ""
+    #: name of a present index -> what the database has under another name ("primary key")
+    covered_by: dict[str, str] = field(default_factory=dict)
+
+    def ddl(self) -> str:
+        """The statements to review or run by hand, with the rest as SQL comments."""
+        lines = [f"-- dsar: indexes for the lookups of system '{self.system}' ({self.dialect})"]
+        for index in self.present:
+            covered = self.covered_by.get(index.name)
+            also = f" as {covered}" if covered else ""
+            lines.append(f"-- present: {index.name}{also} ({_describe(index)})")
+        for index in self.skipped:
+            lines.append(f"-- skipped: {index.name} ({_describe(index)}): {self.skip_reason}")
+        for index, statement in zip(self.create, self.statements, strict=True):
+            lines.append(f"-- {_describe(index)}")
+            lines.append(statement.strip() + ";")
+        if not self.create:
+            lines.append("-- nothing to create")
+        return "\n".join(lines) + "\n"
+
+
+def _describe(index: MatchingIndex) -> str:
+    return "for " + "; ".join(index.uses)
+
+
+def matching_indexes(system: SystemConfig, tables: Mapping[str, Table]) -> list[MatchingIndex]:
+    """The indexes the connector's queries of ``system`` can use, over ``tables`` (entity ->
+    table, reflected or declared): every identity column's match expression (locate), the key
+    of every identity entity (collect selects the located rows by key) and both columns of
+    every relation (collect's nested ``IN (SELECT ...)``). One index per table, expression and
+    columns, whatever uses it; in data map order. Building them attaches them to ``tables``."""
+    wanted: dict[tuple[str, str, tuple[str, ...]], tuple[EntityConfig, list[str], IdentifierKind | None]] = {}
+
+    def want(entity: EntityConfig, columns: tuple[str, ...], use: str, kind: IdentifierKind | None) -> None:
+        suffix = _NORMALISED[kind][0] if kind in _NORMALISED else ""
+        slot = wanted.setdefault((_qualified(entity), suffix, columns), (entity, [], kind))
+        if use not in slot[1]:
+            slot[1].append(use)
+
+    for entity in system.ordered_entities():
+        for column, kind in entity.identity.items():
+            want(entity, (column,), f"{entity.name}.{column} ({kind.value})", kind)
+        if entity.identity and entity.key:
+            want(entity, entity.key, f"{entity.name} key", None)
+        relation = entity.relation
+        if relation is not None:
+            want(entity, (relation.column,), str(relation), None)
+            want(system.entities[relation.parent], (relation.parent_column,), str(relation), None)
+
+    out: list[MatchingIndex] = []
+    names: set[str] = set()
+    for (qualified, suffix, columns), (entity, uses, identity_kind) in wanted.items():
+        table = tables[entity.name]
+        name = _index_name(entity.table, columns, suffix, names)
+        names.add(name)
+        if suffix and identity_kind is not None:
+            expressions: list[ColumnElement[Any]] = [match_expression(identity_kind, table.c[columns[0]])]
+        else:
+            expressions = [table.c[column] for column in columns]
+        # _table: SQLAlchemy finds the table of an expression only one function deep
+        index = Index(name, *expressions, _table=table)
+        out.append(MatchingIndex(name, qualified, columns, suffix, tuple(uses), index))
+    return out
+
+
+def _qualified(entity: EntityConfig) -> str:
+    return f"{entity.schema}.{entity.table}" if entity.schema else entity.table
+
+
+def _index_name(table: str, columns: tuple[str, ...], suffix: str, taken: set[str]) -> str:
+    """``dsar_<table>_<columns>[_<normalisation>]``, lower case, at most 63 characters (cut
+    names end in a hash of the whole, so they stay distinct and the same from run to run)."""
+    whole = "_".join(["dsar", table, *columns, *([suffix] if suffix else [])])
+    name = re.sub(r"[^a-z0-9_]+", "_", whole.lower())
+    if len(name) > _MAX_INDEX_NAME or name in taken:
+        digest = hashlib.sha256(whole.encode()).hexdigest()[:8]
+        name = f"{name[: _MAX_INDEX_NAME - 9]}_{digest}"
+    return name
+
+
+def plan_matching_indexes(system: SystemConfig) -> IndexPlan:
+    """Which matching indexes ``system``'s database has, lacks, or cannot have (read only)."""
+    with SqlConnector(system)._connect() as conn:
+        return _plan(system, conn)
+
+
+def matching_index_ddl(system: SystemConfig) -> str:
+    """The ``CREATE INDEX`` statements that :func:`create_matching_indexes` would run on
+    ``system``'s database, for an operator to review (or run at a quiet time)."""
+    return plan_matching_indexes(system).ddl()
+
+
+def create_matching_indexes(system: SystemConfig) -> IndexPlan:
+    """Create the missing matching indexes on ``system``'s database and return the plan
+    carried out: ``plan.create`` now exist, ``plan.present`` were there already, and
+    ``plan.skipped`` the database cannot have (MariaDB: expression indexes). Idempotent.
+
+    A plain ``CREATE INDEX`` locks the table against writes while it builds (seconds per
+    million rows): on a busy database, run :func:`matching_index_ddl`'s statements by hand
+    instead (PostgreSQL: ``CREATE INDEX CONCURRENTLY``)."""
+    with SqlConnector(system)._connect() as conn:
+        plan = _plan(system, conn)
+        if_not_exists = _if_not_exists(conn.dialect)
+        for index in plan.create:
+            conn.execute(CreateIndex(index.index, if_not_exists=if_not_exists))
+        conn.commit()
+    return plan
+
+
+def _plan(system: SystemConfig, conn: Connection) -> IndexPlan:
+    metadata = MetaData()  # not the connector's cached tables: the indexes attach to these
+    tables: dict[str, Table] = {}
+    for entity in system.entities.values():
+        tables[entity.name] = _reflect(system.name, conn, entity, metadata)
+        _check_columns(system.name, entity, tables[entity.name])
+    dialect = conn.dialect
+    expressions_supported = dialect.name in _EXPRESSION_INDEX_DIALECTS
+    inspector = inspect(conn)
+    existing: dict[tuple[str | None, str], tuple[set[str], list[tuple[str, list[str]]]]] = {}
+    create: list[MatchingIndex] = []
+    present: list[MatchingIndex] = []
+    skipped: list[MatchingIndex] = []
+    covered_by: dict[str, str] = {}
+    for index in matching_indexes(system, tables):
+        table = index.index.table
+        assert table is not None
+        place = (table.schema, table.name)
+        if place not in existing:
+            existing[place] = _existing_indexes(conn, inspector, table)
+        names, leading = existing[place]
+        covering = [
+            what
+            for what, columns in leading
+            if not index.expression and set(columns[: len(index.columns)]) == set(index.columns)
+        ]
+        if index.name in names or covering:
+            present.append(index)
+            if index.name not in names:
+                covered_by[index.name] = covering[0]
+        elif index.expression and not expressions_supported:
+            skipped.append(index)
+        else:
+            create.append(index)
+    if_not_exists = _if_not_exists(dialect)
+    statements = tuple(
+        str(CreateIndex(index.index, if_not_exists=if_not_exists).compile(dialect=dialect))
+        for index in create
+    )
+    reason = ""
+    if skipped:
+        reason = (
+            f"{dialect.name} has no expression indexes (MariaDB would need a generated column "
+            "holding the expression): these lookups scan the table"
+        )
+    return IndexPlan(
+        system=system.name,
+        dialect=dialect.name,
+        create=tuple(create),
+        present=tuple(present),
+        skipped=tuple(skipped),
+        statements=statements,
+        skip_reason=reason,
+        covered_by=covered_by,
+    )
+
+
+def _existing_indexes(
+    conn: Connection, inspector: Any, table: Table
+) -> tuple[set[str], list[tuple[str, list[str]]]]:
+    """The names of a table's indexes, and its plain indexes and keys with their columns."""
+    names: set[str] = set()
+    leading: list[tuple[str, list[str]]] = []
+    for found in inspector.get_indexes(table.name, schema=table.schema):
+        if found.get("name"):
+            names.add(found["name"])
+        if not found.get("expressions") and None not in found["column_names"]:
+            leading.append((f"index {found.get('name')}", list(found["column_names"])))
+    if conn.dialect.name == "sqlite":  # SQLAlchemy does not reflect its expression indexes
+        schema = table.schema
+        master = (
+            f"{conn.dialect.identifier_preparer.quote(schema)}.sqlite_master" if schema else "sqlite_master"
+        )
+        found_names = conn.execute(
+            text(f"SELECT name FROM {master} WHERE type = 'index' AND tbl_name = :table"),
+            {"table": table.name},
+        )
+        names.update(str(name) for name in found_names.scalars())
+    primary = inspector.get_pk_constraint(table.name, schema=table.schema)
+    if primary and primary.get("constrained_columns"):
+        what = f"primary key {primary['name']}" if primary.get("name") else "primary key"
+        leading.append((what, list(primary["constrained_columns"])))
+    for unique in inspector.get_unique_constraints(table.name, schema=table.schema):
+        what = f"unique constraint {unique['name']}" if unique.get("name") else "unique constraint"
+        leading.append((what, list(unique["column_names"])))
+    return names, leading
+
+
+def _if_not_exists(dialect: Dialect) -> bool:
+    """``CREATE INDEX IF NOT EXISTS``: PostgreSQL, SQLite and MariaDB have it, MySQL not."""
+    if dialect.name == "mysql":
+        return bool(getattr(dialect, "is_mariadb", False))
+    return dialect.name in {"postgresql", "sqlite"}
+
+
+__all__ = [
+    "PHONE_TAIL_DIGITS",
+    "IndexPlan",
+    "MatchingIndex",
+    "SqlConnector",
+    "create_matching_indexes",
+    "database_url",
+    "dispose_engines",
+    "match_expression",
+    "matching_index_ddl",
+    "matching_indexes",
+    "plan_matching_indexes",
+]

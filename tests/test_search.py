@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from temporalio.testing import ActivityEnvironment
-
-from pathlib import Path
 
 from activities.search import PlanInput, SearchActivities, SearchInput, SearchOutcome
 from demo.seed import MARGARET, NAMESAKE, PETER
