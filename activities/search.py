@@ -25,7 +25,7 @@ from temporalio.exceptions import ApplicationError
 from connectors.base import ConnectorError, ConnectorMisconfigured, ConnectorUnavailable, Sink, connector_for
 from dsar.blobs import BlobStore
 from dsar.datamap import DataMap, SystemConfig
-from dsar.identity import strongest_match
+from dsar.identity import record_matches, strongest_match
 from dsar.logs import bind_case, get_logger
 from dsar.model import SystemResult
 
@@ -135,7 +135,7 @@ class SearchActivities:
             located = connector.locate(inp.identifiers)
             if not located.person_keys:
                 return SearchOutcome(SystemResult(inp.system, "none", detail="no matching records"))
-            match = strongest_match(located.matches)
+            match = (record_matches if located.per_record else strongest_match)(located.matches)
             if not match.keys:
                 return SearchOutcome(SystemResult(inp.system, "none", detail=match.reason))
             with self.blobs.open_writer(inp.reference, f"{inp.system}.jsonl") as writer:

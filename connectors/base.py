@@ -44,6 +44,9 @@ class Located:
     person_keys: list[str]  # opaque keys of the matched person-records, e.g. "customers:42"
     #: kind -> person keys it matched, so verification can tell whether kinds agree
     matches: dict[str, list[str]] = field(default_factory=dict)
+    #: True when keys name records (objects, export lines), not person-records: each record is
+    #: then judged on its own evidence (a delivery line and a recording are both the person's)
+    per_record: bool = False
 
     @property
     def found(self) -> bool:
@@ -196,6 +199,10 @@ def connector_for(system: SystemConfig, heartbeat: Heartbeat | None = None) -> C
         from connectors.sql import SqlConnector  # imported here: sql imports this module
 
         return SqlConnector(system, heartbeat=heartbeat)
+    if system.connector == "s3":
+        from connectors.s3 import S3Connector  # imported here: s3 imports this module (and boto3)
+
+        return S3Connector(system, heartbeat=heartbeat)
     raise ConnectorMisconfigured(f"{system.name}: no connector of type '{system.connector}'")
 
 

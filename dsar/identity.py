@@ -46,3 +46,19 @@ def strongest_match(matches: Mapping[str, Sequence[str]]) -> MatchOutcome:
     if best < 2 and not agreed & DISTINCTIVE:
         return MatchOutcome([], "only a weak match (a shared address or name alone): nothing collected")
     return MatchOutcome(top, f"{len(top)} person record(s) matched on {', '.join(sorted(agreed))}")
+
+
+def record_matches(matches: Mapping[str, Sequence[str]]) -> MatchOutcome:
+    """For systems whose keys name records, not persons (objects, lines of an export): every
+    record that two identifier kinds agree on, or one that identifies a person on its own.
+    A record found only by a shared postcode or a name is somebody's, not necessarily theirs."""
+    kinds: dict[str, set[str]] = defaultdict(set)
+    for kind, keys in matches.items():
+        for key in keys:
+            kinds[key].add(kind)
+    taken = sorted(key for key, k in kinds.items() if len(k) >= 2 or k & DISTINCTIVE)
+    if not taken:
+        reason = "only weak matches (a shared address or name alone): nothing collected"
+        return MatchOutcome([], reason if kinds else "no matching records")
+    agreed = sorted({kind for key in taken for kind in kinds[key]})
+    return MatchOutcome(taken, f"{len(taken)} record(s) matched on {', '.join(agreed)}")

@@ -13,8 +13,9 @@ import secrets
 import tempfile
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsar.model import Regime
@@ -44,6 +45,13 @@ class Settings(BaseSettings):
     codec_key: str | None = None  # base64 of 32 bytes; default: var/codec.key
     jwt_secret: str | None = None  # HS256 secret for staff tokens; default: var/jwt.secret
     blob_dir: Path | None = None  # default: var/blobs
+    #: Where blobs live: "local" (``blob_dir``) or "s3" (``blob_bucket``, several hosts). Either
+    #: way they are encrypted by dsar itself; S3's own encryption is requested on top.
+    blob_store: Literal["local", "s3"] = "local"
+    blob_bucket: str | None = None
+    blob_prefix: str = ""  # prepended to "<case>/<object>", e.g. "dsar/"
+    s3_endpoint_url: str | None = None  # any S3-compatible store; unset: AWS
+    s3_region: str | None = None
     mail_dir: Path | None = None  # file mail transport when no SMTP host: var/outbox
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -68,6 +76,13 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _s3_blob_store_needs_a_bucket(self) -> Settings:
+        """Checked at start-up: otherwise the first search would fail, deep in a worker."""
+        if self.blob_store == "s3" and not (self.blob_bucket or "").strip():
+            raise ValueError("DSAR_BLOB_BUCKET must name the bucket when DSAR_BLOB_STORE is 's3'")
+        return self
 
     def calendar_for(self, regime: Regime) -> str:
         return self.calendars.get(regime.value, DEFAULT_CALENDARS[regime])

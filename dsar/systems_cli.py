@@ -68,12 +68,14 @@ def indexes(datamap_path: Path, out: TextIO, *, apply: bool) -> int:
             continue
         try:
             if apply:
-                created = create_matching_indexes(system)
-                out.write(f"-- {system.name}: {len(created)} index(es) created\n")
+                plan = create_matching_indexes(system)
+                why = f" ({plan.skip_reason})" if plan.skipped else ""
+                out.write(
+                    f"-- {system.name}: {len(plan.create)} index(es) created, {len(plan.present)} "
+                    f"already there, {len(plan.skipped)} skipped{why}\n"
+                )
             else:
-                out.write(f"-- {system.name}\n")
-                for statement in matching_index_ddl(system):
-                    out.write(f"{statement};\n")
+                out.write(matching_index_ddl(system))
         except ConnectorError as e:
             failed += 1
             out.write(f"-- {system.name}: {e}\n")

@@ -202,3 +202,7 @@ async def replay_in_sandbox(
     )
     for history in histories:
         await replayer.replay_workflow(history)
+
+
+# --- S3: a real moto server on loopback, shared by the S3 connector and blob store tests ---
+from tests.s3server import moto_endpoint, moto_server  # noqa: E402, F401

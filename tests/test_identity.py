@@ -29,3 +29,22 @@ from dsar.identity import strongest_match
 )
 def test_strongest_match(matches: dict[str, list[str]], expected: list[str]) -> None:
     assert strongest_match(matches).keys == expected
+
+
+def test_records_are_judged_one_by_one() -> None:
+    """Objects and export lines are records, not people: a recording found by customer number
+    and delivery lines found by email and phone are all the person's; a line found only by a
+    shared postcode is not."""
+    from dsar.identity import record_matches
+
+    outcome = record_matches(
+        {
+            "customer_id": ["call_audio:recordings/1/"],
+            "email": ["pod:2026-01-03.jsonl#4"],
+            "phone": ["pod:2026-01-03.jsonl#4", "pod:2026-02-11.jsonl#9"],
+            "postcode": ["pod:2026-03-01.jsonl#2"],
+        }
+    )
+    assert outcome.keys == ["call_audio:recordings/1/", "pod:2026-01-03.jsonl#4", "pod:2026-02-11.jsonl#9"]
+    assert record_matches({"postcode": ["pod:x#1"], "name": ["pod:x#2"]}).keys == []
+    assert record_matches({}).reason == "no matching records"

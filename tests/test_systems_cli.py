@@ -77,3 +77,20 @@ def test_a_bad_data_map_is_one_clear_line_and_exit_2(name: str, expected: str) -
     assert result.stdout.startswith(f"invalid data map: {MAPS / name}")
     assert expected in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_indexes_are_printed_then_created_once(tmp_path: Path) -> None:
+    """``dsar systems indexes`` prints the DDL for review; ``--apply`` creates what is missing,
+    and a second run finds everything there."""
+    from demo.seed import seed_demo
+
+    crm, marketing = f"sqlite:///{tmp_path / 'crm.db'}", f"sqlite:///{tmp_path / 'marketing.db'}"
+    seed_demo(crm, marketing, people=20)
+    env = {"DSAR_DEMO_CRM_URL": crm, "DSAR_DEMO_MARKETING_URL": marketing}
+    printed = dsar("systems", "indexes", "--datamap", str(sql_demo_map()), env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert "CREATE INDEX" in printed.stdout and "lower(trim(" in printed.stdout.lower()
+    applied = dsar("systems", "indexes", "--apply", "--datamap", str(sql_demo_map()), env=env)
+    assert applied.returncode == 0 and "index(es) created" in applied.stdout
+    again = dsar("systems", "indexes", "--apply", "--datamap", str(sql_demo_map()), env=env)
+    assert "-- crm: 0 index(es) created" in again.stdout
