@@ -132,7 +132,7 @@ async def test_manual_upload_through_the_api_is_encrypted_and_joins_the_search(
     h = await start(ts_env, store, settings, identifiers=IDS)
     await at_stage(h, Stage.VERIFYING)
     await decide(h, DecisionKind.VERIFY)
-    await wait_until(h, lambda s: s.waiting_for == "search by hand: cctv")
+    await wait_until(h, lambda s: s.waiting_for == "search by hand: cctv" and searched(s, "crm"))
     still = b"JPEG-still-of-the-depot-counter 2026-11-02 10:14"
     url = f"/api/v1/requests/{h.id}/systems/cctv/found"
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
@@ -172,7 +172,7 @@ async def test_operator_skips_a_system_with_a_reason_and_it_is_audited(
     h = await start(ts_env, store, settings, identifiers=IDS)
     await at_stage(h, Stage.VERIFYING)
     await decide(h, DecisionKind.VERIFY)
-    await wait_until(h, lambda s: s.waiting_for == "search by hand: cctv")
+    await wait_until(h, lambda s: s.waiting_for == "search by hand: cctv" and searched(s, "crm"))
     assert "needs a reason" in await refused_system(h, DecisionKind.SKIP_SYSTEM, "cctv", "")
     assert "needs a system being searched" in await refused_system(
         h, DecisionKind.SKIP_SYSTEM, "billing", "x"
