@@ -78,7 +78,5 @@ def test_plan_puts_template_systems_in_the_second_wave_and_manual_systems_apart(
     assert [m.system for m in plan.manual] == ["cctv"]
     assert plan.manual[0].owner == "facilities@northwind.example.com"
     # a person who gave the customer number needs no second wave
-    plan = ActivityEnvironment().run(
-        acts.plan_search, PlanInput("DSR-2026-900001", ["customer_id", "email"])
-    )
+    plan = ActivityEnvironment().run(acts.plan_search, PlanInput("DSR-2026-900001", ["customer_id", "email"]))
     assert plan.first == ["crm", "marketing", "recordings"] and plan.second == []
