@@ -5,6 +5,7 @@ goes down mid-search (the case shows it, keeps trying, and goes on when it is ba
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -83,6 +84,70 @@ def searched(snapshot: object, name: str) -> bool:
 def system(snapshot: object, name: str) -> dict[str, object]:
     found = next(s for s in snapshot.systems if s.system == name)  # type: ignore[attr-defined]
     return found.__dict__  # type: ignore[no-any-return]
+
+
+# --------------------------------------------------------------------------- three systems
+
+
+@pytest.mark.systems("crm", "marketing", "recordings")
+async def test_a_case_finds_every_record_in_three_systems_and_nothing_of_other_people(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    moto_endpoint: str,
+    demo_env: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Margaret shares her home with Peter and her name with another customer. Her case finds
+    her account, orders, tickets, parcels and call metadata in the CRM, her preferences in the
+    marketing database, and in S3 her call recordings (filed by a customer number she never
+    gave: learned from her CRM record) and her proof-of-delivery lines: and none of theirs."""
+    from demo.recordings import seed_recordings
+    from demo.seed import NAMESAKE, PETER
+
+    monkeypatch.setenv("DSAR_DEMO_S3_ENDPOINT", moto_endpoint)
+    seed_recordings(moto_endpoint, demo_env["DSAR_DEMO_CRM_URL"])
+    h = await start(ts_env, store, settings, identifiers=IDS)
+    await at_stage(h, Stage.VERIFYING)
+    await decide(h, DecisionKind.VERIFY)
+    s = await at_stage(h, Stage.REVIEWING)
+    blobs = blob_store_from_settings(settings)
+    records: dict[str, list[dict[str, object]]] = {}
+    for name in ("crm", "marketing", "recordings"):
+        result = system(s, name)
+        assert result["status"] == "found", result
+        lines = b"".join(blobs.open_reader(str(result["blob_ref"]))).splitlines()
+        records[name] = [json.loads(line) for line in lines]
+        assert len(records[name]) == result["records"]
+
+    crm = records["crm"]
+    assert {r["record"]["id"] for r in crm if r["entity"] == "customers"} == {int(MARGARET["customer_id"])}
+    her_orders = {r["record"]["id"] for r in crm if r["entity"] == "orders"}
+    assert her_orders and all(r["record"]["customer_id"] == 1 for r in crm if "customer_id" in r["record"])
+    assert all(r["record"]["order_id"] in her_orders for r in crm if r["entity"] in ("payments", "parcels"))
+    assert {r["entity"] for r in crm} >= {
+        "customers",
+        "orders",
+        "payments",
+        "support_tickets",
+        "call_recordings",
+    }
+    stored = [r["record"]["email"] for r in records["marketing"] if r["entity"] == "preferences"]
+    assert [str(e).strip().lower() for e in stored] == [MARGARET["email"]]  # stored as typed
+    audio = [r["record"] for r in records["recordings"] if r["entity"] == "call_audio"]
+    calls = [r["record"] for r in crm if r["entity"] == "call_recordings"]
+    assert sorted(a["key"] for a in audio) == sorted(c["storage_key"] for c in calls) and audio
+    deliveries = [r["record"]["content"] for r in records["recordings"] if r["entity"] == "proof_of_delivery"]
+    assert deliveries
+    assert all(str(d["recipient_email"]).strip().lower() == MARGARET["email"] for d in deliveries)  # type: ignore[index]
+    assert len(deliveries) == len([r for r in crm if r["entity"] == "parcels"])
+
+    everything = json.dumps(records)
+    for other in (PETER, NAMESAKE):
+        for kind in ("email", "phone", "account_number"):
+            assert other[kind] not in everything, f"{kind} of another person collected"
+    assert "recordings/2/" not in everything and "recordings/3/" not in everything
 
 
 # --------------------------------------------------------------------------- searched by hand
