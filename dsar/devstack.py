@@ -232,6 +232,10 @@ def _seed_recordings(stack: Stack) -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         os.environ.setdefault(key, env[key])
     seed_recordings(stack.s3_endpoint, env["DSAR_DEMO_CRM_URL"])
+    # What the workers know about the demo systems, for `dsar systems check` from a shell.
+    names = ("DSAR_DEMO_CRM_URL", "DSAR_DEMO_MARKETING_URL", "DSAR_DEMO_S3_ENDPOINT", "AWS_ACCESS_KEY_ID",
+             "AWS_SECRET_ACCESS_KEY")  # fmt: skip
+    (stack.var / "demo.env").write_text("".join(f"{name}={env[name]}\n" for name in names))
 
 
 async def _demo_cases(stack: Stack) -> list[str]:
@@ -299,6 +303,7 @@ Try it (an admin token for this machine is in DSAR_TOKEN below):
   dsar status DSR-...            # then: dsar decide DSR-... verify
   dsar systems nothing-held DSR-... cctv --reason "no footage"   # CCTV is searched by hand
   dsar decide DSR-... approve
+  set -a; . {var / "demo.env"}; set +a; dsar systems check   # the demo's systems
 
 Ctrl-C stops everything this command started.
 """,
