@@ -53,7 +53,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dsar.calendars import calendar_names
-from dsar.model import IdentifierKind, Regime
+from dsar.model import IdentifierKind, Regime, RequestType
 
 #: Connector types this version knows; each has a class in ``connectors/`` ("manual" is a task
 #: for a person: the workflow waits for their answer, see ``workflows/request.py``).
@@ -72,7 +72,19 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _RELATION = re.compile(r"^\s*([^\s.]+)\.([^\s.]+)\s*->\s*([^\s.]+)\.([^\s.]+)\s*$")
 
-_TOP_KEYS = frozenset({"version", "controller", "systems"})
+_TOP_KEYS = frozenset({"version", "controller", "systems", "verification"})
+_VERIFICATION_KEYS = frozenset(
+    {
+        "points",
+        "declaration",
+        "confirm_erasure",
+        "agents",
+        "max_attempts",
+        "lockout_minutes",
+        "link_valid_hours",
+    }
+)
+_AGENT_KEYS = frozenset({"subject_verifies", "subject_confirms"})
 _CONTROLLER_KEYS = frozenset({"name", "contact_email", "dpo_email", "phone_region", "regimes", "calendars"})
 _COMMON_SYSTEM_KEYS = frozenset({"connector", "description", "defaults", "entities"})
 #: Keys each connector type takes besides the common ones.
@@ -304,11 +316,49 @@ class SystemConfig:
         return list(done.values())
 
 
+#: Points of identity needed per regime and request type (LEGAL.md §4): 2 is a "reasonable"
+#: degree of certainty (two data points that agree), 3 "reasonably high" (three, and for CCPA a
+#: signed declaration). Opt-outs and limits need none. ``default`` covers the other types.
+DEFAULT_POINTS: dict[str, dict[str, int]] = {
+    "CCPA": {"default": 2, "access": 3, "portability": 3},
+    "default": {"default": 2},
+}
+
+
+@dataclass(frozen=True)
+class VerificationPolicy:
+    """How sure the controller must be of who is asking, per regime and request type."""
+
+    #: regime (or "default") -> request type (or "default") -> points needed
+    points: dict[str, dict[str, int]] = field(default_factory=lambda: dict(DEFAULT_POINTS))
+    #: regimes where 3 points also need a signed declaration (CCPA 11 CCR §7062(b))
+    declaration: tuple[str, ...] = ("CCPA",)
+    #: an erasure requested online is confirmed by the person from the address on file
+    confirm_erasure: bool = True
+    #: an agent's request: the person verifies directly / confirms the agent directly (§7063)
+    subject_verifies: bool = True
+    subject_confirms: bool = True
+    #: failed attempts (per case, and per identifier across cases) before a lockout
+    max_attempts: int = 5
+    lockout_minutes: int = 60
+    #: how long a confirmation or form link stays valid
+    link_valid_hours: int = 72
+
+    def points_needed(self, regime: str, request_type: str) -> int:
+        table = self.points.get(regime) or self.points.get("default") or {}
+        fallback = self.points.get("default", {}).get("default", 2)
+        return table.get(request_type, table.get("default", fallback))
+
+    def needs_declaration(self, regime: str, request_type: str) -> bool:
+        return regime in self.declaration and self.points_needed(regime, request_type) >= 3
+
+
 @dataclass(frozen=True)
 class DataMap:
     controller: Controller
     systems: dict[str, SystemConfig]
     source: Path
+    verification: VerificationPolicy = VerificationPolicy()
 
     @classmethod
     def load(cls, path: Path | str) -> DataMap:
@@ -441,7 +491,60 @@ class _Loader:
             self.name(k, f"systems.{name}", "system name"): self.system(name, k, v, controller)
             for name, (k, v) in systems_items.items()
         }
-        return DataMap(controller=controller, systems=systems, source=self.source)
+        verification = VerificationPolicy()
+        if "verification" in top:
+            verification = self.verification(top["verification"][1])
+        return DataMap(controller=controller, systems=systems, source=self.source, verification=verification)
+
+    def verification(self, node: Node) -> VerificationPolicy:
+        path = "verification"
+        items = self.mapping(node, path, _VERIFICATION_KEYS)
+        points = {k: dict(v) for k, v in DEFAULT_POINTS.items()}
+        if "points" in items:
+            regimes = {r.value for r in Regime} | {"default"}
+            types = {t.value for t in RequestType} | {"default"}
+            for regime, (k, v) in self.mapping(items["points"][1], f"{path}.points").items():
+                if regime not in regimes:
+                    self.fail(
+                        k,
+                        f"{path}.points",
+                        f"unknown regime '{regime}' (expected one of: {', '.join(sorted(regimes))})",
+                    )
+                for request_type, (tk, tv) in self.mapping(v, f"{path}.points.{regime}").items():
+                    where = f"{path}.points.{regime}.{request_type}"
+                    if request_type not in types:
+                        self.fail(
+                            tk, where, f"unknown request type (expected one of: {', '.join(sorted(types))})"
+                        )
+                    value = self.text(tv, where)
+                    if value not in ("0", "1", "2", "3", "4", "5"):
+                        self.fail(tv, where, f"expected a number of points from 0 to 5, got '{value}'")
+                    points.setdefault(regime, {})[request_type] = int(value)
+        declaration: tuple[str, ...] = ("CCPA",)
+        if "declaration" in items:
+            declaration = self.texts(items["declaration"][1], f"{path}.declaration")
+        agents = {"subject_verifies": True, "subject_confirms": True}
+        if "agents" in items:
+            for key, (_, v) in self.mapping(items["agents"][1], f"{path}.agents", _AGENT_KEYS).items():
+                agents[key] = self.flag(v, f"{path}.agents.{key}")
+        return VerificationPolicy(
+            points=points,
+            declaration=declaration,
+            confirm_erasure=self.flag(items["confirm_erasure"][1], f"{path}.confirm_erasure")
+            if "confirm_erasure" in items
+            else True,
+            subject_verifies=agents["subject_verifies"],
+            subject_confirms=agents["subject_confirms"],
+            max_attempts=self.count(items, "max_attempts", path, 5),
+            lockout_minutes=self.count(items, "lockout_minutes", path, 60),
+            link_valid_hours=self.count(items, "link_valid_hours", path, 72),
+        )
+
+    def flag(self, node: Node, path: str) -> bool:
+        value = self.text(node, path).lower()
+        if value not in ("true", "false", "yes", "no"):
+            self.fail(node, path, f"expected true or false, got '{value}'")
+        return value in ("true", "yes")
 
     def controller(self, key_node: Node, node: Node) -> Controller:
         path = "controller"

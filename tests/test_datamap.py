@@ -225,6 +225,8 @@ def test_the_example_map_loads_and_documents_every_key() -> None:
         | dm._FIELD_KEYS
         | dm._ERASURE_KEYS
         | dm._RESTRICTION_KEYS
+        | dm._VERIFICATION_KEYS
+        | dm._AGENT_KEYS
         | {k for keys in dm._SYSTEM_KEYS.values() for k in keys}
         | {k for keys in dm._ENTITY_KEYS.values() for k in keys}
     )
@@ -297,3 +299,15 @@ def test_erasure_defaults_keep_keys_and_joins_and_null_the_rest() -> None:
     assert crm.entities["payments"].erasure.strategy is EntityErasure.KEEP
     assert "Companies Act" in crm.entities["payments"].erasure.reason
     assert customers.restriction == ("processing_restricted", "true")
+
+
+def test_verification_policy_defaults_and_overrides() -> None:
+    demo = DataMap.load(ROOT / "demo" / "dsar.yaml").verification
+    assert demo.points_needed("CCPA", "access") == 3 and demo.needs_declaration("CCPA", "access")
+    assert demo.points_needed("CCPA", "erasure") == 2 and not demo.needs_declaration("CCPA", "erasure")
+    assert demo.points_needed("UK_GDPR", "access") == 2 and not demo.needs_declaration("UK_GDPR", "access")
+    example = DataMap.load(ROOT / "dsar.example.yaml").verification
+    assert example.points_needed("CCPA", "erasure") == 2 and example.link_valid_hours == 72
+    text = (ROOT / "dsar.example.yaml").read_text().replace("      erasure: 2 ", "      erasure: 7 ")
+    with pytest.raises(DataMapError, match=r"verification\.points\.CCPA\.erasure: expected a number"):
+        DataMap.parse(text, "x.yaml")
