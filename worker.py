@@ -26,9 +26,11 @@ from activities.export import FulfilActivities
 from activities.notify import NotifyActivities
 from activities.review import ReviewActivities
 from activities.search import SearchActivities, system_task_queue
+from activities.verify import VerifyActivities
 from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.datamap import DataMap
 from dsar.engine import connect
+from dsar.guard import GuardStore
 from dsar.logs import configure_logging, get_logger
 from dsar.mail import FileMailer, Mailer, SmtpMailer
 from dsar.settings import Settings
@@ -62,6 +64,7 @@ def build_workers(
     audit = AuditActivities(store)
     notify = NotifyActivities(mailer, settings)
     search = SearchActivities(datamap, blobs)
+    verify = VerifyActivities(datamap, GuardStore.from_settings(settings))
     review = ReviewActivities(blobs)
     fulfil = FulfilActivities(blobs)
     queue = task_queue or settings.task_queue
@@ -85,6 +88,7 @@ def build_workers(
             audit.record_case,
             notify.send_letter,
             search.plan_search,
+            verify.verify_identity,
             review.prepare_review,
             fulfil.fulfil_request,
         ],

@@ -32,6 +32,8 @@ TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation
 _TO_DPO = frozenset({"escalation", "breach"})
 #: Letters to a named member of staff (``Letter.to``): the owner of a system searched by hand.
 STAFF_LETTERS = frozenset({"manual_search", "manual_reminder"})
+#: Letters to the address on file (``Letter.to``) rather than the one the request gave.
+ON_FILE_LETTERS = frozenset({"confirm_request"})
 
 
 @dataclass
@@ -73,14 +75,29 @@ class NotifyActivities:
             return receipt
 
     def _send(self, letter: Letter) -> LetterReceipt:
-        subject, body = render(letter.kind, letter.facts)
+        facts = dict(letter.facts)
+        if facts.get("link_purpose"):
+            # The link is signed here, so the token (a credential) never enters workflow
+            # history; a retried letter mints a new one, and only the one delivered is used.
+            from dsar.links import mint_link
+
+            kinds = [k for k in facts.get("link_kinds", "").split(",") if k]
+            facts["link"] = mint_link(
+                self.settings,
+                letter.reference,
+                facts["link_purpose"],
+                kinds=kinds or None,
+                hours=int(facts.get("link_hours", "72")),
+                declaration=bool(facts.get("link_declaration")),
+            )
+        subject, body = render(letter.kind, facts)
         if letter.kind in TEAM_LETTERS:
             to = self.settings.dpo_email if letter.kind in _TO_DPO else self.settings.operator_email
             audience = "team"
-        elif letter.kind in STAFF_LETTERS:
+        elif letter.kind in STAFF_LETTERS | ON_FILE_LETTERS:
             if not letter.to:
-                raise ValueError(f"letter {letter.kind!r} needs the address of the member of staff")
-            to, audience = letter.to, "staff"
+                raise ValueError(f"letter {letter.kind!r} needs its recipient's address")
+            to, audience = letter.to, "staff" if letter.kind in STAFF_LETTERS else "person"
         elif letter.to:
             to, audience = letter.to, "person"
         else:

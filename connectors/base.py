@@ -54,6 +54,22 @@ class Located:
 
 
 @dataclass
+class Candidate:
+    """One person-record a supplied identifier points to, with what it holds, for identity
+    verification to compare (:func:`dsar.verification.match_identity`). Unlike :class:`Located`
+    it carries identifier values: it stays inside the verification step and is never logged,
+    kept in workflow history or shown on a case."""
+
+    system: str
+    person_key: str  # e.g. "customers:42", as in Located.person_keys
+    #: identifier kind -> the values this person-record holds, raw as stored (dates as ISO
+    #: text; last_transaction as "<reference>|<amount>|<date ISO>", latest first)
+    values: dict[str, list[str]]
+    #: the email address on file, where a confirmation link can be sent
+    contact_email: str | None = None
+
+
+@dataclass
 class Collected:
     system: str
     records: int
@@ -168,6 +184,12 @@ class Connector(Protocol):
 
     def locate(self, identifiers: dict[str, str]) -> Located:
         """Find which of the supplied identifiers (kind -> value) exist, and whose they are."""
+        ...
+
+    def candidates(self, identifiers: dict[str, str], limit: int = 20) -> list[Candidate]:
+        """The person-records any supplied identifier points to (at most ``limit``), each with
+        every identifier it holds, for verification to compare. Systems whose records are not
+        persons (object stores) return none."""
         ...
 
     def collect(

@@ -55,6 +55,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from connectors.base import (
     HEARTBEAT_EVERY,
+    Candidate,
     Changed,
     Collected,
     ConnectorError,
@@ -547,6 +548,11 @@ class S3Connector:
             matches=by_kind,
             per_record=True,
         )
+
+    def candidates(self, identifiers: dict[str, str], limit: int = 20) -> list[Candidate]:
+        """None: objects are records about people, not a register of persons whose identifiers
+        verification could compare."""
+        return []
 
     def collect(
         self, identifiers: dict[str, str], sink: Sink, *, person_keys: list[str] | None = None

@@ -77,6 +77,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from connectors.base import (
     HEARTBEAT_EVERY,
+    Candidate,
     Changed,
     Collected,
     ConnectorError,
@@ -119,6 +120,9 @@ _MAX_INT = 2**63 - 1
 
 #: Characters people put inside phone numbers; stripped in SQL before the last-digits filter.
 _PHONE_PUNCTUATION = (" ", "-", "(", ")", ".", "/")
+
+#: How many of a person's latest transactions (orders, payments) verification compares.
+TRANSACTIONS_PER_PERSON = 5
 
 #: How many trailing digits of a phone number SQL compares (an index lookup); the full number is
 #: then compared in Python, as E.164.
@@ -575,6 +579,104 @@ class SqlConnector:
             progress.add(size)
         return changed
 
+    # -- verification ------------------------------------------------------------------------
+
+    def candidates(self, identifiers: dict[str, str], limit: int = 20) -> list[Candidate]:
+        """The person-records (identity entities' rows) that any supplied identifier locates,
+        the first ``limit`` by entity and key, each with every identity column's value by kind
+        and, through the relations, the latest :data:`TRANSACTIONS_PER_PERSON` transactions of
+        every entity with ``transaction``. Whether they are the requester is for
+        :func:`dsar.verification.match_identity` to judge, not this method."""
+        order = {entity.name: index for index, entity in enumerate(self.system.ordered_entities())}
+        with self._connect() as conn:
+            tables = self._tables(conn)
+            rows = _rows_by_entity(self._match(conn, tables, identifiers))
+            found = sorted(
+                ((entity, key, person) for entity, keys in rows.items() for key, person in keys.items()),
+                key=lambda item: (order[item[0]], item[1]),
+            )[: max(0, limit)]
+            by_entity: dict[str, list[tuple[Key, str]]] = {}
+            for entity_name, key, person in found:
+                by_entity.setdefault(entity_name, []).append((key, person))
+            out: list[Candidate] = []
+            for entity_name, persons in by_entity.items():
+                entity = self.system.entities[entity_name]
+                table = tables[entity_name]
+                key_columns = [table.c[column] for column in entity.key]
+                identity = list(entity.identity.items())
+                held: dict[Key, tuple[Any, ...]] = {}
+                for condition, _ in _in_chunks(key_columns, [key for key, _ in persons]):
+                    columns = [*key_columns, *(table.c[column] for column, _ in identity)]
+                    for row in conn.execute(select(*columns).where(condition)):
+                        held[tuple(row[: len(key_columns)])] = tuple(row[len(key_columns) :])
+                for key, person in persons:
+                    if key not in held:  # deleted between the match and this read
+                        continue
+                    values: dict[str, list[str]] = {}
+                    contact: str | None = None
+                    for (_, kind), value in zip(identity, held[key], strict=True):
+                        text = _identifier_text(value)
+                        if text is None:
+                            continue
+                        kept = values.setdefault(kind.value, [])
+                        if text not in kept:
+                            kept.append(text)
+                        if kind is IdentifierKind.EMAIL and contact is None and text.strip():
+                            contact = text.strip()
+                    transactions = self._transactions(conn, tables, entity, key)
+                    if transactions:
+                        values[IdentifierKind.LAST_TRANSACTION.value] = transactions
+                    out.append(Candidate(self.name, person, values, contact))
+        return out
+
+    def _transactions(
+        self, conn: Connection, tables: dict[str, Table], person: EntityConfig, key: Key
+    ) -> list[str]:
+        """``"<reference>|<amount>|<date ISO>"`` of the person-record's latest transactions, in
+        every entity with ``transaction`` whose relation chain leads to ``person``."""
+        out: list[str] = []
+        for entity in self.system.ordered_entities():
+            if entity.transaction is None:
+                continue
+            condition = self._descendant_condition(tables, person, key, entity)
+            if condition is None:
+                continue
+            table = tables[entity.name]
+            reference, amount, when = (table.c[column] for column in entity.transaction)
+            query = (
+                select(reference, amount, when)
+                .where(condition)
+                .order_by(when.desc(), reference.desc())
+                .limit(TRANSACTIONS_PER_PERSON)
+            )
+            for ref, total, at in conn.execute(query):
+                out.append("|".join(_identifier_text(value) or "" for value in (ref, total, at)))
+        return out
+
+    def _descendant_condition(
+        self, tables: dict[str, Table], person: EntityConfig, key: Key, entity: EntityConfig
+    ) -> ColumnElement[bool] | None:
+        """The rows of ``entity`` that hang from one row of ``person`` through the relation
+        chain (nested ``IN (SELECT ...)``); None when the chain does not lead to ``person``."""
+        chain: list[EntityConfig] = []
+        current = entity
+        while current.name != person.name:
+            if current.relation is None or len(chain) > len(self.system.entities):
+                return None
+            chain.append(current)
+            current = self.system.entities[current.relation.parent]
+        table = tables[person.name]
+        condition: ColumnElement[bool] = and_(
+            *(table.c[column] == value for column, value in zip(person.key, key, strict=True))
+        )
+        for child in reversed(chain):
+            relation = child.relation
+            assert relation is not None
+            parent = tables[relation.parent]
+            parents = select(parent.c[relation.parent_column]).where(condition)
+            condition = tables[child.name].c[relation.column].in_(parents)
+        return condition
+
     # -- matching ----------------------------------------------------------------------------
 
     def _matched(
@@ -905,6 +1007,15 @@ def _coerce(python_type: type, value: str) -> Any:
         return python_type(value)
     except (TypeError, ValueError, ArithmeticError):
         return None
+
+
+def _identifier_text(value: Any) -> str | None:
+    """A stored identifier as text: dates and times ISO 8601, decimals exact; None for NULL."""
+    if value is None:
+        return None
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)
 
 
 def _person_key(entity: str, key: Key) -> str:

@@ -340,6 +340,11 @@ async def decide(
 ) -> DecisionResultBody:
     """Take a decision on a case; the workflow's validator refuses one that makes no sense now."""
     check_reference(ref)
+    if body.kind == DecisionKind.PERSON_CONFIRMED:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="only the person can confirm, through the link sent to the address on file",
+        )
     if body.kind == DecisionKind.SYSTEM_FOUND:
         raise HTTPException(
             status.HTTP_422_UNPROCESSABLE_CONTENT,

@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from console.api import ENGINE_UNREACHABLE, EngineUnavailable, Services, codec_router, health_router, router
+from console.public import router as public_router
 from dsar.logs import get_logger
 from dsar.settings import Settings
 from dsar.store import CaseStore
@@ -82,6 +83,7 @@ def create_app(
     app.include_router(router)
     app.include_router(codec_router)
     app.include_router(health_router)
+    app.include_router(public_router)
     install_error_handlers(app)
     return app
 

@@ -75,6 +75,7 @@ _RELATION = re.compile(r"^\s*([^\s.]+)\.([^\s.]+)\s*->\s*([^\s.]+)\.([^\s.]+)\s*
 _TOP_KEYS = frozenset({"version", "controller", "systems", "verification"})
 _VERIFICATION_KEYS = frozenset(
     {
+        "automatic",
         "points",
         "declaration",
         "confirm_erasure",
@@ -106,6 +107,7 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
             "fields",
             "erasure",
             "restriction",
+            "transaction",
         }
     ),
     "s3": frozenset({"prefix", "format", "identity", "description", "defaults", "fields", "erasure"}),
@@ -116,6 +118,8 @@ _FIELD_KEYS = frozenset(
 )
 _ERASURE_KEYS = frozenset({"strategy", "reason"})
 _RESTRICTION_KEYS = frozenset({"column", "value"})
+#: sql: the columns of a purchase, order or payment a person can quote to prove who they are
+_TRANSACTION_KEYS = frozenset({"reference", "amount", "date"})
 _FIELD_REQUIRED = ("category", "purpose", "legal_basis", "retention")
 
 
@@ -220,6 +224,9 @@ class EntityConfig:
     erasure: ErasureRule = ErasureRule()
     #: sql: (column, value) that marks a row as restricted (Art. 18); s3 objects are tagged
     restriction: tuple[str, str] | None = None
+    #: sql: (reference, amount, date) columns of a transaction row (an order, a payment): a
+    #: person's recent transactions are an identifier they can quote (last_transaction)
+    transaction: tuple[str, str, str] | None = None
     #: s3: the key prefix, a template whose ``{kind}`` placeholders are identifier kinds
     #: (``recordings/{customer_id}/``), and how object contents are read
     prefix: str = ""
@@ -329,6 +336,9 @@ DEFAULT_POINTS: dict[str, dict[str, int]] = {
 class VerificationPolicy:
     """How sure the controller must be of who is asking, per regime and request type."""
 
+    #: verify by itself when the points suffice; False: an operator decides every case, with
+    #: the match report in front of them (the person is still asked for more when short)
+    automatic: bool = True
     #: regime (or "default") -> request type (or "default") -> points needed
     points: dict[str, dict[str, int]] = field(default_factory=lambda: dict(DEFAULT_POINTS))
     #: regimes where 3 points also need a signed declaration (CCPA 11 CCR §7062(b))
@@ -528,6 +538,7 @@ class _Loader:
             for key, (_, v) in self.mapping(items["agents"][1], f"{path}.agents", _AGENT_KEYS).items():
                 agents[key] = self.flag(v, f"{path}.agents.{key}")
         return VerificationPolicy(
+            automatic=self.flag(items["automatic"][1], f"{path}.automatic") if "automatic" in items else True,
             points=points,
             declaration=declaration,
             confirm_erasure=self.flag(items["confirm_erasure"][1], f"{path}.confirm_erasure")
@@ -867,6 +878,25 @@ class _Loader:
                 rcolumn,
                 self.text(self.required(ritems, "value", rnode, rpath)[1], f"{rpath}.value"),
             )
+        transaction: tuple[str, str, str] | None = None
+        if "transaction" in items:
+            tnode = items["transaction"][1]
+            tpath = f"{path}.transaction"
+            titems = self.mapping(tnode, tpath, _TRANSACTION_KEYS)
+            columns: list[str] = []
+            for tkey in ("reference", "amount", "date"):
+                tcolumn_node = self.required(titems, tkey, tnode, tpath)[1]
+                tcolumn = self.text(tcolumn_node, f"{tpath}.{tkey}")
+                declared(tcolumn, tcolumn_node, f"{tpath}.{tkey}")
+                columns.append(tcolumn)
+            if relation is None:
+                self.fail(
+                    tnode,
+                    tpath,
+                    "an entity with 'transaction' needs a 'relation' leading to the person's entity "
+                    "(a child such as orders)",
+                )
+            transaction = (columns[0], columns[1], columns[2])
         erasure = ErasureRule()
         if "erasure" in items:
             erasure = self.erasure(items["erasure"][1], f"{path}.erasure", connector)
@@ -881,6 +911,7 @@ class _Loader:
             description=description,
             erasure=erasure,
             restriction=restriction,
+            transaction=transaction,
             prefix=prefix,
             format=fmt,
             origin=self.where(key_node),

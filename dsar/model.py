@@ -138,6 +138,7 @@ class DecisionKind(StrEnum):
     SKIP_SYSTEM = "skip_system"  # leave a system out of the search (reason required)
     SYSTEM_FOUND = "system_found"  # a manual system's searcher uploaded what was found
     NOTHING_HELD = "nothing_held"  # a manual system's searcher found nothing
+    PERSON_CONFIRMED = "person_confirmed"  # the person confirmed through a signed link
 
 
 @dataclass
@@ -217,6 +218,21 @@ class SystemResult:
 
 
 @dataclass
+class IdentityCheck:
+    """How identity was checked, as a reviewer sees it: kinds and counts, never values."""
+
+    points: int = 0
+    needed: int = 0
+    matched_kinds: list[str] = field(default_factory=list)
+    reason: str = ""
+    declaration_needed: bool = False
+    declared: bool = False
+    rounds: int = 0  # matching rounds so far (the first, then one per answer from the person)
+    locked: bool = False  # too many failed attempts: an operator decides
+    confirmation: str = ""  # "", "sent", "confirmed": a link to the address on file
+
+
+@dataclass
 class Snapshot:
     """What the console and the API show of a case (the ``snapshot`` query)."""
 
@@ -240,3 +256,14 @@ class Snapshot:
     systems: list[SystemResult]
     results: dict[str, str]  # per stage, a short plain-language outcome
     outcome: str | None = None
+    identity: IdentityCheck | None = None
+
+
+@dataclass
+class ProvidedIdentifiers:
+    """More identifiers from the person (the secure form, a reply): the ``provide_identifiers``
+    Update. Personal data: encrypted in history by the codec, never logged or audited."""
+
+    identifiers: dict[str, str]
+    declaration: bool = False  # signed the declaration the regime asks for (CCPA §7062(b))
+    via: str = "form"

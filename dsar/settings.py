@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     task_queue: str = "dsar"
     codec_key: str | None = None  # base64 of 32 bytes; default: var/codec.key
     jwt_secret: str | None = None  # HS256 secret for staff tokens; default: var/jwt.secret
+    #: Signs the links sent to the person (HS256); default: var/link.secret. Several keys,
+    #: comma-separated, rotate it: the first signs, any of them verifies.
+    link_secret: str | None = None
+    #: Where the person reaches the public pages (the start of every link in a letter).
+    public_url: str = "http://127.0.0.1:8000"
     blob_dir: Path | None = None  # default: var/blobs
     #: Where blobs live: "local" (``blob_dir``) or "s3" (``blob_bucket``, several hosts). Either
     #: way they are encrypted by dsar itself; S3's own encryption is requested on top.
@@ -113,6 +118,10 @@ class Settings(BaseSettings):
     @cached_property
     def jwt_secret_value(self) -> str:
         return self.jwt_secret or _dev_secret(self.var_dir / "jwt.secret", lambda: _b64(32))
+
+    @cached_property
+    def link_secret_value(self) -> str:
+        return self.link_secret or _dev_secret(self.var_dir / "link.secret", lambda: _b64(32))
 
 
 def _b64(n: int) -> str:

@@ -73,6 +73,9 @@ def sql_demo_map() -> Path:
     what most workflow tests need. Tests of the other systems use ``demo/dsar.yaml`` itself."""
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
     document["systems"] = {k: v for k, v in document["systems"].items() if v["connector"] == "sql"}
+    # An operator confirms identity, as the engine's tests drive it; the automatic path is
+    # tested with the demo map itself (tests/test_verify_stage.py).
+    document["verification"] = {"automatic": False}
     path = Path(tempfile.mkdtemp(prefix="dsar-test-map-")) / "dsar.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -206,3 +209,6 @@ async def replay_in_sandbox(
 
 # --- S3: a real moto server on loopback, shared by the S3 connector and blob store tests ---
 from tests.s3server import moto_endpoint, moto_server  # noqa: E402, F401
+
+# --- SMTP: an aiosmtpd server on loopback that collects what it is sent ---
+from tests.smtpserver import smtp_server  # noqa: E402, F401

@@ -225,6 +225,7 @@ def test_the_example_map_loads_and_documents_every_key() -> None:
         | dm._FIELD_KEYS
         | dm._ERASURE_KEYS
         | dm._RESTRICTION_KEYS
+        | dm._TRANSACTION_KEYS
         | dm._VERIFICATION_KEYS
         | dm._AGENT_KEYS
         | {k for keys in dm._SYSTEM_KEYS.values() for k in keys}

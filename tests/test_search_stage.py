@@ -44,6 +44,7 @@ def demo_map(
         document["systems"][name]["url_env"] = env
     for name, cap in (caps or {}).items():
         document["systems"][name]["max_concurrent"] = cap
+    document["verification"] = {"automatic": False}  # these tests verify as an operator
     path = tmp / "dsar.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -311,13 +312,12 @@ async def test_a_burst_of_cases_searches_a_system_no_more_than_its_cap_at_once(
     waiting_sql = (
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
     )
-    with psycopg.connect(
-        private_pg.url.replace("postgresql://", "postgresql://", 1), autocommit=False
-    ) as lock:
+    handles = [await start(ts_env, store, settings, identifiers=IDS) for _ in range(3)]
+    for h in handles:  # identity matched (it reads the CRM too), waiting for the operator
+        await at_stage(h, Stage.VERIFYING)
+    with psycopg.connect(private_pg.url, autocommit=False) as lock:
         lock.execute("LOCK TABLE customers IN ACCESS EXCLUSIVE MODE")
-        handles = [await start(ts_env, store, settings, identifiers=IDS) for _ in range(3)]
         for h in handles:
-            await at_stage(h, Stage.VERIFYING)
             await decide(h, DecisionKind.VERIFY)
         with psycopg.connect(private_pg.url, autocommit=True) as watcher:
             seen = []

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         SearchPlan,
         system_task_queue,
     )
+    from activities.verify import VerifyActivities, VerifyInput, VerifyOutcome
     from dsar.blobs import parse_ref
     from dsar.clock import ClockPolicy, DeadlineKind, DeadlineNotApplicable, StatutoryClock, primary_kind
     from dsar.model import (
@@ -41,11 +42,15 @@ with workflow.unsafe.imports_passed_through():
         OPEN_STAGES,
         UNVERIFIED_TYPES,
         CaseInput,
+        Channel,
         ClockEvent,
         ClockEventType,
         Decision,
         DecisionKind,
         DecisionRecord,
+        IdentifierKind,
+        IdentityCheck,
+        ProvidedIdentifiers,
         Regime,
         RequestType,
         Snapshot,
@@ -58,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         ALLOWED,
         ANSWERS,
         BREACHED_ATTR,
+        CONFIRMATION_TEXT,
         DUE_ATTR,
         LETTER_RETRY,
         RECORD_RETRY,
@@ -65,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         REJECT_GROUNDS,
         SEARCH_ATTRIBUTES,
         SEARCH_RETRY,
+        SEARCH_RETRY_VERIFY,
         STAGE_ATTR,
         SYSTEM_DECISIONS,
         TEAM_LETTERS,
@@ -82,6 +89,13 @@ with workflow.unsafe.imports_passed_through():
 __all__ = ["ALLOWED", "SEARCH_ATTRIBUTES", "DataSubjectRequest", "DecisionResult"]
 
 T = TypeVar("T")
+
+
+def _abandon(work: asyncio.Future[Any]) -> None:
+    """Cancel work nobody waits for any more, and retrieve its outcome when it comes (a
+    cancelled activity ends in an error that nobody else would read)."""
+    work.add_done_callback(lambda f: f.cancelled() or f.exception())
+    work.cancel()
 
 
 @workflow.defn(name="DataSubjectRequest")
@@ -104,6 +118,12 @@ class DataSubjectRequest:
         self._systems: dict[str, SystemResult] = {}  # by system name, in plan order
         self._skipped: dict[str, str] = {}  # system -> why an operator skipped it
         self._manual_answers: dict[str, SystemResult] = {}  # manual system -> its searcher's answer
+        self._identifiers = dict(case.identifiers)  # what the person gave, and later added
+        self._identity = IdentityCheck()
+        self._provided = 0  # bumped when the person sends more identifiers
+        self._confirmed = False  # the person confirmed through the link
+        self._matching = False  # the identity match is running
+        self._person_reminded: set[str] = set()  # waits the person was reminded of
         self._results: dict[str, str] = {}
         self._reminders: list[str] = []
         self._fired: set[str] = set()
@@ -178,9 +198,165 @@ class DataSubjectRequest:
         )
 
     async def _verify(self) -> None:
+        """Match the person's identifiers against our systems; ask for more when they fall
+        short; send a confirmation link to the address on file where the request needs one
+        (an erasure asked for online, an agent's request). An operator may decide at any time
+        the case is not waiting for the person; after too many failed rounds only they can."""
         await self._move(Stage.VERIFYING)
-        await self._wait_for(lambda: self._verified)
-        self._results["verifying"] = "identity confirmed by an operator"
+        check = self._identity
+        failures = 0  # rounds in which something given did not match
+        while not self._verified:
+            self._matching = True
+            self._publish()
+            try:
+                outcome = await self._or_end(self._unless_verified(self._match_identity()))
+            except ActivityError as e:
+                # The data map does not fit a system (retrying cannot help): a person decides.
+                cause = e.cause
+                kind = (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__
+                check.reason = f"identity could not be matched automatically ({kind}): an operator decides"
+                await self._record([self._entry("identity:match_failed", details={"error": kind})])
+                await self._wait_for(lambda: self._verified)
+                break
+            finally:
+                self._matching = False
+            if outcome is None:
+                break  # an operator decided while the systems were being read
+            check.rounds += 1
+            failures += outcome.wrong
+            check.points, check.needed = outcome.points, outcome.needed
+            check.matched_kinds, check.reason = list(outcome.matched_kinds), outcome.reason
+            check.declaration_needed = outcome.declaration_needed
+            check.locked = outcome.locked or failures >= outcome.max_attempts
+            self._publish()
+            details = {"points": str(outcome.points), "needed": str(outcome.needed)}
+            details["kinds"] = ",".join(outcome.matched_kinds) or "none"
+            await self._record([self._entry("identity:matched", reason=outcome.reason, details=details)])
+            if self._verified:
+                break  # an operator decided while the match ran
+            if check.locked:
+                await self._record([self._entry("identity:locked", details={"rounds": str(check.rounds)})])
+                await self._wait_for(lambda: self._verified)
+                break
+            enough = outcome.points >= outcome.needed and outcome.person is not None
+            if enough and not outcome.automatic:
+                check.reason += "; an operator decides (automatic verification is off)"
+                self._publish()
+                await self._wait_for(lambda: self._verified)
+                break
+            if enough and (check.declared or not outcome.declaration_needed):
+                purpose = self._confirmation_purpose(outcome)
+                if purpose and not outcome.contact_on_file:
+                    check.reason += "; no email address on file for the confirmation: an operator decides"
+                    await self._wait_for(lambda: self._verified)
+                    break
+                if purpose:
+                    await self._confirm_by_link(purpose, outcome)
+                self._verified = True
+                self._results["verifying"] = (
+                    f"identity confirmed: {outcome.points} point(s) of {outcome.needed} needed "
+                    f"({', '.join(outcome.matched_kinds)})"
+                    + ("; confirmed by the person from the address on file" if purpose else "")
+                )
+                return
+            await self._ask_for_more(outcome)
+        if "verifying" not in self._results:
+            self._results["verifying"] = "identity confirmed by an operator"
+
+    async def _unless_verified(self, aw: Awaitable[T]) -> T | None:
+        """Run ``aw`` unless an operator verifies meanwhile (a system may be down for hours)."""
+        work = asyncio.ensure_future(aw)
+        decided = asyncio.ensure_future(workflow.wait_condition(lambda: self._verified))
+        await workflow.wait([work, decided], return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            decided.cancel()
+            return work.result()
+        # Not cancelled: the match may be completing at this very moment, and a cancel that
+        # crosses a completion is refused by some servers. Its result is simply not used.
+        work.add_done_callback(lambda f: f.cancelled() or f.exception())
+        return None
+
+    async def _match_identity(self) -> VerifyOutcome:
+        result: VerifyOutcome = await workflow.execute_activity_method(
+            VerifyActivities.verify_identity,
+            VerifyInput(
+                self._case.reference,
+                self._case.regime.value,
+                self._case.request_type.value,
+                dict(self._identifiers),
+            ),
+            start_to_close_timeout=timedelta(minutes=10),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=SEARCH_RETRY_VERIFY,
+            summary="match identity against our systems",
+        )
+        return result
+
+    def _confirmation_purpose(self, outcome: VerifyOutcome) -> str:
+        """Which confirmation the request needs from the person, if any."""
+        if self._case.by_agent and outcome.subject_confirms:
+            return "confirm_agent"
+        online = self._case.channel in (Channel.WEB_FORM, Channel.EMAIL, Channel.API)
+        if self._case.request_type == RequestType.ERASURE and online and outcome.confirm_erasure:
+            return "confirm_erasure"
+        return ""
+
+    async def _confirm_by_link(self, purpose: str, outcome: VerifyOutcome) -> None:
+        """Send a single-use link to the address we hold and wait for the person to use it (or an
+        operator to decide). Unconfirmed when the link expires: the case ends, with a letter."""
+        check = self._identity
+        check.confirmation = "sent"
+        seen = self._changes
+        await self._letter(
+            "confirm_request",
+            to=outcome.contact_on_file,
+            link_purpose=purpose,
+            link_hours=str(outcome.link_valid_hours),
+            purpose_text=CONFIRMATION_TEXT[purpose],
+        )
+        await self._record([self._entry("identity:confirmation_sent", details={"purpose": purpose})])
+        self._publish()
+
+        def answered() -> bool:
+            return self._verified or self._ending is not None or (self._confirmed and self._changes != seen)
+
+        try:
+            await workflow.wait_condition(
+                answered,
+                timeout=timedelta(hours=outcome.link_valid_hours),
+                timeout_summary="the person has until the link expires to confirm",
+            )
+        except TimeoutError:
+            self._ending = (Stage.EXPIRED, "your confirmation", "expiry")
+        self._check_end()
+        if self._confirmed:
+            check.confirmation = "confirmed"
+
+    async def _ask_for_more(self, outcome: VerifyOutcome) -> None:
+        """Ask the person for identifiers they have not given (a fixed list: what we ask never
+        tells what we hold), with a link to a secure form; the clock follows the regime."""
+        seen = self._provided
+        wait = WAITS[DecisionKind.REQUEST_IDENTITY]
+        self._awaiting[wait.name] = workflow.now()
+        self._events.append(ClockEvent(wait.asked, self._today().isoformat()))
+        self._clock_version += 1
+        self._changes += 1
+        until = local_date(workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz)
+        missing = outcome.needed - outcome.points
+        await self._letter(
+            "identity_more",
+            link_purpose="provide_identifiers",
+            link_kinds=",".join(outcome.ask_for),
+            link_hours=str(self._case.policy.wait_for_person_days * 24),
+            link_declaration="yes" if outcome.declaration_needed else "",
+            points_missing=str(max(missing, 1)),
+            wait_until=until.isoformat(),
+        )
+        await self._record(
+            [self._entry("identity:more_requested", details={"kinds": ",".join(outcome.ask_for)})]
+        )
+        self._publish()
+        await self._wait_for(lambda: self._verified or self._provided != seen)
 
     async def _search(self) -> None:
         await self._move(Stage.SEARCHING, flush=False)
@@ -190,7 +366,7 @@ class DataSubjectRequest:
         plan: SearchPlan = await self._or_end(
             workflow.execute_local_activity_method(
                 SearchActivities.plan_search,
-                PlanInput(self._case.reference, sorted(self._case.identifiers)),
+                PlanInput(self._case.reference, sorted(self._identifiers)),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=WORK_RETRY,
                 summary="plan search from the data map",
@@ -217,7 +393,7 @@ class DataSubjectRequest:
     async def _search_waves(self, plan: SearchPlan) -> None:
         """The first wave with what the person gave; then the systems keyed by what the first
         wave learned from the person's own records (e.g. recordings filed by customer number)."""
-        identifiers = dict(self._case.identifiers)
+        identifiers = dict(self._identifiers)
         outcomes = await asyncio.gather(*(self._search_one(s, identifiers, plan.learn) for s in plan.first))
         if not plan.second:
             return
@@ -305,7 +481,7 @@ class DataSubjectRequest:
         if work.done():
             skipped.cancel()
             return work.result()
-        work.cancel()
+        _abandon(work)
         raise SystemSkipped()
 
     async def _manual_search(self, task: ManualSearch) -> None:
@@ -451,9 +627,22 @@ class DataSubjectRequest:
             if self._awaiting:
                 name, asked = min(self._awaiting.items(), key=lambda kv: kv[1])
                 remaining = asked + limit - workflow.now()
+                wait = next(w for w in WAITS.values() if w.name == name)
                 if remaining <= timedelta(0):
-                    wait = next(w for w in WAITS.values() if w.name == name)
                     self._ending = (Stage.EXPIRED, wait.awaited, "expiry")
+                    continue
+                # One reminder to the person halfway through the time they have.
+                key = f"{name}@{asked.isoformat()}"
+                remind_in = asked + limit / 2 - workflow.now()
+                if key not in self._person_reminded and remind_in > timedelta(0):
+                    try:
+                        await workflow.wait_condition(
+                            changed, timeout=remind_in, timeout_summary=f"remind the person about the {name}"
+                        )
+                    except TimeoutError:
+                        self._person_reminded.add(key)
+                        until = local_date(asked + limit, self._tz).isoformat()
+                        await self._letter("person_reminder", awaited=wait.awaited, wait_until=until)
                     continue
                 with contextlib.suppress(TimeoutError):
                     await workflow.wait_condition(
@@ -485,6 +674,8 @@ class DataSubjectRequest:
             self._approved = True
         elif d.kind == DecisionKind.FULFILLED:
             self._fulfilled_by_hand = True
+        elif d.kind == DecisionKind.PERSON_CONFIRMED:
+            self._confirmed = True
         elif d.kind == DecisionKind.SKIP_SYSTEM:
             self._skipped[d.system] = d.reason
             self._systems[d.system] = SystemResult(
@@ -541,6 +732,44 @@ class DataSubjectRequest:
             stage=self._stage, due=self._due().isoformat(), message=self._decision_message(d)
         )
 
+    @workflow.update
+    async def provide_identifiers(self, p: ProvidedIdentifiers) -> str:
+        """More identifiers from the person (the secure form). Merged into what the case knows;
+        the audit says which kinds arrived, never their values."""
+        self._identifiers.update({k: v for k, v in p.identifiers.items() if v.strip()})
+        if p.declaration:
+            self._identity.declared = True
+        wait = WAITS[DecisionKind.REQUEST_IDENTITY]
+        if self._awaiting.pop(wait.name, None) is not None:
+            self._events.append(ClockEvent(wait.answered, self._today().isoformat()))
+            self._clock_version += 1
+        self._provided += 1
+        self._changes += 1
+        self._pending.append(
+            self._entry(
+                "identity:received",
+                actor=f"person:{p.via}",
+                details={
+                    "kinds": ",".join(sorted(p.identifiers)),
+                    "declaration": "yes" if p.declaration else "no",
+                },
+            )
+        )
+        self._publish()
+        await workflow.wait_condition(lambda: True)
+        await self._record([])
+        return "received"
+
+    @provide_identifiers.validator
+    def _validate_provided(self, p: ProvidedIdentifiers) -> None:
+        if self._stage != Stage.VERIFYING or self._ending is not None:
+            raise ValueError("this case is not waiting for identity information")
+        if "identity" not in self._awaiting:
+            raise ValueError("we did not ask for more information on this case")
+        kinds = {k.value for k in IdentifierKind}
+        if not p.identifiers or any(k not in kinds for k in p.identifiers):
+            raise ValueError("identifiers must be known kinds, at least one")
+
     @decide.validator
     def _validate_decision(self, d: Decision) -> None:
         """Refuse, with a message an operator can act on, a decision that makes no sense now."""
@@ -579,6 +808,8 @@ class DataSubjectRequest:
             raise ValueError("this fulfilment is automatic: there is nothing to confirm by hand")
         if d.kind in SYSTEM_DECISIONS:
             self._validate_system_decision(d)
+        if d.kind == DecisionKind.PERSON_CONFIRMED and self._identity.confirmation != "sent":
+            raise ValueError("no confirmation was asked of the person")
 
     def _validate_system_decision(self, d: Decision) -> None:
         result = self._systems.get(d.system)
@@ -842,6 +1073,12 @@ class DataSubjectRequest:
         if self._awaiting:
             return "person: " + ", ".join(sorted(self._awaiting))
         if self._stage == Stage.VERIFYING and not self._verified:
+            if self._matching:
+                return None  # the systems are being read: nobody to wait for yet
+            if self._identity.confirmation == "sent":
+                return "person: confirmation"
+            if self._identity.locked:
+                return "operator: identity check (locked after repeated failed attempts)"
             return "operator: identity check"
         if self._stage == Stage.SEARCHING:
             manual = [s.system for s in self._systems.values() if s.status == "waiting"]
@@ -926,4 +1163,5 @@ class DataSubjectRequest:
             systems=list(self._systems.values()),
             results=dict(self._results),
             outcome=self._outcome,
+            identity=self._identity,
         )

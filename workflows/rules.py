@@ -53,6 +53,7 @@ ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.SKIP_SYSTEM: frozenset({Stage.SEARCHING}),
     DecisionKind.SYSTEM_FOUND: frozenset({Stage.SEARCHING}),
     DecisionKind.NOTHING_HELD: frozenset({Stage.SEARCHING}),
+    DecisionKind.PERSON_CONFIRMED: frozenset({Stage.VERIFYING}),
 }
 
 #: Decisions about one system of the search (they name it in ``Decision.system``).
@@ -117,6 +118,21 @@ ANSWERS: dict[DecisionKind, PersonWait] = {
 # raised as non-retryable by the activities themselves.
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
 LETTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+#: Matching identity reads the systems too; unreachable ones are retried by the server here (the
+#: case is still verifying, nothing to show per system yet).
+SEARCH_RETRY_VERIFY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    maximum_interval=timedelta(minutes=10),
+    non_retryable_error_types=["SystemMisconfigured"],
+)
+
+#: What the person is asked to confirm, by link purpose (the letter's words).
+CONFIRMATION_TEXT = {
+    "confirm_erasure": "that you want us to erase your personal data",
+    "confirm_agent": "that you asked someone to make this request on your behalf",
+    "confirm_request": "that you made this request",
+}
+
 #: A search attempt is retried by the server for worker trouble (a crash, a lost heartbeat); a
 #: system that is down comes back to the workflow at once, which shows it on the case and tries
 #: again after ``search_backoff``.

@@ -1,0 +1,635 @@
+"""The pages the person reaches from our letters: confirm a request, send more identifiers.
+
+No login and no JavaScript: a signed single-use link (``dsar.links``) is the person's key. The
+GET pages only check the link, so that a mail scanner that opens every link uses nothing; the
+POST behind the button uses the link and hands over to the workflow (the ``decide`` Update for a
+confirmation, the ``provide_identifiers`` Update for the form).
+
+What the pages never do: echo a token or an identifier back anywhere but into the form it came
+from, say which identifiers matched or what we hold ("Thank you, we have received it" whatever
+happens next), or name an agent. Every refused link is recorded (``GuardStore.record_refusal``)
+with the reason only.
+
+Abuse: per-client rate limits (slowapi, in memory), a cap on the request body, a honeypot field
+that only a robot fills in, and per-identifier lockouts after repeated failed verification
+(``GuardStore.is_locked``; the failures themselves are counted where the matching happens).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import unicodedata
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, quote
+
+import jinja2
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, Response
+from fastapi.templating import Jinja2Templates
+from slowapi import Limiter
+from slowapi.errors import RateLimitExceeded
+from slowapi.util import get_remote_address
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from console.api import UPDATE_TIMEOUT, EngineUnavailable, Services
+from dsar.guard import GuardStore
+from dsar.links import PROVIDABLE_KINDS, REFERENCE_RE, LinkClaims, LinkRefused, check_link
+from dsar.logs import get_logger
+from dsar.model import Decision, DecisionKind, ProvidedIdentifiers, RequestType
+from workflows.request import DataSubjectRequest
+
+log = get_logger("dsar.public")
+# slowapi logs the client's IP address when a limit is hit: personal data, so not at all.
+logging.getLogger("slowapi").setLevel(logging.CRITICAL)
+
+#: Per client address. A person needs a handful of requests; a script trying tokens needs many.
+GET_LIMIT = "20/minute"
+POST_LIMIT = "5/minute"
+#: The largest form body accepted: eight fields of 200 characters, percent-encoded, and a token.
+MAX_BODY_BYTES = 32 * 1024
+MAX_FIELDS = 20
+MAX_VALUE_LENGTH = 200
+#: The field only a robot fills in (hidden from people and from screen readers).
+HONEYPOT = "website"
+#: The Update the workflow takes the form's identifiers through.
+PROVIDE_UPDATE = "provide_identifiers"
+PERSON_ACTOR = "person:link"
+
+#: Identifier kind -> what the form calls it, a hint, the browser's autocomplete token, the input
+#: type, and whether it gets a multi-line box.
+FIELDS: dict[str, tuple[str, str, str, str, bool]] = {
+    "name": ("Full name", "", "name", "text", False),
+    "phone": ("Phone number", "", "tel", "tel", False),
+    "postal_address": ("Postal address", "", "street-address", "text", True),
+    "postcode": ("Postcode", "", "postal-code", "text", False),
+    "date_of_birth": ("Date of birth", "For example, 27 March 1985", "bday", "text", False),
+    "customer_id": ("Customer number", "You can find it on our emails and invoices", "off", "text", False),
+    "account_number": ("Account number", "", "off", "text", False),
+    "last_transaction": (
+        "Your last order or payment (reference, amount, date)",
+        "For example, order 10442, £23.50, 3 May",
+        "off",
+        "text",
+        False,
+    ),
+}
+assert set(FIELDS) == set(PROVIDABLE_KINDS), "every identifier a link may ask for needs a label"
+
+DECLARATION_TEXT = (
+    "I declare under penalty of perjury under the laws of the State of California that I am the "
+    "person whose personal information is requested"
+)
+
+#: What each request type asks for, in the words of "Confirm your request DSR-... to ...".
+REQUEST_PHRASES: dict[str, str] = {
+    RequestType.ACCESS: "to get a copy of your data",
+    RequestType.ERASURE: "to erase your data",
+    RequestType.RECTIFICATION: "to correct your data",
+    RequestType.PORTABILITY: "to receive your data in a format you can move",
+    RequestType.RESTRICTION: "to restrict how we use your data",
+    RequestType.OBJECTION: "to object to how we use your data",
+    RequestType.OPT_OUT_SALE_SHARING: "to stop the sale or sharing of your data",
+    RequestType.LIMIT_SENSITIVE: "to limit how we use your sensitive data",
+}
+
+#: Why a link was refused, in plain words, and the status that goes with it.
+REFUSALS: dict[str, tuple[int, str, tuple[str, ...]]] = {
+    "forged": (
+        status.HTTP_400_BAD_REQUEST,
+        "This link does not work",
+        (
+            "We could not recognise this link. Please open the link exactly as it appears in the "
+            "email we sent you.",
+            "If it still does not work, reply to our email and we will send you a new one.",
+        ),
+    ),
+    "altered": (
+        status.HTTP_400_BAD_REQUEST,
+        "This link is incomplete or has been changed",
+        (
+            "Part of this link is missing or has been changed. Copy the whole link from our email "
+            "into your browser.",
+            "If it still does not work, reply to our email and we will send you a new one.",
+        ),
+    ),
+    "expired": (
+        status.HTTP_410_GONE,
+        "This link has expired",
+        ("This link has expired; ask for a new one by replying to our email.",),
+    ),
+    "other_case": (
+        status.HTTP_400_BAD_REQUEST,
+        "This link is for a different request",
+        (
+            "This link belongs to another request. Please use the link in the email about this request.",
+            "If you cannot find it, reply to our email and we will send you a new one.",
+        ),
+    ),
+    "replayed": (
+        status.HTTP_410_GONE,
+        "This link has already been used",
+        (
+            "Each link works only once, and this one has been used.",
+            "If you did not use it, or need to do this again, reply to our email.",
+        ),
+    ),
+}
+
+_HEADERS = {
+    "Cache-Control": "no-store",
+    # The token is in the URL: it must not leak to another site through the Referer header.
+    "Referrer-Policy": "no-referrer",
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "X-Robots-Tag": "noindex, nofollow",
+}
+
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
+
+templates = Jinja2Templates(
+    env=jinja2.Environment(
+        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+)
+
+
+# --------------------------------------------------------------------------------------------
+# Rate limits: one in-memory limiter, counted separately for each app (tests build many)
+
+
+def _client_key(request: Request) -> str:
+    scope = getattr(request.app.state, "public_rate_scope", None)
+    if scope is None:
+        scope = request.app.state.public_rate_scope = uuid.uuid4().hex
+    return f"{scope}:{get_remote_address(request)}"
+
+
+limiter = Limiter(key_func=_client_key, storage_uri="memory://", headers_enabled=False)
+
+Endpoint = Callable[..., Awaitable[Response]]
+
+
+def _limited(limit: str) -> Callable[[Endpoint], Endpoint]:
+    """slowapi's limit, answered with a page rather than its JSON error."""
+
+    def decorate(func: Endpoint) -> Endpoint:
+        checked = limiter.limit(limit)(func)
+
+        @functools.wraps(func)
+        async def endpoint(*args: Any, **kwargs: Any) -> Response:
+            try:
+                response: Response = await checked(*args, **kwargs)
+            except RateLimitExceeded:
+                request: Request = kwargs["request"]
+                log.warning("public page rate limit", path=request.url.path)
+                return await _message(
+                    request,
+                    status.HTTP_429_TOO_MANY_REQUESTS,
+                    "Too many attempts",
+                    ("Please wait a minute, then try again.",),
+                    headers={"Retry-After": "60"},
+                )
+            return response
+
+        return endpoint
+
+    return decorate
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers
+
+
+class _Stop(Exception):
+    """A request ended early with a page (body too large, not a form, ...)."""
+
+    def __init__(self, response: Response) -> None:
+        self.response = response
+
+
+def _services(request: Request) -> Services:
+    svc: Services = request.app.state.services
+    return svc
+
+
+async def _guard(request: Request) -> GuardStore:
+    guard: GuardStore | None = getattr(request.app.state, "guard", None)
+    if guard is None:
+        svc = _services(request)
+        guard = await asyncio.to_thread(GuardStore.from_settings, svc.settings, svc.store.engine)
+        request.app.state.guard = guard
+    return guard
+
+
+def _controller(request: Request) -> str:
+    try:
+        return _services(request).controller()
+    except HTTPException:  # the data map cannot be read: the pages still work
+        return "The privacy team"
+
+
+async def _page(request: Request, template: str, status_code: int, **context: Any) -> Response:
+    context.setdefault("has_errors", False)
+    context["controller"] = _controller(request)
+    response: Response = templates.TemplateResponse(
+        request, template, context, status_code=status_code, headers=_HEADERS
+    )
+    return response
+
+
+async def _message(
+    request: Request,
+    status_code: int,
+    title: str,
+    paragraphs: tuple[str, ...],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    response = await _page(request, "message.html", status_code, title=title, paragraphs=paragraphs)
+    response.headers.update(headers or {})
+    return response
+
+
+async def _refused(
+    request: Request, guard: GuardStore, ref: str, page: str, refusal: LinkRefused
+) -> Response:
+    reference = ref if REFERENCE_RE.match(ref) else None
+    purpose = refusal.purpose or page
+    await asyncio.to_thread(guard.record_refusal, reference, purpose, refusal.reason)
+    log.warning("link refused", reference=reference, page=page, reason=refusal.reason)
+    code, title, paragraphs = REFUSALS[refusal.reason]
+    return await _message(request, code, title, paragraphs)
+
+
+async def _check(request: Request, ref: str, token: str, page: str) -> LinkClaims | Response:
+    guard = await _guard(request)
+    settings = _services(request).settings
+    try:
+        if not REFERENCE_RE.match(ref):
+            raise LinkRefused("forged")
+        return await asyncio.to_thread(check_link, settings, ref, token, page, used=guard.is_used)
+    except LinkRefused as e:
+        return await _refused(request, guard, ref, page, e)
+
+
+async def _use(request: Request, claims: LinkClaims) -> Response | None:
+    """Use the link; a page if it was used already (two clicks racing: one wins)."""
+    guard = await _guard(request)
+    if await asyncio.to_thread(guard.use_link, claims.jti, claims.reference, claims.purpose):
+        return None
+    return await _refused(
+        request, guard, claims.reference, claims.page, LinkRefused("replayed", claims.purpose)
+    )
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """The urlencoded body, at most ``MAX_BODY_BYTES``, first value of each field."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise _Stop(
+            await _message(
+                request,
+                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+                "This form could not be read",
+                ("Please go back to the form and send it again.",),
+            )
+        )
+    declared = request.headers.get("content-length", "")
+    too_large = (
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        "This form is too large",
+        ("Please go back to the form, shorten your answers and send it again.",),
+    )
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _Stop(await _message(request, *too_large))
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            raise _Stop(await _message(request, *too_large))
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        raise _Stop(
+            await _message(
+                request,
+                status.HTTP_400_BAD_REQUEST,
+                "This form could not be read",
+                ("Please go back to the form and send it again.",),
+            )
+        ) from None
+    form: dict[str, str] = {}
+    for name, value in pairs:
+        form.setdefault(name, value)
+    return form
+
+
+async def _send_update(request: Request, claims: LinkClaims, update: Any, arg: Any) -> Response | None:
+    """Hand the link's action to the workflow; a page if it did not take it (None: it did).
+    If the engine could not be reached nothing arrived, so the link is made usable again."""
+    ref = claims.reference
+    svc = _services(request)
+    try:
+        client = await svc.client()
+        await client.get_workflow_handle(ref).execute_update(update, arg, rpc_timeout=UPDATE_TIMEOUT)
+    except WorkflowUpdateFailedError as e:
+        if isinstance(e.cause, ApplicationError):  # refused: the case is not waiting for this
+            log.info("link action refused by the case", reference=ref, purpose=claims.purpose)
+            return await _not_needed(request)
+        log.error("link action failed", reference=ref, purpose=claims.purpose, error=type(e.cause).__name__)
+        return await _try_later(request, claims)
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:  # finished, or never existed
+            return await _not_needed(request)
+        log.error("link action failed", reference=ref, purpose=claims.purpose, status=str(e.status))
+        return await _try_later(request, claims)
+    except (EngineUnavailable, WorkflowUpdateRPCTimeoutOrCancelledError):
+        return await _try_later(request, claims)
+    log.info("link used", reference=ref, purpose=claims.purpose)
+    return None
+
+
+async def _not_needed(request: Request) -> Response:
+    return await _message(
+        request,
+        status.HTTP_409_CONFLICT,
+        "Your request no longer needs this",
+        (
+            "Thank you. Your request does not need this any more: it may already have moved on, "
+            "been completed or been closed.",
+            "If you have a question about it, reply to our email.",
+        ),
+    )
+
+
+async def _try_later(request: Request, claims: LinkClaims) -> Response:
+    guard = await _guard(request)
+    await asyncio.to_thread(guard.release_link, claims.jti)
+    return await _message(
+        request,
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        "Please try again in a few minutes",
+        (
+            "We could not save this just now. Nothing was lost, and your link still works.",
+            "Please try again in a few minutes.",
+        ),
+        headers={"Retry-After": "120"},
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Confirm
+
+router = APIRouter(tags=["public"], include_in_schema=False)
+
+
+def _confirm_wording(claims: LinkClaims, request_type: str | None) -> tuple[str, tuple[str, ...], str]:
+    ref = claims.reference
+    if claims.purpose == "confirm_agent":
+        return (
+            "Confirm that you asked someone to act for you",
+            (
+                f"Someone has made request {ref} on your behalf.",
+                "Confirm only if you asked them to make this request for you.",
+            ),
+            "Yes, I asked them to act for me",
+        )
+    if claims.purpose == "confirm_erasure":
+        return (
+            f"Confirm your request {ref} to erase your data",
+            ("When you confirm, we will erase your personal data as you asked. This cannot be undone.",),
+            "Yes, erase my data",
+        )
+    phrase = REQUEST_PHRASES.get(request_type or "", "")
+    title = f"Confirm your request {ref}" + (f" {phrase}" if phrase else "")
+    return (
+        title,
+        ("Please confirm that you made this request, so that we can act on it.",),
+        "Confirm my request",
+    )
+
+
+@router.get("/r/{ref}/confirm", response_class=HTMLResponse)
+@_limited(GET_LIMIT)
+async def confirm_page(request: Request, ref: str, t: str = "") -> Response:
+    """What is being confirmed, and the button that confirms it (the GET changes nothing)."""
+    claims = await _check(request, ref, t, "confirm")
+    if isinstance(claims, Response):
+        return claims
+    row = await asyncio.to_thread(_services(request).store.get, ref)
+    title, paragraphs, button = _confirm_wording(claims, row.request_type if row else None)
+    return await _page(
+        request,
+        "confirm.html",
+        status.HTTP_200_OK,
+        title=title,
+        paragraphs=paragraphs,
+        button=button,
+        token=t,
+        action=f"/r/{quote(ref, safe='')}/confirm",
+    )
+
+
+@router.post("/r/{ref}/confirm", response_class=HTMLResponse)
+@_limited(POST_LIMIT)
+async def confirm_submit(request: Request, ref: str) -> Response:
+    """Use the link and tell the case that the person confirmed."""
+    try:
+        form = await _form(request)
+    except _Stop as stop:
+        return stop.response
+    claims = await _check(request, ref, form.get("t", ""), "confirm")
+    if isinstance(claims, Response):
+        return claims
+    refused = await _use(request, claims)
+    if refused is not None:
+        return refused
+    decision = Decision(kind=DecisionKind.PERSON_CONFIRMED, actor=PERSON_ACTOR, reason=claims.purpose)
+    failed = await _send_update(request, claims, DataSubjectRequest.decide, decision)
+    if failed is not None:
+        return failed
+    return await _message(
+        request,
+        status.HTTP_200_OK,
+        "Thank you, we have received your confirmation",
+        (f"We will carry on with request {claims.reference} and write to you by email.",),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Provide identifiers
+
+
+@dataclass
+class _Field:
+    kind: str
+    label: str
+    hint: str
+    autocomplete: str
+    input_type: str
+    multiline: bool
+    value: str = ""
+    error: str = ""
+
+
+def _fields(claims: LinkClaims, form: dict[str, str] | None = None) -> list[_Field]:
+    out = []
+    for kind in claims.kinds:
+        label, hint, autocomplete, input_type, multiline = FIELDS[kind]
+        value = (form or {}).get(kind, "")
+        out.append(_Field(kind, label, hint, autocomplete, input_type, multiline, value=value))
+    return out
+
+
+def _label_in_text(field: _Field) -> str:
+    label = field.label.removeprefix("Your ")
+    return label[0].lower() + label[1:]
+
+
+def _blank_error(field: _Field) -> str:
+    return f"Enter your {_label_in_text(field)}"
+
+
+def _clean(field: _Field) -> str:
+    """The field's value, trimmed ("" if left blank); sets ``field.error`` if it cannot be
+    accepted. The person answers what they can: at least one field is needed, not all."""
+    value = field.value
+    if field.multiline:  # an address typed on several lines
+        value = ", ".join(line.strip() for line in value.splitlines() if line.strip())
+    value = value.strip()
+    label = _label_in_text(field)
+    if not value:
+        return ""
+    if len(value) > MAX_VALUE_LENGTH:
+        field.error = f"Your {label} must be {MAX_VALUE_LENGTH} characters or fewer"
+    elif any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+        field.error = f"Your {label} contains characters we cannot accept; please type it again"
+    return value
+
+
+async def _provide_form(
+    request: Request,
+    claims: LinkClaims,
+    token: str,
+    status_code: int,
+    fields: list[_Field],
+    declaration_checked: bool = False,
+    declaration_error: str = "",
+) -> Response:
+    declaration = (
+        {"text": DECLARATION_TEXT, "checked": declaration_checked, "error": declaration_error}
+        if claims.declaration
+        else None
+    )
+    has_errors = any(f.error for f in fields) or bool(declaration_error)
+    return await _page(
+        request,
+        "provide.html",
+        status_code,
+        title="Tell us some details to confirm who you are",
+        reference=claims.reference,
+        fields=fields,
+        declaration=declaration,
+        errors=has_errors,
+        has_errors=has_errors,
+        token=token,
+        honeypot=HONEYPOT,
+        max_length=MAX_VALUE_LENGTH,
+        action=f"/r/{quote(claims.reference, safe='')}/provide",
+    )
+
+
+@router.get("/r/{ref}/provide", response_class=HTMLResponse)
+@_limited(GET_LIMIT)
+async def provide_page(request: Request, ref: str, t: str = "") -> Response:
+    """A form asking only for the identifier kinds the link names."""
+    claims = await _check(request, ref, t, "provide")
+    if isinstance(claims, Response):
+        return claims
+    return await _provide_form(request, claims, t, status.HTTP_200_OK, _fields(claims))
+
+
+@router.post("/r/{ref}/provide", response_class=HTMLResponse)
+@_limited(POST_LIMIT)
+async def provide_submit(request: Request, ref: str) -> Response:
+    """Check the answers, use the link, and give them to the case."""
+    try:
+        form = await _form(request)
+    except _Stop as stop:
+        return stop.response
+    if form.get(HONEYPOT, ""):
+        log.warning("public form honeypot filled", reference=ref if REFERENCE_RE.match(ref) else None)
+        return await _message(
+            request,
+            status.HTTP_400_BAD_REQUEST,
+            "This form could not be sent",
+            ("Please go back to the form and send it again.",),
+        )
+    token = form.get("t", "")
+    claims = await _check(request, ref, token, "provide")
+    if isinstance(claims, Response):
+        return claims
+    fields = _fields(claims, form)
+    identifiers = {f.kind: value for f in fields if (value := _clean(f))}
+    if not identifiers and not any(f.error for f in fields):
+        fields[0].error = (
+            "Enter at least one of these details" if len(fields) > 1 else _blank_error(fields[0])
+        )
+    declared = form.get("declaration", "") == "yes"
+    declaration_error = ""
+    if claims.declaration and not declared:
+        declaration_error = "Tick the box to make the declaration"
+    if any(f.error for f in fields) or declaration_error:
+        return await _provide_form(
+            request,
+            claims,
+            token,
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            fields,
+            declaration_checked=declared,
+            declaration_error=declaration_error,
+        )
+    guard = await _guard(request)
+    locked = await asyncio.to_thread(lambda: any(guard.is_locked(k, v) for k, v in identifiers.items()))
+    if locked:  # too many failed attempts with one of these: nothing is sent, the link stays unused
+        log.warning("public form refused: identifier locked out", reference=claims.reference)
+        return await _message(
+            request,
+            status.HTTP_429_TOO_MANY_REQUESTS,
+            "Please try again later",
+            (
+                "We cannot accept these details right now because of too many attempts.",
+                "Please try again later, or reply to our email.",
+            ),
+        )
+    refused = await _use(request, claims)
+    if refused is not None:
+        return refused
+    provided = ProvidedIdentifiers(
+        identifiers=identifiers, declaration=claims.declaration and declared, via="form"
+    )
+    failed = await _send_update(request, claims, PROVIDE_UPDATE, provided)
+    if failed is not None:
+        return failed
+    return await _message(
+        request,
+        status.HTTP_200_OK,
+        "Thank you, we have received it",
+        ("We will write to you by email about your request.",),
+    )
+
+
+__all__ = ["FIELDS", "GET_LIMIT", "POST_LIMIT", "limiter", "router"]
