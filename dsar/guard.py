@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import threading
-import time
 import unicodedata
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -25,20 +24,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, delete, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
-from sqlalchemy.pool import StaticPool
-from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from sqlalchemy import Engine, delete
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from dsar.settings import Settings
-from dsar.store import (
-    _SQLITE_BEGIN_OPTION,
-    _SQLITE_BUSY_TIMEOUT_MS,
-    UTCDateTime,
-    _sqlite_on_begin,
-    _sqlite_on_connect,
-)
+from dsar.store import _SQLITE_BEGIN_OPTION, UTCDateTime, create_tables, register_engine
 
 # --------------------------------------------------------------------------------------------
 # Tables
@@ -127,7 +118,7 @@ class GuardStore:
         if isinstance(database, Engine):
             self.engine = database
         else:
-            self.engine = _engine(database)
+            self.engine = register_engine(database)
         self._sqlite = self.engine.dialect.name == "sqlite"
         in_memory = self._sqlite and self.engine.url.database in (None, "", ":memory:")
         self._serial: AbstractContextManager[Any] = threading.Lock() if in_memory else nullcontext()
@@ -138,15 +129,7 @@ class GuardStore:
         return cls(engine if engine is not None else settings.resolved_database_url, attempts_key(settings))
 
     def _create_tables(self) -> None:
-        """As ``CaseStore._create_tables``: a lost creation race is retried, then a no-op."""
-        for attempt in range(6):
-            try:
-                SQLModel.metadata.create_all(self.engine, tables=_TABLES)
-                return
-            except (OperationalError, ProgrammingError, IntegrityError):
-                if attempt == 5:
-                    raise
-                time.sleep(0.05 * 2**attempt)
+        create_tables(self.engine, _TABLES)
 
     def close(self) -> None:
         if self._owns_engine:
@@ -269,25 +252,6 @@ class GuardStore:
         with self._session(write=True) as session:
             session.exec(delete(IdentifierAttempt).where(col(IdentifierAttempt.key_hash) == key))
             session.commit()
-
-
-def _engine(url: str) -> Engine:
-    """An engine as ``CaseStore`` makes one (psycopg 3; SQLite in WAL mode with writers that
-    take the lock up front)."""
-    sa_url = make_url(url)
-    if sa_url.drivername in ("postgresql", "postgres"):
-        sa_url = sa_url.set(drivername="postgresql+psycopg")
-    if sa_url.get_backend_name() != "sqlite":
-        return create_engine(sa_url, pool_pre_ping=True)
-    kwargs: dict[str, Any] = {
-        "connect_args": {"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
-    }
-    if sa_url.database in (None, "", ":memory:"):
-        kwargs["poolclass"] = StaticPool
-    engine = create_engine(sa_url, **kwargs)
-    event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
-    return engine
 
 
 def _now() -> datetime:

@@ -277,6 +277,39 @@ class AuditSpec:
     event_key: str | None = None
 
 
+def register_engine(url: str) -> Engine:
+    """An engine on the register's database: psycopg 3 for PostgreSQL; SQLite in WAL mode with
+    writers that take the lock up front (one shared connection when in memory)."""
+    sa_url = make_url(url)
+    if sa_url.drivername in ("postgresql", "postgres"):
+        sa_url = sa_url.set(drivername="postgresql+psycopg")  # psycopg 3, not psycopg2
+    if sa_url.get_backend_name() != "sqlite":
+        return create_engine(sa_url, pool_pre_ping=True)
+    kwargs: dict[str, Any] = {
+        "connect_args": {"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
+    }
+    if sa_url.database in (None, "", ":memory:"):
+        kwargs["poolclass"] = StaticPool
+    engine = create_engine(sa_url, **kwargs)
+    event.listen(engine, "connect", _sqlite_on_connect)
+    event.listen(engine, "begin", _sqlite_on_begin)
+    return engine
+
+
+def create_tables(engine: Engine, tables: list[Any]) -> None:
+    """Create tables if missing. Several processes (the workers, the HTTP app) may start at once
+    against one database: whoever loses the race gets an error (SQLite: "database is locked",
+    PostgreSQL: a duplicate type) and tries again, by which time there is nothing left to do."""
+    for attempt in range(6):
+        try:
+            SQLModel.metadata.create_all(engine, tables=tables)
+            return
+        except (OperationalError, ProgrammingError, IntegrityError):
+            if attempt == 5:
+                raise
+            time.sleep(0.05 * 2**attempt)
+
+
 class CaseStore:
     """The register and the audit log behind one database URL.
 
@@ -297,17 +330,7 @@ class CaseStore:
         self._writers: AbstractContextManager[Any] = (
             threading.Lock() if self._sqlite and not in_memory else nullcontext()
         )
-        if self._sqlite:
-            kwargs: dict[str, Any] = {
-                "connect_args": {"check_same_thread": False, "timeout": _SQLITE_BUSY_TIMEOUT_MS / 1000}
-            }
-            if in_memory:
-                kwargs["poolclass"] = StaticPool
-            self.engine: Engine = create_engine(sa_url, **kwargs)
-            event.listen(self.engine, "connect", _sqlite_on_connect)
-            event.listen(self.engine, "begin", _sqlite_on_begin)
-        else:
-            self.engine = create_engine(sa_url, pool_pre_ping=True)
+        self.engine: Engine = register_engine(url)
         self._create_tables()
 
     def _create_tables(self) -> None:
@@ -315,15 +338,7 @@ class CaseStore:
         may start at once against one database: whoever loses the race to create a table gets
         an error (SQLite: "database is locked", PostgreSQL: a duplicate type) and tries again,
         by which time the tables are there and there is nothing left to do."""
-        tables = [Case.__table__, AuditEvent.__table__]  # type: ignore[attr-defined]
-        for attempt in range(6):
-            try:
-                SQLModel.metadata.create_all(self.engine, tables=tables)
-                return
-            except (OperationalError, ProgrammingError, IntegrityError):
-                if attempt == 5:
-                    raise
-                time.sleep(0.05 * 2**attempt)
+        create_tables(self.engine, [Case.__table__, AuditEvent.__table__])  # type: ignore[attr-defined]
 
     def close(self) -> None:
         """Release pooled connections (tests drop their database afterwards)."""
