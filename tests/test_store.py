@@ -12,15 +12,13 @@ import itertools
 import json
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from dsar.audit_cli import verify
 from dsar.model import Channel, Regime, RequestType, Stage
@@ -35,30 +33,12 @@ from dsar.store import (
     event_hash,
 )
 
-PG_ADMIN_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 AUDIT_TABLE = AuditEvent.__tablename__
 T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------------------------
 # Fixtures: one fresh database per test, on each backend
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'dsar.db'}"
-        return
-    name = f"dsar_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:  # unreachable server: OperationalError, the test fails
-            conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        admin.dispose()
 
 
 @pytest.fixture
