@@ -64,7 +64,10 @@ class VerifyOutcome:
     automatic: bool = True
     confirm_erasure: bool = True
     subject_confirms: bool = True
+    subject_verifies: bool = True
     link_valid_hours: int = 72
+    #: the person is registered in a system holding sensitive data: the higher standard applies
+    sensitive: bool = False
 
 
 class VerifyActivities:
@@ -88,7 +91,6 @@ class VerifyActivities:
         policy = self.datamap.verification
         region = self.datamap.controller.phone_region
         identifiers = {k: v for k, v in inp.identifiers.items() if v and v.strip()}
-        needed = policy.points_needed(inp.regime, inp.request_type)
         candidates: list[Candidate] = []
         for system in self.datamap.systems.values():
             if system.connector != "sql":
@@ -102,6 +104,11 @@ class VerifyActivities:
                     f"{system.name}: {type(e).__name__}", type="SystemMisconfigured", non_retryable=True
                 ) from None
         report = match_identity(identifiers, candidates, region)
+        # Judged by where the person is registered, before any search: a system holding
+        # sensitive data may hold theirs (see VerificationPolicy.points_sensitive).
+        systems = [self.datamap.system(name) for name in report.systems]
+        sensitive = any(entity.sensitive for system in systems for entity in system.entities.values())
+        needed = policy.points_needed(inp.regime, inp.request_type, sensitive)
         locked = any(self.guard.is_locked(kind, value) for kind, value in identifiers.items())
         # A's email with B's phone is not good enough, whatever A's points: one of them is not
         # the person's, so the person is asked for more and the attempt counts as failed.
@@ -118,9 +125,10 @@ class VerifyActivities:
         return VerifyOutcome(
             points=report.points if not report.split else 0,
             needed=needed,
-            declaration_needed=policy.needs_declaration(inp.regime, inp.request_type),
+            declaration_needed=policy.needs_declaration(inp.regime, inp.request_type, sensitive),
+            sensitive=sensitive,
             matched_kinds=list(report.matched_kinds),
-            reason=report.reason,
+            reason=report.reason + ("; sensitive data held: higher standard" if sensitive else ""),
             person=report.person,
             contact_on_file=report.contact_email,
             ask_for=[k.value for k in ASKABLE if k.value not in given],
@@ -130,5 +138,6 @@ class VerifyActivities:
             automatic=policy.automatic,
             confirm_erasure=policy.confirm_erasure,
             subject_confirms=policy.subject_confirms,
+            subject_verifies=policy.subject_verifies,
             link_valid_hours=policy.link_valid_hours,
         )

@@ -48,11 +48,22 @@ from console.auth import OPERATOR, REVIEWER, Staff, authenticate, bearer, forbid
 from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.datamap import DataMap, DataMapError
 from dsar.logs import get_logger
-from dsar.model import Channel, Decision, DecisionKind, IdentifierKind, Regime, RequestType, Stage
+from dsar.model import (
+    AgentAuthority,
+    AgentDetails,
+    AuthorityDocument,
+    Channel,
+    Decision,
+    DecisionKind,
+    IdentifierKind,
+    Regime,
+    RequestType,
+    Stage,
+)
 from dsar.settings import Settings
 from dsar.store import CaseNotFound, CaseStore
 from intake.service import MAX_KEY_LENGTH, IntakeError, NewRequest, open_case
-from workflows.request import DataSubjectRequest
+from workflows.request import DataSubjectRequest, DecisionResult
 
 log = get_logger("dsar.api")
 
@@ -211,7 +222,19 @@ class NewRequestBody(BaseModel):
     )
     channel: Channel = Channel.API
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=MAX_KEY_LENGTH)
-    by_agent: bool = False
+    #: someone acting for the person: their own name and email (letters go to them), and what
+    #: entitles them; the proof is uploaded to /api/v1/requests/{ref}/authority or asked of them
+    agent: AgentBody | None = None
+    by_agent: bool = False  # older clients: refused without ``agent`` (nobody to write to)
+
+
+class AgentBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=200)
+    authority: AgentAuthority = AgentAuthority.WRITTEN_PERMISSION
+    organisation: str = Field(default="", max_length=200)
 
 
 class OpenedBody(BaseModel):
@@ -284,6 +307,7 @@ async def submit_request(
                 channel=body.channel,
                 idempotency_key=key,
                 by_agent=body.by_agent,
+                agent=AgentDetails(**body.agent.model_dump()) if body.agent else None,
             ),
             controller,
         )
@@ -379,7 +403,7 @@ async def system_found(
     blob store as it streams in; if the case refuses it (not waiting for that system), it is
     deleted again."""
     check_reference(ref)
-    attachment = await asyncio.to_thread(_store_upload, svc.blobs, ref, system, file)
+    attachment = await asyncio.to_thread(_store_upload, svc.blobs, ref, f"{system}-manual.bin", file)
     decision = Decision(
         kind=DecisionKind.SYSTEM_FOUND,
         actor=who.actor(OPERATOR),
@@ -395,10 +419,41 @@ async def system_found(
         raise
 
 
-def _store_upload(blobs: BlobStore, ref: str, system: str, file: UploadFile) -> str:
+@router.post("/requests/{ref}/authority", response_model=DecisionResultBody)
+async def agent_authority(
+    ref: Reference,
+    svc: ServicesDep,
+    who: Annotated[Staff, Depends(staff(OPERATOR))],
+    file: Annotated[UploadFile, File(description="the signed permission or power of attorney")],
+) -> DecisionResultBody:
+    """An operator files the agent's proof of authority (received by post or email). Stored
+    encrypted as it streams in; removed again if the case does not take it."""
+    check_reference(ref)
+    attachment = await asyncio.to_thread(_store_upload, svc.blobs, ref, "agent-authority.bin", file)
+    doc = AuthorityDocument(document=attachment, via=f"staff:{who.actor(OPERATOR)}")
+    try:
+        await _update(svc, ref, DataSubjectRequest.provide_authority, doc, "authority")
+    except HTTPException:
+        await asyncio.to_thread(svc.blobs.delete, attachment)
+        raise
+    return await _state(svc, ref, "proof of authority filed")
+
+
+async def _state(svc: Services, ref: str, message: str) -> DecisionResultBody:
+    client = await svc.client()
+    try:
+        snap = await client.get_workflow_handle(ref).query(
+            DataSubjectRequest.snapshot, rpc_timeout=RPC_TIMEOUT
+        )
+    except RPCError as e:
+        raise engine_error(e, ref) from None
+    return DecisionResultBody(stage=snap.stage, due=snap.due, message=message)
+
+
+def _store_upload(blobs: BlobStore, ref: str, name: str, file: UploadFile) -> str:
     size = 0
     try:
-        with blobs.open_writer(ref, f"{system}-manual.bin") as writer:
+        with blobs.open_writer(ref, name) as writer:
             while chunk := file.file.read(1024 * 1024):
                 size += len(chunk)
                 if size > MAX_UPLOAD_BYTES:
@@ -413,21 +468,28 @@ def _store_upload(blobs: BlobStore, ref: str, system: str, file: UploadFile) -> 
     if size == 0:
         blobs.delete(writer.ref)
         raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, detail='the upload is empty: answer "nothing held" instead'
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="the upload is empty"
+            + (': answer "nothing held" instead' if name.endswith("-manual.bin") else ""),
         )
     return writer.ref
 
 
 async def _execute(svc: Services, ref: str, decision: Decision) -> DecisionResultBody:
+    result: DecisionResult = await _update(svc, ref, DataSubjectRequest.decide, decision, decision.kind.value)
+    log.info("decision taken", reference=ref, kind=decision.kind.value, actor=decision.actor)
+    return DecisionResultBody(stage=result.stage, due=result.due, message=result.message)
+
+
+async def _update(svc: Services, ref: str, update: Any, arg: Any, what: str) -> Any:
+    """Run an Update on the case; the workflow's validator's refusal is a 409 with its words."""
     client = await svc.client()
     try:
-        result = await client.get_workflow_handle(ref).execute_update(
-            DataSubjectRequest.decide, decision, rpc_timeout=UPDATE_TIMEOUT
-        )
+        return await client.get_workflow_handle(ref).execute_update(update, arg, rpc_timeout=UPDATE_TIMEOUT)
     except WorkflowUpdateFailedError as e:
         if isinstance(e.cause, ApplicationError):
             raise HTTPException(status.HTTP_409_CONFLICT, detail=e.cause.message) from None
-        log.error("decision failed", reference=ref, kind=decision.kind.value, error=type(e.cause).__name__)
+        log.error("update failed", reference=ref, kind=what, error=type(e.cause).__name__)
         raise HTTPException(
             status.HTTP_502_BAD_GATEWAY, detail="the decision could not be carried out; retry"
         ) from None
@@ -435,8 +497,6 @@ async def _execute(svc: Services, ref: str, decision: Decision) -> DecisionResul
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=ENGINE_UNREACHABLE) from None
     except RPCError as e:
         raise engine_error(e, ref) from None
-    log.info("decision taken", reference=ref, kind=decision.kind.value, actor=decision.actor)
-    return DecisionResultBody(stage=result.stage, due=result.due, message=result.message)
 
 
 @router.get("/requests/{ref}/audit")

@@ -40,10 +40,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from console.api import UPDATE_TIMEOUT, EngineUnavailable, Services
+from console.uploads import MAX_DOCUMENT_BYTES, UploadRefused, read_upload
 from dsar.guard import GuardStore
 from dsar.links import PROVIDABLE_KINDS, REFERENCE_RE, LinkClaims, LinkRefused, check_link
 from dsar.logs import get_logger
-from dsar.model import Decision, DecisionKind, ProvidedIdentifiers, RequestType
+from dsar.model import AuthorityDocument, Decision, DecisionKind, ProvidedIdentifiers, RequestType
+from dsar.store import CaseStore
 from workflows.request import DataSubjectRequest
 
 log = get_logger("dsar.public")
@@ -61,6 +63,7 @@ MAX_VALUE_LENGTH = 200
 HONEYPOT = "website"
 #: The Update the workflow takes the form's identifiers through.
 PROVIDE_UPDATE = "provide_identifiers"
+AUTHORITY_UPDATE = "provide_authority"
 PERSON_ACTOR = "person:link"
 
 #: Identifier kind -> what the form calls it, a hint, the browser's autocomplete token, the input
@@ -269,9 +272,23 @@ async def _refused(
     reference = ref if REFERENCE_RE.match(ref) else None
     purpose = refusal.purpose or page
     await asyncio.to_thread(guard.record_refusal, reference, purpose, refusal.reason)
+    if reference is not None:
+        await asyncio.to_thread(
+            _audit_refusal, _services(request).store, reference, page, purpose, refusal.reason
+        )
     log.warning("link refused", reference=reference, page=page, reason=refusal.reason)
     code, title, paragraphs = REFUSALS[refusal.reason]
     return await _message(request, code, title, paragraphs)
+
+
+def _audit_refusal(store: CaseStore, reference: str, page: str, purpose: str, reason: str) -> None:
+    """A refused link on a case we hold goes into that case's hash-chained trail too, where a
+    reviewer or regulator reads the case (the guard keeps every refusal, known case or not)."""
+    if store.get(reference) is None:
+        return
+    store.append_audit(
+        reference, "link:refused", "public", reason=reason, details={"page": page, "purpose": purpose}
+    )
 
 
 async def _check(request: Request, ref: str, token: str, page: str) -> LinkClaims | Response:
@@ -629,6 +646,75 @@ async def provide_submit(request: Request, ref: str) -> Response:
         status.HTTP_200_OK,
         "Thank you, we have received it",
         ("We will write to you by email about your request.",),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# An agent's proof of authority
+
+
+async def _authority_form(
+    request: Request, claims: LinkClaims, token: str, status_code: int, error: str = ""
+) -> Response:
+    return await _page(
+        request,
+        "authority.html",
+        status_code,
+        title="Upload your proof of authority",
+        reference=claims.reference,
+        error=error,
+        has_errors=bool(error),
+        honeypot=HONEYPOT,
+        max_mb=MAX_DOCUMENT_BYTES // (1024 * 1024),
+        action=f"/r/{quote(claims.reference, safe='')}/authority?t={quote(token, safe='')}",
+    )
+
+
+@router.get("/r/{ref}/authority", response_class=HTMLResponse)
+@_limited(GET_LIMIT)
+async def authority_page(request: Request, ref: str, t: str = "") -> Response:
+    """Where an agent uploads the permission the person signed, or a power of attorney."""
+    claims = await _check(request, ref, t, "authority")
+    if isinstance(claims, Response):
+        return claims
+    return await _authority_form(request, claims, t, status.HTTP_200_OK)
+
+
+@router.post("/r/{ref}/authority", response_class=HTMLResponse)
+@_limited(POST_LIMIT)
+async def authority_submit(request: Request, ref: str, t: str = "") -> Response:
+    """Check the link before reading the upload; store the document encrypted; tell the case.
+    The token rides in the form's action URL, so a forged link costs no upload."""
+    claims = await _check(request, ref, t, "authority")
+    if isinstance(claims, Response):
+        return claims
+    try:
+        upload = await read_upload(request)
+        if upload.fields.get(HONEYPOT, ""):
+            log.warning("public form honeypot filled", reference=claims.reference)
+            raise UploadRefused("This form could not be sent. Please go back and send it again.", 400)
+        document = upload.document("document")
+    except UploadRefused as e:
+        return await _authority_form(request, claims, t, e.status, error=str(e))
+    assert document is not None
+    refused = await _use(request, claims)
+    if refused is not None:
+        return refused
+    blobs = _services(request).blobs
+    attachment = await asyncio.to_thread(
+        blobs.put, document, case=claims.reference, name="agent-authority.bin"
+    )
+    failed = await _send_update(
+        request, claims, AUTHORITY_UPDATE, AuthorityDocument(document=attachment, via="link")
+    )
+    if failed is not None:
+        await asyncio.to_thread(blobs.delete, attachment)
+        return failed
+    return await _message(
+        request,
+        status.HTTP_200_OK,
+        "Thank you, we have received it",
+        ("We will check it and write to you by email about the request.",),
     )
 
 

@@ -119,8 +119,13 @@ def cmd_submit(args: argparse.Namespace) -> int:
         "regime": args.regime,
         "identifiers": identifiers,
         "channel": args.channel,
-        "by_agent": args.by_agent,
     }
+    if args.agent_email or args.agent_name:
+        body["agent"] = {
+            "name": args.agent_name or "",
+            "email": args.agent_email or "",
+            "authority": "power_of_attorney" if args.power_of_attorney else "written_permission",
+        }
     if args.idempotency_key:
         body["idempotency_key"] = args.idempotency_key
     _print_json(api_call("POST", "/api/v1/requests", json_body=body))
@@ -278,7 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--id", dest="identifier", action="append", metavar="KIND=VALUE", help="any other identifier"
     )
     p.add_argument("--channel", default=Channel.API.value, choices=[c.value for c in Channel])
-    p.add_argument("--by-agent", action="store_true", help="made by an authorised agent")
+    p.add_argument("--agent-name", help="made by an authorised agent: the agent's name")
+    p.add_argument("--agent-email", help="the agent's own email address (letters go there)")
+    p.add_argument(
+        "--power-of-attorney",
+        action="store_true",
+        help="the agent holds a power of attorney (read by an operator)",
+    )
     p.add_argument("--idempotency-key", help="the same key reaches the same case")
 
     p = add("status", cmd_status, "show a case (its snapshot)")

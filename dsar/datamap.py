@@ -77,6 +77,7 @@ _VERIFICATION_KEYS = frozenset(
     {
         "automatic",
         "points",
+        "sensitive_points",
         "declaration",
         "confirm_erasure",
         "agents",
@@ -108,10 +109,13 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
             "erasure",
             "restriction",
             "transaction",
+            "sensitive",
         }
     ),
-    "s3": frozenset({"prefix", "format", "identity", "description", "defaults", "fields", "erasure"}),
-    "manual": frozenset({"description", "defaults", "fields"}),
+    "s3": frozenset(
+        {"prefix", "format", "identity", "description", "defaults", "fields", "erasure", "sensitive"}
+    ),
+    "manual": frozenset({"description", "defaults", "fields", "sensitive"}),
 }
 _FIELD_KEYS = frozenset(
     {"category", "purpose", "legal_basis", "retention", "description", "recipients", "source", "erasure"}
@@ -231,6 +235,10 @@ class EntityConfig:
     #: (``recordings/{customer_id}/``), and how object contents are read
     prefix: str = ""
     format: str = "binary"
+    #: data whose disclosure, deletion or correction by an impostor would do serious harm
+    #: (health, finances, photographs, precise location): a person registered in a system
+    #: holding it is verified to the higher standard (``VerificationPolicy.points_sensitive``)
+    sensitive: bool = False
     #: "demo/dsar.yaml line 42", for later errors about this entity (a missing table, ...)
     origin: str = field(default="", compare=False, repr=False)
 
@@ -331,6 +339,15 @@ DEFAULT_POINTS: dict[str, dict[str, int]] = {
     "default": {"default": 2},
 }
 
+#: Points needed instead when the person is registered in a system holding sensitive data
+#: (an entity marked ``sensitive``): CCPA 11 CCR §7062 asks a "reasonably high" degree for
+#: deleting or correcting sensitive information; the ICO and the EDPB expect stronger checks
+#: for special-category and financial data whatever the request. Never lowers ``points``.
+DEFAULT_SENSITIVE_POINTS: dict[str, dict[str, int]] = {
+    "CCPA": {"erasure": 3, "rectification": 3},
+    "default": {"default": 3},
+}
+
 
 @dataclass(frozen=True)
 class VerificationPolicy:
@@ -341,6 +358,10 @@ class VerificationPolicy:
     automatic: bool = True
     #: regime (or "default") -> request type (or "default") -> points needed
     points: dict[str, dict[str, int]] = field(default_factory=lambda: dict(DEFAULT_POINTS))
+    #: the same shape, for a person registered in a system holding sensitive data
+    points_sensitive: dict[str, dict[str, int]] = field(
+        default_factory=lambda: dict(DEFAULT_SENSITIVE_POINTS)
+    )
     #: regimes where 3 points also need a signed declaration (CCPA 11 CCR §7062(b))
     declaration: tuple[str, ...] = ("CCPA",)
     #: an erasure requested online is confirmed by the person from the address on file
@@ -354,13 +375,20 @@ class VerificationPolicy:
     #: how long a confirmation or form link stays valid
     link_valid_hours: int = 72
 
-    def points_needed(self, regime: str, request_type: str) -> int:
-        table = self.points.get(regime) or self.points.get("default") or {}
-        fallback = self.points.get("default", {}).get("default", 2)
-        return table.get(request_type, table.get("default", fallback))
+    def points_needed(self, regime: str, request_type: str, sensitive: bool = False) -> int:
+        needed = _lookup(self.points, regime, request_type, 2)
+        if sensitive and needed > 0:  # a request needing no check (an opt-out) stays so
+            needed = max(needed, _lookup(self.points_sensitive, regime, request_type, needed))
+        return needed
 
-    def needs_declaration(self, regime: str, request_type: str) -> bool:
-        return regime in self.declaration and self.points_needed(regime, request_type) >= 3
+    def needs_declaration(self, regime: str, request_type: str, sensitive: bool = False) -> bool:
+        return regime in self.declaration and self.points_needed(regime, request_type, sensitive) >= 3
+
+
+def _lookup(table: dict[str, dict[str, int]], regime: str, request_type: str, fallback: int) -> int:
+    """regime's row (else the default row), then the type (else the row's default)."""
+    row = table.get(regime) or table.get("default") or {}
+    return row.get(request_type, row.get("default", table.get("default", {}).get("default", fallback)))
 
 
 @dataclass(frozen=True)
@@ -509,27 +537,8 @@ class _Loader:
     def verification(self, node: Node) -> VerificationPolicy:
         path = "verification"
         items = self.mapping(node, path, _VERIFICATION_KEYS)
-        points = {k: dict(v) for k, v in DEFAULT_POINTS.items()}
-        if "points" in items:
-            regimes = {r.value for r in Regime} | {"default"}
-            types = {t.value for t in RequestType} | {"default"}
-            for regime, (k, v) in self.mapping(items["points"][1], f"{path}.points").items():
-                if regime not in regimes:
-                    self.fail(
-                        k,
-                        f"{path}.points",
-                        f"unknown regime '{regime}' (expected one of: {', '.join(sorted(regimes))})",
-                    )
-                for request_type, (tk, tv) in self.mapping(v, f"{path}.points.{regime}").items():
-                    where = f"{path}.points.{regime}.{request_type}"
-                    if request_type not in types:
-                        self.fail(
-                            tk, where, f"unknown request type (expected one of: {', '.join(sorted(types))})"
-                        )
-                    value = self.text(tv, where)
-                    if value not in ("0", "1", "2", "3", "4", "5"):
-                        self.fail(tv, where, f"expected a number of points from 0 to 5, got '{value}'")
-                    points.setdefault(regime, {})[request_type] = int(value)
+        points = self.points_table(items, "points", DEFAULT_POINTS)
+        sensitive_points = self.points_table(items, "sensitive_points", DEFAULT_SENSITIVE_POINTS)
         declaration: tuple[str, ...] = ("CCPA",)
         if "declaration" in items:
             declaration = self.texts(items["declaration"][1], f"{path}.declaration")
@@ -540,6 +549,7 @@ class _Loader:
         return VerificationPolicy(
             automatic=self.flag(items["automatic"][1], f"{path}.automatic") if "automatic" in items else True,
             points=points,
+            points_sensitive=sensitive_points,
             declaration=declaration,
             confirm_erasure=self.flag(items["confirm_erasure"][1], f"{path}.confirm_erasure")
             if "confirm_erasure" in items
@@ -550,6 +560,31 @@ class _Loader:
             lockout_minutes=self.count(items, "lockout_minutes", path, 60),
             link_valid_hours=self.count(items, "link_valid_hours", path, 72),
         )
+
+    def points_table(
+        self, items: dict[str, tuple[Node, Node]], key: str, defaults: dict[str, dict[str, int]]
+    ) -> dict[str, dict[str, int]]:
+        """regime (or default) -> request type (or default) -> points, over the defaults."""
+        path = f"verification.{key}"
+        points = {k: dict(v) for k, v in defaults.items()}
+        if key not in items:
+            return points
+        regimes = {r.value for r in Regime} | {"default"}
+        types = {t.value for t in RequestType} | {"default"}
+        for regime, (k, v) in self.mapping(items[key][1], path).items():
+            if regime not in regimes:
+                expected = ", ".join(sorted(regimes))
+                self.fail(k, path, f"unknown regime '{regime}' (expected one of: {expected})")
+            for request_type, (tk, tv) in self.mapping(v, f"{path}.{regime}").items():
+                where = f"{path}.{regime}.{request_type}"
+                if request_type not in types:
+                    expected = ", ".join(sorted(types))
+                    self.fail(tk, where, f"unknown request type (expected one of: {expected})")
+                value = self.text(tv, where)
+                if value not in ("0", "1", "2", "3", "4", "5"):
+                    self.fail(tv, where, f"expected a number of points from 0 to 5, got '{value}'")
+                points.setdefault(regime, {})[request_type] = int(value)
+        return points
 
     def flag(self, node: Node, path: str) -> bool:
         value = self.text(node, path).lower()
@@ -914,6 +949,7 @@ class _Loader:
             transaction=transaction,
             prefix=prefix,
             format=fmt,
+            sensitive="sensitive" in items and self.flag(items["sensitive"][1], f"{path}.sensitive"),
             origin=self.where(key_node),
         )
         return entity, relation_node

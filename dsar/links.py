@@ -47,6 +47,7 @@ PURPOSES: dict[str, str] = {
     "confirm_erasure": "confirm",
     "confirm_agent": "confirm",
     "provide_identifiers": "provide",
+    "provide_authority": "authority",  # an agent uploads their signed permission
 }
 PAGES = frozenset(PURPOSES.values())
 

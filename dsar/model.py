@@ -187,6 +187,38 @@ class CasePolicy:
     small_agent: bool = False
 
 
+class AgentAuthority(StrEnum):
+    """What entitles someone to act for the person (CCPA 11 CCR §7063; ICO: evidence of
+    entitlement). A power of attorney is read by an operator; signed permission also has the
+    person verify and confirm directly, as the data map's ``verification.agents`` says."""
+
+    WRITTEN_PERMISSION = "written_permission"
+    POWER_OF_ATTORNEY = "power_of_attorney"
+
+
+@dataclass
+class AgentDetails:
+    """Who makes a request for someone else. Personal data (the codec encrypts it in history);
+    letters about the request go to the agent, identity checks to the person."""
+
+    name: str
+    email: str
+    authority: AgentAuthority = AgentAuthority.WRITTEN_PERMISSION
+    organisation: str = ""
+    #: blob reference of the signed permission or power of attorney, when it came with the
+    #: request (a form upload, an email attachment); otherwise the case asks the agent for it
+    document: str | None = None
+
+
+@dataclass
+class AuthorityDocument:
+    """The agent's signed permission or power of attorney, stored encrypted in the blob store:
+    the ``provide_authority`` Update (from the agent's upload link, intake, or an operator)."""
+
+    document: str  # blob reference
+    via: str = "link"  # "link", "intake", or "staff:<who>"
+
+
 @dataclass
 class CaseInput:
     """What the workflow starts with. Identifiers are personal data: the payload codec
@@ -199,7 +231,8 @@ class CaseInput:
     received_at: datetime
     identifiers: dict[str, str]
     policy: CasePolicy
-    by_agent: bool = False
+    by_agent: bool = False  # kept for cases started before ``agent``; intake sets both
+    agent: AgentDetails | None = None
 
 
 @dataclass
@@ -230,6 +263,10 @@ class IdentityCheck:
     rounds: int = 0  # matching rounds so far (the first, then one per answer from the person)
     locked: bool = False  # too many failed attempts: an operator decides
     confirmation: str = ""  # "", "sent", "confirmed": a link to the address on file
+    #: an agent's request: "written_permission" or "power_of_attorney", and where its proof
+    #: stands: "", "requested" (asked of the agent), "received"
+    agent_authority: str = ""
+    authority: str = ""
 
 
 @dataclass

@@ -53,7 +53,7 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
@@ -93,6 +93,8 @@ class MatchReport:
     split: bool  # supplied identifiers match different people (A's email, B's phone)
     ambiguous: bool  # two or more persons tie on the best points
     reason: str
+    #: the systems that person is registered in (how sensitive their data may be)
+    systems: list[str] = field(default_factory=list)
 
 
 def match_identity(supplied: dict[str, str], candidates: list[Candidate], region: str = "GB") -> MatchReport:
@@ -152,6 +154,7 @@ def match_identity(supplied: dict[str, str], candidates: list[Candidate], region
         split=bool(elsewhere),
         ambiguous=False,
         reason=reason,
+        systems=sorted({c.system for c, _ in person.members}),
     )
 
 

@@ -8,6 +8,7 @@ Message-ID, the same API key) reaches the same case instead of opening a second 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
@@ -20,8 +21,19 @@ from temporalio.common import (
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
+from dsar.blobs import BlobStore
 from dsar.clock import ClockPolicy, StatutoryClock, primary_kind
-from dsar.model import CaseInput, CasePolicy, Channel, IdentifierKind, Regime, RequestType, Stage
+from dsar.model import (
+    AgentAuthority,
+    AgentDetails,
+    CaseInput,
+    CasePolicy,
+    Channel,
+    IdentifierKind,
+    Regime,
+    RequestType,
+    Stage,
+)
 from dsar.settings import Settings
 from dsar.store import CaseStore, NewCase
 from dsar.timeutil import end_of_day, local_date
@@ -51,6 +63,11 @@ class NewRequest:
     received_at: datetime | None = None  # default: now
     by_agent: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    #: someone acting for the person (their own contact details, the authority they claim)
+    agent: AgentDetails | None = None
+    #: the agent's signed permission or power of attorney, when it came with the request; it
+    #: is stored encrypted in the blob store before the case starts, so it is never asked for
+    authority_document: bytes | None = None
 
 
 @dataclass
@@ -80,6 +97,29 @@ def clean_identifiers(raw: dict[str, str]) -> dict[str, str]:
     return out
 
 
+_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+MAX_AGENT_FIELD = 200
+
+
+def clean_agent(agent: AgentDetails | None, by_agent: bool) -> AgentDetails | None:
+    """An agent's own contact details are needed to write to them (never the person's)."""
+    if agent is None:
+        if by_agent:
+            raise IntakeError("an agent's request needs the agent's own name and email address (agent)")
+        return None
+    name, email = agent.name.strip(), agent.email.strip()
+    org = agent.organisation.strip()
+    if not name or not email:
+        raise IntakeError("agent: the agent's name and email address are both needed")
+    if any(len(v) > MAX_AGENT_FIELD or any(ord(c) < 32 for c in v) for v in (name, email, org)):
+        raise IntakeError(
+            f"agent: each field is at most {MAX_AGENT_FIELD} characters, without control characters"
+        )
+    if not _EMAIL.match(email):
+        raise IntakeError("agent: the email address is not valid")
+    return AgentDetails(name=name, email=email, authority=AgentAuthority(agent.authority), organisation=org)
+
+
 def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePolicy:
     return CasePolicy(
         calendar=settings.calendar_for(regime),
@@ -93,9 +133,17 @@ def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePoli
 
 
 async def open_case(
-    client: Client, store: CaseStore, settings: Settings, new: NewRequest, controller: str
+    client: Client,
+    store: CaseStore,
+    settings: Settings,
+    new: NewRequest,
+    controller: str,
+    blobs: BlobStore | None = None,
 ) -> OpenedCase:
     identifiers = clean_identifiers(new.identifiers)
+    agent = clean_agent(new.agent, new.by_agent)
+    if new.authority_document is not None and (agent is None or blobs is None):
+        raise IntakeError("a proof of authority comes with an agent's request (agent)")
     if new.idempotency_key is not None and not (0 < len(new.idempotency_key) <= MAX_KEY_LENGTH):
         raise IntakeError(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
     received_at = (new.received_at or datetime.now(UTC)).astimezone(UTC)
@@ -125,8 +173,13 @@ async def open_case(
         received_at=received_at,
         identifiers=identifiers,
         policy=policy,
-        by_agent=new.by_agent,
+        by_agent=agent is not None,
+        agent=agent,
     )
+    if agent is not None and new.authority_document and created and blobs is not None:
+        agent.document = await asyncio.to_thread(
+            blobs.put, new.authority_document, case=row.reference, name="agent-authority.bin"
+        )
     try:
         await _start(client, settings, case, due, replay=not created)
     except WorkflowAlreadyStartedError:

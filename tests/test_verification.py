@@ -442,3 +442,75 @@ def _no_leaked_env() -> Iterator[None]:
     before = {k for k in os.environ if k.startswith("DSAR_TEST_VERIFICATION_")}
     yield
     assert {k for k in os.environ if k.startswith("DSAR_TEST_VERIFICATION_")} == before
+
+
+# --------------------------------------------------------------------------- sensitive data
+
+
+def _verify_with(
+    map_path: Path, tmp_path: Path, regime: str, request_type: str, ids: dict[str, str]
+) -> object:
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.verify import VerifyActivities, VerifyInput
+    from dsar.guard import GuardStore
+
+    guard = GuardStore(f"sqlite:///{tmp_path / 'guard.db'}", b"k" * 32)
+    activities = VerifyActivities(DataMap.load(map_path), guard)
+    return ActivityEnvironment().run(
+        activities.verify_identity, VerifyInput("DSR-2026-000001", regime, request_type, ids)
+    )
+
+
+@pytest.mark.parametrize(
+    ("regime", "request_type", "plain", "sensitive"),
+    [
+        ("UK_GDPR", "erasure", 2, 3),  # default: the higher standard for any request
+        ("UK_GDPR", "access", 2, 3),
+        ("CCPA", "erasure", 2, 3),  # §7062: deletion of sensitive data, reasonably high
+        ("CCPA", "rectification", 2, 3),
+        ("CCPA", "access", 3, 3),  # specific pieces are 3 anyway
+        ("CCPA", "opt_out_sale_sharing", 0, 0),  # never raised from nothing
+    ],
+)
+def test_a_person_in_a_system_with_sensitive_data_needs_more_points(
+    demo_env: dict[str, str], tmp_path: Path, regime: str, request_type: str, plain: int, sensitive: int
+) -> None:
+    import yaml
+
+    ids = {"name": MARGARET["name"], "email": MARGARET["email"]}
+    base = sql_demo_map()
+    document = yaml.safe_load(base.read_text())
+    if request_type == "opt_out_sale_sharing":
+        document["verification"]["points"] = {"CCPA": {"opt_out_sale_sharing": 0}}
+    plain_map = tmp_path / "plain.yaml"
+    plain_map.write_text(yaml.safe_dump(document, sort_keys=False))
+    document["systems"]["crm"]["entities"]["payments"]["sensitive"] = True
+    sensitive_map = tmp_path / "sensitive.yaml"
+    sensitive_map.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    before = _verify_with(plain_map, tmp_path, regime, request_type, ids)
+    after = _verify_with(sensitive_map, tmp_path, regime, request_type, ids)
+    assert (before.needed, before.sensitive) == (plain, False)  # type: ignore[attr-defined]
+    assert (after.needed, after.sensitive) == (sensitive, True)  # type: ignore[attr-defined]
+    assert after.points == before.points == 2  # type: ignore[attr-defined]
+    assert "sensitive data held" in after.reason  # type: ignore[attr-defined]
+    # Someone unknown to the systems is not "in a sensitive system": nothing to weigh.
+    nobody = _verify_with(sensitive_map, tmp_path, regime, request_type, {"email": "nobody@example.org"})
+    assert nobody.sensitive is False  # type: ignore[attr-defined]
+
+
+def test_sensitive_points_are_validated() -> None:
+    text = (ROOT / "tests" / "data" / "datamaps" / "minimal.yaml").read_text()
+    good = DataMap.parse(text + "verification:\n  sensitive_points:\n    UK_GDPR: {erasure: 4}\n")
+    assert good.verification.points_needed("UK_GDPR", "erasure", sensitive=True) == 4
+    assert good.verification.points_needed("UK_GDPR", "erasure") == 2
+    with pytest.raises(DataMapError, match=r"verification\.sensitive_points: unknown regime 'Mars'"):
+        DataMap.parse(text + "verification:\n  sensitive_points:\n    Mars: {erasure: 3}\n")
+    with pytest.raises(DataMapError, match=r"sensitive: expected true or false"):
+        DataMap.parse(
+            text.replace(
+                "        identity: {email: email}\n",
+                "        identity: {email: email}\n        sensitive: perhaps\n",
+            )
+        )

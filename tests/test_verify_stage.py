@@ -5,6 +5,7 @@ loopback and the tests follow the links in the delivered messages, as the person
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
@@ -21,7 +22,10 @@ from temporalio.worker import Worker
 
 from console.app import create_app
 from demo.seed import MARGARET, NAMESAKE, PETER
+from dsar.blobs import blob_store_from_settings
 from dsar.model import (
+    AgentAuthority,
+    AgentDetails,
     Channel,
     ClockEvent,
     ClockEventType,
@@ -33,6 +37,7 @@ from dsar.model import (
 )
 from dsar.settings import Settings
 from dsar.store import CaseStore
+from intake.service import IntakeError, NewRequest, open_case
 from tests.conftest import ROOT, make_settings
 from tests.test_workflow import at_stage, clock_due, decide, start, wait_until
 from workflows.request import DataSubjectRequest
@@ -71,7 +76,7 @@ async def person(
         yield client
 
 
-def mail_to(smtp_server: object, address: str, subject_part: str, timeout: float = 10) -> EmailMessage:
+async def mail_to(smtp_server: object, address: str, subject_part: str, timeout: float = 30) -> EmailMessage:
     """The latest letter to ``address`` whose subject has ``subject_part`` (waiting a little:
     letters leave when the workflow gets to them)."""
     deadline = time.monotonic() + timeout
@@ -84,7 +89,7 @@ def mail_to(smtp_server: object, address: str, subject_part: str, timeout: float
         if found:
             return found[-1]  # type: ignore[no-any-return]
         assert time.monotonic() < deadline, f"no letter '{subject_part}' to the address"
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
 
 
 def link_in(message: EmailMessage) -> str:
@@ -133,7 +138,7 @@ async def test_short_points_ask_for_more_through_a_form_and_the_answer_verifies(
     h = await start(ts_env, store, settings, regime=Regime.CCPA, identifiers=ids)
     s = await wait_until(h, lambda s: s.waiting_for == "person: identity")
     due_before = s.due
-    letter = mail_to(smtp_server, MARGARET["email"], "a little more information")
+    letter = await mail_to(smtp_server, MARGARET["email"], "a little more information")
     body = letter.get_content()
     assert "1 more piece(s)" in body
     for held in (MARGARET["phone"], "7911", MARGARET["postcode"], MARGARET["date_of_birth"]):
@@ -175,7 +180,7 @@ async def test_online_erasure_is_confirmed_from_the_address_on_file_and_the_link
     ids = {"name": MARGARET["name"], "email": typed, "phone": MARGARET["phone"]}
     h = await start(ts_env, store, settings, request_type=RequestType.ERASURE, identifiers=ids)
     await wait_until(h, lambda s: s.waiting_for == "person: confirmation")
-    letter = mail_to(smtp_server, MARGARET["email"], "Please confirm your request")
+    letter = await mail_to(smtp_server, MARGARET["email"], "Please confirm your request")
     on_file = str(letter["To"]).strip()
     assert on_file != typed.strip() and on_file.lower() == MARGARET["email"]  # as we hold it
     assert "erase your personal data" in letter.get_content()
@@ -247,12 +252,199 @@ async def test_a_person_who_never_answers_expires_after_the_wait_with_a_letter(
     await wait_until(h, lambda s: s.waiting_for == "person: identity")
     await ts_env.sleep(timedelta(days=settings.wait_for_person_days / 2, hours=1))
     await wait_until(h, lambda s: True)
-    mail_to(smtp_server, MARGARET["email"], "Reminder: we are waiting for information to confirm")
+    await mail_to(smtp_server, MARGARET["email"], "Reminder: we are waiting for information to confirm")
     await ts_env.sleep(timedelta(days=settings.wait_for_person_days / 2))
     s = await at_stage(h, Stage.EXPIRED)
     assert "information to confirm your identity" in (s.outcome or "")
-    mail_to(smtp_server, MARGARET["email"], "")  # letters reached the person
+    await mail_to(smtp_server, MARGARET["email"], "")  # letters reached the person
     assert store.get(h.id).stage == "expired"  # type: ignore[union-attr]
+
+
+# --------------------------------------------------------------------------- authorised agents
+
+AGENT = AgentDetails(name="Priya Shah", email="priya.shah@agents.example.net")
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n% signed permission, Margaret Ellis\n%%EOF\n"
+AUTHORITY_LINK = re.compile(r"http://public\.test/r/DSR-\d{4}-\d+/authority\?t=[A-Za-z0-9._~%-]+")
+
+
+async def start_by_agent(
+    env: WorkflowEnvironment,
+    store: CaseStore,
+    settings: Settings,
+    identifiers: dict[str, str],
+    authority: AgentAuthority = AgentAuthority.WRITTEN_PERMISSION,
+    document: bytes | None = None,
+) -> WorkflowHandle[DataSubjectRequest, str]:
+    opened = await open_case(
+        env.client,
+        store,
+        settings,
+        NewRequest(
+            request_type=RequestType.ACCESS,
+            regime=Regime.UK_GDPR,
+            identifiers=identifiers,
+            received_at=await env.get_current_time(),
+            agent=AgentDetails(AGENT.name, AGENT.email, authority),
+            authority_document=document,
+        ),
+        controller="Northwind Post & Mobile",
+        blobs=blob_store_from_settings(settings),
+    )
+    return env.client.get_workflow_handle_for(DataSubjectRequest.run, opened.reference)
+
+
+async def confirm_as_the_person(smtp_server: object, person: httpx.AsyncClient) -> EmailMessage:
+    letter = await mail_to(smtp_server, MARGARET["email"], "Please confirm your request")
+    assert "on your behalf" in letter.get_content()
+    url = link_in(letter)
+    done = await person.post(url.split("?")[0], data={"t": url.split("t=", 1)[1]})
+    assert done.status_code == 200, done.text
+    return letter
+
+
+def letters_to(smtp_server: object, address: str) -> list[str]:
+    return [str(m["Subject"]) for m in smtp_server.messages if address in str(m["To"]).lower()]  # type: ignore[attr-defined]
+
+
+FULL = {k: MARGARET[k] for k in ("name", "email", "phone")}
+
+#: (id, authority, document with the request, identifiers, what happens)
+AGENT_SCENARIOS = [
+    ("permission-with-request-person-confirms", AgentAuthority.WRITTEN_PERMISSION, PDF, FULL, "confirm"),
+    (
+        "no-permission-agent-uploads-then-person-confirms",
+        AgentAuthority.WRITTEN_PERMISSION,
+        None,
+        FULL,
+        "upload",
+    ),
+    ("no-permission-never-sent-expires", AgentAuthority.WRITTEN_PERMISSION, None, FULL, "expire"),
+    ("power-of-attorney-goes-to-an-operator", AgentAuthority.POWER_OF_ATTORNEY, PDF, FULL, "operator"),
+    (
+        "short-points-person-asked-directly",
+        AgentAuthority.WRITTEN_PERMISSION,
+        PDF,
+        {"email": MARGARET["email"]},
+        "direct",
+    ),
+]
+
+
+@pytest.mark.parametrize(("authority", "document", "ids", "path"), [r[1:] for r in AGENT_SCENARIOS],
+                         ids=[r[0] for r in AGENT_SCENARIOS])  # fmt: skip
+async def test_an_agents_request(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    smtp_server: object,
+    person: httpx.AsyncClient,
+    authority: AgentAuthority,
+    document: bytes | None,
+    ids: dict[str, str],
+    path: str,
+) -> None:
+    h = await start_by_agent(ts_env, store, settings, ids, authority, document)
+    # Letters about the request go to the agent, never the person's details to the agent.
+    ack = await mail_to(smtp_server, AGENT.email, "We have received your request")
+    assert "Dear Priya Shah" in ack.get_content()
+    if document is None:
+        s = await wait_until(h, lambda s: s.waiting_for == "person: authority")
+        asked = await mail_to(smtp_server, AGENT.email, "Please send proof of your authority")
+        match = AUTHORITY_LINK.search(asked.get_content())
+        assert match, "no upload link in the letter to the agent"
+        assert (await identity(h))["authority"] == "requested"
+        assert any(e.type == ClockEventType.AUTHORITY_REQUESTED for e in s.clock_events)
+        if path == "expire":
+            await ts_env.sleep(timedelta(days=settings.wait_for_person_days, hours=1))
+            s = await at_stage(h, Stage.EXPIRED)
+            assert "proof of your authority to act" in (s.outcome or "")
+            await mail_to(smtp_server, AGENT.email, "Your request has been closed")
+            assert not letters_to(smtp_server, MARGARET["email"])  # nothing went to the person
+            return
+        url = match.group(0)
+        page = await person.get(url)
+        assert (
+            page.status_code == 200
+            and 'type="file"' in page.text
+            and 'enctype="multipart/form-data"' in page.text
+        )
+        wrong = await person.post(
+            url, files={"document": ("permission.pdf", b"MZ\x90\x00 not a pdf", "application/pdf")}
+        )
+        assert wrong.status_code == 415 and "must be a PDF, JPEG or PNG" in wrong.text
+        sent = await person.post(url, files={"document": ("permission.pdf", PDF, "application/pdf")})
+        assert sent.status_code == 200, sent.text
+        again = await person.post(url, files={"document": ("permission.pdf", PDF, "application/pdf")})
+        assert again.status_code in (400, 410) and "already been used" in again.text.lower()
+        s = await wait_until(h, lambda s: s.waiting_for != "person: authority")
+        assert any(e.type == ClockEventType.AUTHORITY_RECEIVED for e in s.clock_events)
+    trail = store.audit_trail(h.id)
+    received = next(e for e in trail if e.action == "agent:authority_received") if document is None else None
+    if received is not None:
+        blobs = blob_store_from_settings(settings)
+        assert blobs.get(received.details["document"]) == PDF  # kept, encrypted at rest
+    if path in ("confirm", "upload"):
+        await confirm_as_the_person(smtp_server, person)
+        s = await at_stage(h, Stage.REVIEWING)
+        assert "confirmed by the person from the address on file" in s.results["verifying"]
+        assert (await identity(h))["authority"] == "received"
+    elif path == "operator":
+        s = await wait_until(h, lambda s: s.waiting_for == "operator: identity check")
+        assert "power of attorney" in (await identity(h))["reason"]
+        assert not letters_to(smtp_server, MARGARET["email"])  # §7063(b): no direct confirmation
+        await decide(h, DecisionKind.VERIFY, reason="power of attorney read: registered LPA, in date")
+        await at_stage(h, Stage.REVIEWING)
+    elif path == "direct":
+        await wait_until(h, lambda s: s.waiting_for == "person: identity")
+        letter = await mail_to(smtp_server, MARGARET["email"], "a little more information")
+        assert "on your behalf" in letter.get_content()
+        assert not [m for m in letters_to(smtp_server, AGENT.email) if "more information" in m]
+    assert AGENT.email not in str([(e.reason, e.details) for e in store.audit_trail(h.id)])
+
+
+async def test_an_agent_without_contact_details_is_refused_at_intake(
+    ts_env: WorkflowEnvironment, store: CaseStore, settings: Settings
+) -> None:
+    for agent, message in (
+        (AgentDetails("Priya Shah", "not an address"), "email address is not valid"),
+        (AgentDetails("", AGENT.email), "name and email address are both needed"),
+    ):
+        with pytest.raises(IntakeError, match=message):
+            await open_case(
+                ts_env.client, store, settings,
+                NewRequest(RequestType.ACCESS, Regime.UK_GDPR, FULL, agent=agent), controller="Northwind",
+            )  # fmt: skip
+    with pytest.raises(IntakeError, match="agent's own name and email"):
+        await open_case(
+            ts_env.client, store, settings,
+            NewRequest(RequestType.ACCESS, Regime.UK_GDPR, FULL, by_agent=True), controller="Northwind",
+        )  # fmt: skip
+
+
+async def test_a_refused_link_is_in_the_cases_audit_trail(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    smtp_server: object,
+    person: httpx.AsyncClient,
+) -> None:
+    h = await start_by_agent(ts_env, store, settings, FULL)
+    await wait_until(h, lambda s: s.waiting_for == "person: authority")
+    url = AUTHORITY_LINK.search(
+        (await mail_to(smtp_server, AGENT.email, "proof of your authority")).get_content()
+    )
+    assert url
+    head, token = url.group(0).split("t=", 1)
+    forged = await person.post(
+        head + "t=" + token[:-4] + "AAAA", files={"document": ("p.pdf", PDF, "application/pdf")}
+    )
+    assert forged.status_code in (400, 403) and "document" not in forged.text
+    refusals = [e for e in store.audit_trail(h.id) if e.action == "link:refused"]
+    assert [(e.reason, e.details["page"]) for e in refusals] == [("altered", "authority")]
+    assert store.verify_chain(h.id).ok
+    assert (await identity(h))["authority"] == "requested"  # nothing was taken
 
 
 __all__ = ["Channel"]

@@ -41,6 +41,9 @@ with workflow.unsafe.imports_passed_through():
         FINAL_STAGES,
         OPEN_STAGES,
         UNVERIFIED_TYPES,
+        AgentAuthority,
+        AgentDetails,
+        AuthorityDocument,
         CaseInput,
         Channel,
         ClockEvent,
@@ -62,6 +65,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows.rules import (
         ALLOWED,
         ANSWERS,
+        AUTHORITY_TEXT,
         BREACHED_ATTR,
         CONFIRMATION_TEXT,
         DUE_ATTR,
@@ -120,6 +124,13 @@ class DataSubjectRequest:
         self._manual_answers: dict[str, SystemResult] = {}  # manual system -> its searcher's answer
         self._identifiers = dict(case.identifiers)  # what the person gave, and later added
         self._identity = IdentityCheck()
+        agent = case.agent
+        if agent is not None:
+            self._identity.agent_authority = agent.authority.value
+        #: the agent's proof of authority is on the case (uploaded, or recorded by an operator)
+        self._authority_received = agent is not None and agent.document is not None
+        if self._authority_received:
+            self._identity.authority = "received"
         self._provided = 0  # bumped when the person sends more identifiers
         self._confirmed = False  # the person confirmed through the link
         self._matching = False  # the identity match is running
@@ -150,6 +161,9 @@ class DataSubjectRequest:
         try:
             await self._acknowledge()
             if case.request_type in UNVERIFIED_TYPES:
+                if case.agent is not None:  # no identity check, but someone else's say-so is not enough
+                    await self._move(Stage.VERIFYING)
+                    await self._check_authority(case.agent)
                 self._results["verifying"] = "not required: opt-out and limit requests need no verification"
             else:
                 await self._verify()
@@ -203,6 +217,8 @@ class DataSubjectRequest:
         (an erasure asked for online, an agent's request). An operator may decide at any time
         the case is not waiting for the person; after too many failed rounds only they can."""
         await self._move(Stage.VERIFYING)
+        if self._case.agent is not None:
+            await self._check_authority(self._case.agent)
         check = self._identity
         failures = 0  # rounds in which something given did not match
         while not self._verified:
@@ -239,8 +255,12 @@ class DataSubjectRequest:
                 await self._wait_for(lambda: self._verified)
                 break
             enough = outcome.points >= outcome.needed and outcome.person is not None
-            if enough and not outcome.automatic:
-                check.reason += "; an operator decides (automatic verification is off)"
+            if enough and (not outcome.automatic or self._power_of_attorney()):
+                check.reason += (
+                    "; power of attorney: an operator reads the document and decides"
+                    if self._power_of_attorney()
+                    else "; an operator decides (automatic verification is off)"
+                )
                 self._publish()
                 await self._wait_for(lambda: self._verified)
                 break
@@ -292,9 +312,55 @@ class DataSubjectRequest:
         )
         return result
 
+    def _power_of_attorney(self) -> bool:
+        agent = self._case.agent
+        return agent is not None and agent.authority == AgentAuthority.POWER_OF_ATTORNEY
+
+    async def _check_authority(self, agent: AgentDetails) -> None:
+        """An agent's request: the signed permission or power of attorney first. Asked of the
+        agent, with a secure upload link; the clock follows the regime (UK: restarts when it
+        arrives); no answer in time and the case expires, with a letter to the agent."""
+        check = self._identity
+        if not self._authority_received:
+            wait = WAITS[DecisionKind.REQUEST_AUTHORITY]
+            self._awaiting[wait.name] = workflow.now()
+            self._events.append(ClockEvent(wait.asked, self._today().isoformat()))
+            self._clock_version += 1
+            self._changes += 1
+            check.authority = "requested"
+            days = self._case.policy.wait_for_person_days
+            until = local_date(workflow.now() + timedelta(days=days), self._tz)
+            await self._letter(
+                "authority_request",
+                link_purpose="provide_authority",
+                link_hours=str(days * 24),
+                reason=AUTHORITY_TEXT[agent.authority.value],
+                wait_until=until.isoformat(),
+            )
+            await self._record(
+                [self._entry("agent:authority_requested", details={"authority": agent.authority.value})]
+            )
+            self._publish()
+            await self._wait_for(lambda: self._verified or self._authority_received)
+        if self._authority_received:
+            check.authority = "received"
+
+    def _requester(self) -> tuple[str | None, str]:
+        """Who letters about the request go to (address, greeting): the agent, if any."""
+        agent = self._case.agent
+        if agent is not None:
+            return agent.email or None, agent.name or "requester"
+        ids = self._case.identifiers
+        return ids.get("email"), ids.get("name") or "requester"
+
     def _confirmation_purpose(self, outcome: VerifyOutcome) -> str:
         """Which confirmation the request needs from the person, if any."""
-        if self._case.by_agent and outcome.subject_confirms:
+        agent = self._case.agent or (AgentDetails("", "") if self._case.by_agent else None)
+        if (
+            agent is not None
+            and agent.authority == AgentAuthority.WRITTEN_PERMISSION
+            and outcome.subject_confirms
+        ):
             return "confirm_agent"
         online = self._case.channel in (Channel.WEB_FORM, Channel.EMAIL, Channel.API)
         if self._case.request_type == RequestType.ERASURE and online and outcome.confirm_erasure:
@@ -343,8 +409,15 @@ class DataSubjectRequest:
         self._changes += 1
         until = local_date(workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz)
         missing = outcome.needed - outcome.points
+        # An agent's request: the person verifies directly with us, where the policy says so
+        # (CCPA §7063(a)(2)): to the address we hold for them, else the one the agent gave.
+        direct = self._case.agent is not None and outcome.subject_verifies and not self._power_of_attorney()
+        person = (outcome.contact_on_file or self._case.identifiers.get("email")) if direct else None
         await self._letter(
             "identity_more",
+            to=person,
+            greeting=(self._case.identifiers.get("name") or "customer") if direct else "",
+            on_behalf="yes" if direct else "",
             link_purpose="provide_identifiers",
             link_kinds=",".join(outcome.ask_for),
             link_hours=str(self._case.policy.wait_for_person_days * 24),
@@ -489,6 +562,9 @@ class DataSubjectRequest:
         system = task.system
         facts = {"system": system, "instructions": task.instructions}
         await self._letter("manual_search", to=task.owner, **facts)
+        # Recorded: the audit shows when the owner was asked, and the register row's "waiting
+        # for" names the search by hand (the work queue shows what the case is stuck on).
+        await self._record([self._entry("search:manual_requested", details={"system": system})])
         asked = workflow.now()
         escalated = False
         reminders = 0
@@ -715,6 +791,8 @@ class DataSubjectRequest:
         elif d.kind in ANSWERS:
             wait = ANSWERS[d.kind]
             self._awaiting.pop(wait.name, None)
+            if d.kind == DecisionKind.AUTHORITY_RECEIVED:  # e.g. by post: the operator saw it
+                self._authority_received = True
             self._events.append(ClockEvent(wait.answered, today))
             self._clock_version += 1
         self._changes += 1
@@ -759,6 +837,46 @@ class DataSubjectRequest:
         await workflow.wait_condition(lambda: True)
         await self._record([])
         return "received"
+
+    @workflow.update
+    async def provide_authority(self, doc: AuthorityDocument) -> str:
+        """The agent's signed permission or power of attorney arrived (the agent's upload link,
+        an operator's upload). The document stays in the blob store; the audit names its
+        reference, and the clock records its receipt where it was asked for."""
+        self._authority_received = True
+        self._identity.authority = "received"
+        wait = WAITS[DecisionKind.REQUEST_AUTHORITY]
+        if self._awaiting.pop(wait.name, None) is not None:
+            self._events.append(ClockEvent(wait.answered, self._today().isoformat()))
+            self._clock_version += 1
+        self._changes += 1
+        actor = doc.via if doc.via.startswith("staff:") else f"agent:{doc.via}"
+        self._pending.append(
+            self._entry("agent:authority_received", actor=actor, details={"document": doc.document})
+        )
+        self._publish()
+        await workflow.wait_condition(lambda: True)
+        await self._record([])
+        return "received"
+
+    @provide_authority.validator
+    def _validate_authority(self, doc: AuthorityDocument) -> None:
+        if self._case.agent is None:
+            raise ValueError("this request was not made by an agent")
+        if self._ending is not None or self._stage not in (
+            Stage.RECEIVED,
+            Stage.ACKNOWLEDGED,
+            Stage.VERIFYING,
+        ):
+            raise ValueError("this case is not waiting for proof of authority")
+        if self._authority_received:
+            raise ValueError("the proof of authority is already on the case")
+        try:
+            case, _ = parse_ref(doc.document)
+        except ValueError:
+            raise ValueError("the document must be a blob reference") from None
+        if case != self._case.reference:
+            raise ValueError("the document belongs to another case")
 
     @provide_identifiers.validator
     def _validate_provided(self, p: ProvidedIdentifiers) -> None:
@@ -1022,10 +1140,10 @@ class DataSubjectRequest:
         self._seq += 1
         key = f"{self._case.reference}/letter/{kind}/{self._seq}"
         regime = REGIMES[self._case.regime]
-        ids = self._case.identifiers
+        address, greeting = self._requester()
         base = {
             "reference": self._case.reference,
-            "greeting": ids.get("name") or "requester",
+            "greeting": greeting,
             "controller": self._case.policy.controller,
             "request_label": REQUEST_LABELS[self._case.request_type],
             "request_type": self._case.request_type.value,
@@ -1038,7 +1156,9 @@ class DataSubjectRequest:
             "waiting_for": self._waiting_for() or "nothing",
             "clock_note": self._clock_note(kind),
         }
-        recipient = to or (None if kind in TEAM_LETTERS else ids.get("email"))
+        recipient = to or (None if kind in TEAM_LETTERS else address)
+        if not facts.get("greeting"):
+            facts.pop("greeting", None)
         # A letter is a quick hand-off to the mail relay: a local activity, which costs no round
         # trip through the server. A relay that is down is retried with backoff all the same.
         await workflow.execute_local_activity_method(

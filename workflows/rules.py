@@ -126,6 +126,12 @@ SEARCH_RETRY_VERIFY = RetryPolicy(
     non_retryable_error_types=["SystemMisconfigured"],
 )
 
+#: What an agent is asked to send, by the authority they claim (the letter's words).
+AUTHORITY_TEXT = {
+    "written_permission": "a copy of the permission the person signed for you to make this request",
+    "power_of_attorney": "a copy of the power of attorney that lets you act for the person",
+}
+
 #: What the person is asked to confirm, by link purpose (the letter's words).
 CONFIRMATION_TEXT = {
     "confirm_erasure": "that you want us to erase your personal data",
