@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean install bytecode
+.PHONY: run test lint bench clean install bytecode system-packages
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,22 @@ $(STAMP): $(PY) pyproject.toml
 bytecode: $(STAMP)
 	@$(PY) -m compileall -q dsar workflows activities connectors intake console demo worker.py
 
-install: $(STAMP) bytecode
+# Debian packages the tests start as real servers (dovecot: the privacy@ mailbox over IMAP).
+# Installed only when missing, with sudo when not root; the package's own service stays off.
+DEBS := dovecot-imapd:/usr/sbin/dovecot
+# The browser the public form's tests drive through Playwright (never `playwright install`).
+DEBS += chromium:/usr/bin/chromium
+system-packages:
+	@for pair in $(DEBS); do pkg=$${pair%%:*}; bin=$${pair#*:}; \
+	  if [ ! -x "$$bin" ]; then \
+	    echo "installing $$pkg (apt)"; \
+	    SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	    $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$pkg >/dev/null \
+	      || { $$SUDO apt-get update -q >/dev/null && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$pkg >/dev/null; } \
+	      || { echo "could not install $$pkg"; exit 1; }; \
+	  fi; done
+
+install: $(STAMP) bytecode system-packages
 
 ## make run: Temporal dev server + Web UI (8233), worker, HTTP app (8000), demo company. Ctrl-C stops all.
 run: install

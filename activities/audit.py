@@ -43,6 +43,9 @@ class CaseRecord:
     outcome: str | None = None
     closed: bool = False
     entries: list[AuditEntry] = field(default_factory=list)
+    #: set when triage classified the case (the register opened it with a provisional one)
+    request_type: str | None = None
+    regime: str | None = None
 
     def state(self) -> tuple[object, ...]:
         """The row's content, without the time and the entries: equal states need no write."""
@@ -57,6 +60,8 @@ class CaseRecord:
             self.waiting_for,
             self.outcome,
             self.closed,
+            self.request_type,
+            self.regime,
         )
 
 
@@ -71,6 +76,11 @@ class AuditActivities:
             log.info("case recorded", stage=rec.stage, count=len(rec.entries))
 
     def _record(self, rec: CaseRecord) -> None:
+        classified = (
+            {"request_type": rec.request_type, "regime": rec.regime}
+            if rec.request_type and rec.regime
+            else {}
+        )
         self.store.record(
             rec.reference,
             [AuditSpec(e.action, e.actor, e.reason, dict(e.details), event_key=e.key) for e in rec.entries],
@@ -87,4 +97,5 @@ class AuditActivities:
             waiting_for=rec.waiting_for,
             outcome=rec.outcome,
             closed_at=rec.at if rec.closed else None,
+            **classified,
         )

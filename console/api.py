@@ -250,6 +250,9 @@ class DecisionBody(BaseModel):
     ground: str = Field(default="", max_length=MAX_GROUND)
     #: for skip_system and nothing_held: which system (system_found goes through the upload route)
     system: str = Field(default="", max_length=64)
+    #: for classify (a case in triage): what the message asks for
+    request_type: RequestType | None = None
+    regime: Regime | None = None
 
 
 class DecisionResultBody(BaseModel):
@@ -385,6 +388,8 @@ async def decide(
         reason=body.reason.strip(),
         ground=body.ground.strip(),
         system=body.system,
+        request_type=body.request_type.value if body.request_type else "",
+        regime=body.regime.value if body.regime else "",
     )
     return await _execute(svc, ref, decision)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import smtplib
 import tempfile
 from datetime import UTC, datetime
@@ -20,8 +21,13 @@ from typing import Protocol
 
 
 def message_id(key: str) -> str:
-    """A Message-ID that is stable for a letter key and reveals nothing about it."""
-    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@dsar>"
+    """A Message-ID that is stable for a letter key and reveals nothing but the case reference
+    (as the subject does), so that a reply's In-Reply-To leads intake back to its case."""
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
+    reference = key.split("/", 1)[0]
+    if re.fullmatch(r"DSR-\d{4}-\d{6}", reference):
+        return f"<{digest}.{reference}@dsar>"
+    return f"<{digest}@dsar>"
 
 
 def build_message(key: str, sender: str, to: str, subject: str, body: str) -> EmailMessage:

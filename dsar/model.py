@@ -53,6 +53,8 @@ class Channel(StrEnum):
 
 class Stage(StrEnum):
     RECEIVED = "received"
+    #: a message intake could not read as a request: a person classifies it (or refuses it)
+    TRIAGE = "triage"
     ACKNOWLEDGED = "acknowledged"
     VERIFYING = "verifying"
     SEARCHING = "searching"
@@ -72,6 +74,7 @@ FINAL_STAGES = frozenset({Stage.CLOSED, Stage.REJECTED, Stage.WITHDRAWN, Stage.E
 OPEN_STAGES = frozenset(
     {
         Stage.RECEIVED,
+        Stage.TRIAGE,
         Stage.ACKNOWLEDGED,
         Stage.VERIFYING,
         Stage.SEARCHING,
@@ -139,6 +142,7 @@ class DecisionKind(StrEnum):
     SYSTEM_FOUND = "system_found"  # a manual system's searcher uploaded what was found
     NOTHING_HELD = "nothing_held"  # a manual system's searcher found nothing
     PERSON_CONFIRMED = "person_confirmed"  # the person confirmed through a signed link
+    CLASSIFY = "classify"  # triage: say what the message asks for (request type and regime)
 
 
 @dataclass
@@ -154,6 +158,9 @@ class Decision:
     #: for ``system_found``: the blob reference of the upload and how many records it holds
     attachment: str = ""
     records: int = 0
+    #: for ``classify``: what the message turned out to be
+    request_type: str = ""
+    regime: str = ""
 
 
 @dataclass
@@ -185,6 +192,8 @@ class CasePolicy:
     uk_pause_count: str = "inclusive"
     eu_identity_pause: str = "none"
     small_agent: bool = False
+    #: regime -> calendar, for a case in triage: its regime may change when it is classified
+    calendars: dict[str, str] = field(default_factory=dict)
 
 
 class AgentAuthority(StrEnum):
@@ -220,6 +229,19 @@ class AuthorityDocument:
 
 
 @dataclass
+class Correspondence:
+    """A message from the person or their agent about an open case (an email reply): the
+    ``receive_correspondence`` Update. Identifiers and the sender are personal data (the codec
+    encrypts them); the audit records kinds and blob references only."""
+
+    message_id: str  # the case ignores a message it has already taken (a re-run poller)
+    sender: str  # the From address: only the requester's own address can add identifiers
+    original: str  # blob reference of the whole message, encrypted
+    identifiers: dict[str, str] = field(default_factory=dict)
+    document: str | None = None  # blob reference of an attached PDF/JPEG/PNG, if any
+
+
+@dataclass
 class CaseInput:
     """What the workflow starts with. Identifiers are personal data: the payload codec
     encrypts them in history; they never go into ids, memos or search attributes."""
@@ -233,6 +255,9 @@ class CaseInput:
     policy: CasePolicy
     by_agent: bool = False  # kept for cases started before ``agent``; intake sets both
     agent: AgentDetails | None = None
+    #: intake could not tell what the message asks for (no personal data in it): the case
+    #: waits in triage, with a provisional type and regime, until an operator classifies it
+    triage_reason: str = ""
 
 
 @dataclass

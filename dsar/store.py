@@ -63,6 +63,8 @@ SYNCABLE_FIELDS = frozenset(
         "waiting_for",
         "outcome",
         "closed_at",
+        "request_type",
+        "regime",
     }
 )
 
@@ -692,6 +694,10 @@ def _check_field(name: str, value: Any) -> Any:
         return value
     if name == "closed_at":
         return None if value is None else _as_utc(value)
+    if name == "request_type":
+        return RequestType(value).value
+    if name == "regime":
+        return Regime(value).value
     if value is not None and not isinstance(value, str):  # waiting_for, outcome
         raise ValueError(f"sync_case: {name} must be a string or None, not {value!r}")
     return value

@@ -68,6 +68,8 @@ class NewRequest:
     #: the agent's signed permission or power of attorney, when it came with the request; it
     #: is stored encrypted in the blob store before the case starts, so it is never asked for
     authority_document: bytes | None = None
+    #: intake could not tell what the message asks for: a case in triage, with this reason
+    triage_reason: str = ""
 
 
 @dataclass
@@ -77,7 +79,7 @@ class OpenedCase:
     created: bool
 
 
-def clean_identifiers(raw: dict[str, str]) -> dict[str, str]:
+def clean_identifiers(raw: dict[str, str], required: bool = True) -> dict[str, str]:
     kinds = {k.value for k in IdentifierKind}
     out: dict[str, str] = {}
     for kind, value in raw.items():
@@ -92,7 +94,7 @@ def clean_identifiers(raw: dict[str, str]) -> dict[str, str]:
             raise IntakeError(f"identifier {kind!r} contains control characters")
         if value:
             out[kind] = value
-    if not out:
+    if not out and required:
         raise IntakeError("at least one identifier of the person is needed (e.g. email, name, phone)")
     return out
 
@@ -140,7 +142,8 @@ async def open_case(
     controller: str,
     blobs: BlobStore | None = None,
 ) -> OpenedCase:
-    identifiers = clean_identifiers(new.identifiers)
+    # A message in triage may name nobody yet: an operator reads it.
+    identifiers = clean_identifiers(new.identifiers, required=not new.triage_reason)
     agent = clean_agent(new.agent, new.by_agent)
     if new.authority_document is not None and (agent is None or blobs is None):
         raise IntakeError("a proof of authority comes with an agent's request (agent)")
@@ -160,6 +163,8 @@ async def open_case(
     # A replayed intake keeps the original case's facts, whatever this call carried.
     regime, request_type = Regime(row.regime), RequestType(row.request_type)
     policy = case_policy(settings, regime, controller)
+    if new.triage_reason:  # the regime may change when the case is classified
+        policy.calendars = {r.value: settings.calendar_for(r) for r in Regime}
     received_at = row.received_at
     received = local_date(received_at, policy.timezone)
     due = StatutoryClock(regime, request_type, received, [], ClockPolicy.from_case_policy(policy)).due(
@@ -175,6 +180,7 @@ async def open_case(
         policy=policy,
         by_agent=agent is not None,
         agent=agent,
+        triage_reason=new.triage_reason,
     )
     if agent is not None and new.authority_document and created and blobs is not None:
         agent.document = await asyncio.to_thread(

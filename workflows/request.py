@@ -7,7 +7,8 @@ watches the statutory clock and sends reminders, escalates and records a breach;
 the clock's event log (a pause, a restart, an extension) wakes it to recompute.
 
 Stages: received -> acknowledged -> verifying -> searching -> reviewing -> fulfilling ->
-responded -> closed, with exits rejected, withdrawn and expired.
+responded -> closed, with exits rejected, withdrawn and expired. A message intake could not
+read as a request waits in triage first, until an operator classifies it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -48,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         Channel,
         ClockEvent,
         ClockEventType,
+        Correspondence,
         Decision,
         DecisionKind,
         DecisionRecord,
@@ -124,6 +127,8 @@ class DataSubjectRequest:
         self._manual_answers: dict[str, SystemResult] = {}  # manual system -> its searcher's answer
         self._identifiers = dict(case.identifiers)  # what the person gave, and later added
         self._identity = IdentityCheck()
+        self._classified = not case.triage_reason
+        self._mail_seen: set[str] = set()  # Message-IDs of correspondence already taken
         agent = case.agent
         if agent is not None:
             self._identity.agent_authority = agent.authority.value
@@ -159,6 +164,8 @@ class DataSubjectRequest:
         self._publish()
         watcher = asyncio.create_task(self._watch_clock())
         try:
+            if not self._classified:
+                await self._triage()
             await self._acknowledge()
             if case.request_type in UNVERIFIED_TYPES:
                 if case.agent is not None:  # no identity check, but someone else's say-so is not enough
@@ -182,6 +189,15 @@ class DataSubjectRequest:
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._publish_wanted)
         publisher.cancel()
         return self._stage.value
+
+    async def _triage(self) -> None:
+        """A message intake could not read as a request: an operator says what it asks for
+        (``classify``) or refuses it. The clock runs from receipt meanwhile, and escalates."""
+        await self._move(Stage.TRIAGE, reason=self._case.triage_reason)
+        await self._wait_for(lambda: self._classified)
+        self._results["triage"] = (
+            f"classified as a {self._case.regime.value} {self._case.request_type.value} request"
+        )
 
     async def _acknowledge(self) -> None:
         regime = REGIMES[self._case.regime]
@@ -752,6 +768,16 @@ class DataSubjectRequest:
             self._fulfilled_by_hand = True
         elif d.kind == DecisionKind.PERSON_CONFIRMED:
             self._confirmed = True
+        elif d.kind == DecisionKind.CLASSIFY:
+            regime = Regime(d.regime)
+            policy = self._case.policy
+            policy = replace(policy, calendar=policy.calendars.get(regime.value, policy.calendar))
+            self._case = replace(
+                self._case, request_type=RequestType(d.request_type), regime=regime, policy=policy
+            )
+            self._clock_memo = None
+            self._classified = True
+            details.update(request_type=d.request_type, regime=d.regime)
         elif d.kind == DecisionKind.SKIP_SYSTEM:
             self._skipped[d.system] = d.reason
             self._systems[d.system] = SystemResult(
@@ -859,6 +885,64 @@ class DataSubjectRequest:
         await self._record([])
         return "received"
 
+    @workflow.update
+    async def receive_correspondence(self, mail: Correspondence) -> str:
+        """An email about the case (a reply in its thread). Always on the case file; what it
+        carries is used only where the case asked for it, and identifiers only when it comes
+        from the requester's own address (anyone can put a reference in a subject line)."""
+        if mail.message_id in self._mail_seen:
+            return "already received"
+        self._mail_seen.add(mail.message_id)
+        requester, _ = self._requester()
+        own = bool(requester) and mail.sender.strip().lower() == (requester or "").strip().lower()
+        used: list[str] = []
+        wait = WAITS[DecisionKind.REQUEST_IDENTITY]
+        if own and mail.identifiers and wait.name in self._awaiting:
+            self._identifiers.update({k: v for k, v in mail.identifiers.items() if v.strip()})
+            self._awaiting.pop(wait.name)
+            self._events.append(ClockEvent(wait.answered, self._today().isoformat()))
+            self._clock_version += 1
+            self._provided += 1
+            used.append("identifiers")
+        if (
+            own
+            and mail.document
+            and self._case.agent is not None
+            and not self._authority_received
+            and self._stage in (Stage.RECEIVED, Stage.ACKNOWLEDGED, Stage.VERIFYING)
+        ):
+            self._authority_received = True
+            self._identity.authority = "received"
+            authority = WAITS[DecisionKind.REQUEST_AUTHORITY]
+            if self._awaiting.pop(authority.name, None) is not None:
+                self._events.append(ClockEvent(authority.answered, self._today().isoformat()))
+                self._clock_version += 1
+            used.append("authority")
+        self._changes += 1
+        details = {"message": mail.original, "kinds": ",".join(sorted(mail.identifiers)) or "none"}
+        details["used"] = ",".join(used) or "none"
+        if mail.document:
+            details["document"] = mail.document
+        reason = "" if own else "not from the requester's address: kept on file, not used"
+        self._pending.append(
+            self._entry("correspondence:received", actor="intake:email", reason=reason, details=details)
+        )
+        self._publish()
+        await workflow.wait_condition(lambda: True)
+        await self._record([])
+        return "used: " + (", ".join(used) or "nothing")
+
+    @receive_correspondence.validator
+    def _validate_correspondence(self, mail: Correspondence) -> None:
+        if self._stage in FINAL_STAGES or self._ending is not None:
+            raise ValueError(f"case {self._case.reference} is {self._stage.value}")
+        try:
+            case, _ = parse_ref(mail.original)
+        except ValueError:
+            raise ValueError("the message must be a blob reference") from None
+        if case != self._case.reference:
+            raise ValueError("the message belongs to another case")
+
     @provide_authority.validator
     def _validate_authority(self, doc: AuthorityDocument) -> None:
         if self._case.agent is None:
@@ -928,6 +1012,13 @@ class DataSubjectRequest:
             self._validate_system_decision(d)
         if d.kind == DecisionKind.PERSON_CONFIRMED and self._identity.confirmation != "sent":
             raise ValueError("no confirmation was asked of the person")
+        if d.kind == DecisionKind.CLASSIFY:
+            if d.request_type not in {t.value for t in RequestType}:
+                raise ValueError(
+                    f"'classify' needs a request type, one of: {', '.join(t.value for t in RequestType)}"
+                )
+            if d.regime not in {r.value for r in Regime}:
+                raise ValueError(f"'classify' needs a regime, one of: {', '.join(r.value for r in Regime)}")
 
     def _validate_system_decision(self, d: Decision) -> None:
         result = self._systems.get(d.system)
@@ -1121,6 +1212,8 @@ class DataSubjectRequest:
                 outcome=self._outcome,
                 closed=self._stage in FINAL_STAGES,
                 entries=entries,
+                request_type=self._case.request_type.value if self._case.triage_reason else None,
+                regime=self._case.regime.value if self._case.triage_reason else None,
             )
             state = row.state()
             if not entries and state == self._recorded:
@@ -1190,6 +1283,8 @@ class DataSubjectRequest:
         return ""
 
     def _waiting_for(self) -> str | None:
+        if self._stage == Stage.TRIAGE:
+            return "operator: triage (say what the message asks for)"
         if self._awaiting:
             return "person: " + ", ".join(sorted(self._awaiting))
         if self._stage == Stage.VERIFYING and not self._verified:

@@ -31,7 +31,9 @@ SEARCH_ATTRIBUTES = {
     "DsrBreached": "Bool",
 }
 
-_EARLY = frozenset({Stage.RECEIVED, Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING, Stage.REVIEWING})
+_EARLY = frozenset(
+    {Stage.RECEIVED, Stage.TRIAGE, Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING, Stage.REVIEWING}
+)
 _WAITING = frozenset({Stage.VERIFYING, Stage.REVIEWING})
 
 #: In which stages each decision may be taken.
@@ -54,6 +56,7 @@ ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.SYSTEM_FOUND: frozenset({Stage.SEARCHING}),
     DecisionKind.NOTHING_HELD: frozenset({Stage.SEARCHING}),
     DecisionKind.PERSON_CONFIRMED: frozenset({Stage.VERIFYING}),
+    DecisionKind.CLASSIFY: frozenset({Stage.TRIAGE}),
 }
 
 #: Decisions about one system of the search (they name it in ``Decision.system``).
