@@ -172,6 +172,15 @@ def cmd_deadline(args: argparse.Namespace) -> int:
     return result if isinstance(result, int) else 0
 
 
+def cmd_redact(args: argparse.Namespace) -> int:
+    from dsar.redact_cli import RedactInputError, run
+
+    try:
+        return run(args.subject, sys.stdin.buffer, sys.stdout, as_json=args.json)
+    except RedactInputError as e:
+        raise CliError(str(e), EXIT_ERROR) from None
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from dsar.audit_cli import verify
     from dsar.settings import Settings
@@ -343,6 +352,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, default=8.0, help="lifetime (default 8)")
 
     add("deadline", cmd_deadline, "compute deadlines: JSON lines on stdin, one JSON line out per input")
+
+    from dsar.redact_cli import SUBJECT_FILE_HELP
+
+    p = sub.add_parser(
+        "redact",
+        help="redact other people's personal data from text on stdin",
+        description="Redact other people's personal data from the text on stdin for one data subject; "
+        "print the redacted text.",
+        epilog=SUBJECT_FILE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.set_defaults(func=cmd_redact)
+    p.add_argument("--subject", required=True, type=Path, metavar="SUBJECT.JSON", help="whose copy it is")
+    p.add_argument("--json", action="store_true", help="print JSON: the text and the redacted spans")
 
     p = add("audit", lambda a: EXIT_ERROR, "audit log tools")
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

