@@ -121,6 +121,45 @@ call_recordings = Table(
     Column("storage_key", String(200), nullable=False),
 )
 
+# Records that exemptions bind (dsar/exemptions.yaml; the rules are in demo/dsar.yaml): fraud
+# markers (withheld while an investigation is open: crime prevention), identity documents
+# checked under the Money Laundering Regulations (kept 5 years after the relationship ends), and
+# complaint notes, some of them legal advice (privileged) and some naming other people.
+fraud_markers = Table(
+    "fraud_markers",
+    CRM,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("raised_at", DateTime, nullable=False),
+    Column("kind", String(30), nullable=False),  # fraud_marker | account_takeover | chargeback
+    Column("status", String(20), nullable=False),  # open | closed
+    Column("shared_with", String(80)),  # the fraud prevention agency told, if any
+    Column("note", Text, nullable=False),
+)
+
+identity_documents = Table(
+    "identity_documents",
+    CRM,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("document_type", String(40), nullable=False),
+    Column("document_reference", String(40), nullable=False),  # masked: last four characters only
+    Column("checked_at", DateTime, nullable=False),
+    Column("relationship_ended_at", DateTime),  # when the account closed; empty while it is open
+)
+
+complaint_notes = Table(
+    "complaint_notes",
+    CRM,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("customer_id", Integer, ForeignKey("customers.id"), nullable=False, index=True),
+    Column("written_at", DateTime, nullable=False),
+    Column("kind", String(30), nullable=False),  # complaint | legal_advice
+    Column("author", String(80), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("privileged", Boolean, nullable=False, default=False),
+)
+
 MARKETING = MetaData()
 
 preferences = Table(
@@ -246,6 +285,8 @@ def seed_demo(crm_url: str, marketing_url: str, people: int = 200) -> DemoPeople
     rng = random.Random(SEED)
     crm_rows = _crm_rows(rng, people)
     marketing_rows = _marketing_rows(rng, crm_rows["customers"])
+    # a generator of their own: the rows above stay exactly as they were before these tables
+    crm_rows.update(_exemption_rows(random.Random(SEED + 1), crm_rows["customers"]))
     _fill(crm_url, CRM, crm_rows)
     _fill(marketing_url, MARKETING, marketing_rows)
     return DemoPeople(
@@ -416,6 +457,111 @@ def _customer_activity(
                 "storage_key": f"recordings/{cid}/{rid:06d}.wav",
             }
         )
+
+
+FRAUD_NOTES = {
+    "fraud_marker": "Application details matched a known fraud pattern; reported to the agency.",
+    "account_takeover": "Password resets requested from an unrecognised device; account watched.",
+    "chargeback": "Chargeback raised on a handset order; evidence sent to the card scheme.",
+}
+ID_DOCUMENTS = ["passport", "driving_licence", "national_identity_card"]
+
+
+def _exemption_rows(rng: random.Random, customers: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Fraud markers, identity documents and complaint notes: few people have them, and Margaret
+    has one of each kind an exemption decides on."""
+    rows: dict[str, list[dict[str, Any]]] = {
+        "fraud_markers": [],
+        "identity_documents": [],
+        "complaint_notes": [],
+    }
+
+    def marker(cid: int, at: datetime, kind: str, status: str, agency: str | None) -> None:
+        rows["fraud_markers"].append(
+            {
+                "id": len(rows["fraud_markers"]) + 1,
+                "customer_id": cid,
+                "raised_at": at,
+                "kind": kind,
+                "status": status,
+                "shared_with": agency,
+                "note": FRAUD_NOTES[kind],
+            }
+        )
+
+    def document(cid: int, at: datetime, ended: datetime | None) -> None:
+        rows["identity_documents"].append(
+            {
+                "id": len(rows["identity_documents"]) + 1,
+                "customer_id": cid,
+                "document_type": rng.choice(ID_DOCUMENTS),
+                "document_reference": f"****{rng.randrange(0, 10000):04d}",
+                "checked_at": at,
+                "relationship_ended_at": ended,
+            }
+        )
+
+    def note(cid: int, at: datetime, kind: str, author: str, text: str, privileged: bool) -> None:
+        rows["complaint_notes"].append(
+            {
+                "id": len(rows["complaint_notes"]) + 1,
+                "customer_id": cid,
+                "written_at": at,
+                "kind": kind,
+                "author": author,
+                "note": text,
+                "privileged": privileged,
+            }
+        )
+
+    for customer in customers:
+        cid, created, closed = customer["id"], customer["created_at"], customer["closed_at"]
+        if cid == 1:  # Margaret: an open investigation, a settled chargeback, advice on her complaint
+            marker(1, created + timedelta(days=2000), "account_takeover", "open", "Cifas")
+            marker(1, created + timedelta(days=400), "chargeback", "closed", None)
+            document(1, created, None)
+            note(
+                1,
+                created + timedelta(days=900),
+                "complaint",
+                "Complaints team",
+                "Customer says the courier left her parcel with Ravi Patel at number 14 without "
+                "asking. Apologised and credited 10.00.",
+                False,
+            )
+            note(
+                1,
+                created + timedelta(days=930),
+                "legal_advice",
+                "Legal team",
+                "Advice from our solicitors on the customer's threatened small claim about the "
+                "parcel: liability is unlikely; settle below 100.00.",
+                True,
+            )
+            continue
+        if cid == 2:
+            document(2, created, None)
+            continue
+        if cid == 3:
+            continue
+        if rng.random() < 0.5:  # handset contracts need an identity check
+            document(cid, created, closed)
+        if rng.random() < 0.06:
+            kind = rng.choice(list(FRAUD_NOTES))
+            marker(
+                cid, _at(rng, created, 900), kind, rng.choice(["open", "closed"]), rng.choice(["Cifas", None])
+            )
+        if rng.random() < 0.05:
+            other = f"{rng.choice(FIRST_NAMES)} {rng.choice(LAST_NAMES)}"
+            note(
+                cid,
+                _at(rng, created, 900),
+                "complaint",
+                "Complaints team",
+                f"Customer unhappy that {other} was given information about the account.",
+                False,
+            )
+    return rows
 
 
 def _marketing_rows(

@@ -53,6 +53,7 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from dsar.calendars import calendar_names
+from dsar.exemptions import ExemptionRule, parse_rules
 from dsar.model import IdentifierKind, Regime, RequestType
 
 #: Connector types this version knows; each has a class in ``connectors/`` ("manual" is a task
@@ -72,7 +73,7 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _RELATION = re.compile(r"^\s*([^\s.]+)\.([^\s.]+)\s*->\s*([^\s.]+)\.([^\s.]+)\s*$")
 
-_TOP_KEYS = frozenset({"version", "controller", "systems", "verification"})
+_TOP_KEYS = frozenset({"version", "controller", "systems", "verification", "exemptions"})
 _VERIFICATION_KEYS = frozenset(
     {
         "automatic",
@@ -397,6 +398,8 @@ class DataMap:
     systems: dict[str, SystemConfig]
     source: Path
     verification: VerificationPolicy = VerificationPolicy()
+    #: where exemptions bind the data (dsar/exemptions.py): proposals a reviewer approves
+    exemptions: tuple[ExemptionRule, ...] = ()
 
     @classmethod
     def load(cls, path: Path | str) -> DataMap:
@@ -532,7 +535,16 @@ class _Loader:
         verification = VerificationPolicy()
         if "verification" in top:
             verification = self.verification(top["verification"][1])
-        return DataMap(controller=controller, systems=systems, source=self.source, verification=verification)
+        exemptions: tuple[ExemptionRule, ...] = ()
+        if "exemptions" in top:
+            exemptions = parse_rules(self, top["exemptions"][1], systems, controller)
+        return DataMap(
+            controller=controller,
+            systems=systems,
+            source=self.source,
+            verification=verification,
+            exemptions=exemptions,
+        )
 
     def verification(self, node: Node) -> VerificationPolicy:
         path = "verification"

@@ -31,7 +31,10 @@ from connectors.sql import database_url, dispose_engines
 from demo.seed import (
     DemoPeople,
     call_recordings,
+    complaint_notes,
     customers,
+    fraud_markers,
+    identity_documents,
     orders,
     parcels,
     payments,
@@ -244,6 +247,10 @@ def test_collect_returns_the_persons_records_and_nobody_elses(demo: Demo) -> Non
         "call_recordings": demo.ids(
             select(call_recordings.c.id).where(call_recordings.c.customer_id == MARGARET_ID)
         ),
+        **{
+            table.name: demo.ids(select(table.c.id).where(table.c.customer_id == MARGARET_ID))
+            for table in (fraud_markers, identity_documents, complaint_notes)
+        },
     }
     assert all(expected.values()), "the demo gives Margaret rows in every entity"
     assert {entity: {r["id"] for r in records(lines, entity)} for entity in expected} == expected

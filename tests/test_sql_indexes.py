@@ -156,13 +156,16 @@ def test_matching_indexes_cover_every_lookup_of_the_data_map() -> None:
         assert indexes[name].expression and indexes[name].table == "customers"
     assert indexes["dsar_customers_email_lower"].uses == ("customers.email (email)",)
     assert indexes["dsar_customers_phone_tail6"].normalisation == "tail6"
-    # key, identity (customer_id) and the parent side of three relations: one index
+    # key, identity (customer_id) and the parent side of six relations: one index
     assert indexes["dsar_customers_id"].uses == (
         "customers.id (customer_id)",
         "customers key",
         "customers.id -> orders.customer_id",
         "customers.id -> support_tickets.customer_id",
         "customers.id -> call_recordings.customer_id",
+        "customers.id -> fraud_markers.customer_id",
+        "customers.id -> identity_documents.customer_id",
+        "customers.id -> complaint_notes.customer_id",
     )
     for child in (
         "orders_customer_id",
