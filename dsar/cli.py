@@ -245,6 +245,13 @@ def cmd_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_intake_email(args: argparse.Namespace) -> int:
+    from dsar.intake_cli import dry_run, policy_from_settings
+    from dsar.settings import Settings
+
+    return dry_run([Path(p) for p in args.dry_run], policy_from_settings(Settings()), sys.stdout)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from dsar import devstack
 
@@ -352,6 +359,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hours", type=float, default=8.0, help="lifetime (default 8)")
 
     add("deadline", cmd_deadline, "compute deadlines: JSON lines on stdin, one JSON line out per input")
+
+    p = add(
+        "intake-email",
+        cmd_intake_email,
+        "parse raw RFC 822 files as email intake would: one JSON line per file (kinds, never values)",
+    )
+    p.add_argument(
+        "--dry-run",
+        nargs="+",
+        required=True,
+        metavar="FILE",
+        help="the files to parse; nothing is opened or stored (the mailbox poller is configured separately)",
+    )
 
     from dsar.redact_cli import SUBJECT_FILE_HELP
 

@@ -70,6 +70,14 @@ class Settings(BaseSettings):
     escalate_days_before: int = 1
     wait_for_person_days: int = 30
     close_after_days: int = 30
+    #: Email intake (intake/mailparse.py): the regime of mail that names no law or place, and the
+    #: regime each privacy mailbox or brand domain serves, JSON, e.g.
+    #: {"privacy-us@northwind.example.com": "CCPA"}; the message size caps.
+    intake_default_regime: Regime = Regime.UK_GDPR
+    intake_mailboxes: dict[str, Regime] = Field(default_factory=dict)
+    intake_domains: dict[str, Regime] = Field(default_factory=dict)
+    intake_max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
+    intake_max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
     #: Worker tuning. Fewer workflow-task slots than the SDK default (100): on a small machine the
     #: GIL makes extra slots wait inside the worker, where their 10 s timeout runs, instead of on
     #: the server's queue, where it does not.
