@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from console.api import ENGINE_UNREACHABLE, EngineUnavailable, Services, codec_router, health_router, router
 from console.public import router as public_router
+from console.request_form import router as request_form_router
 from dsar.logs import get_logger
 from dsar.settings import Settings
 from dsar.store import CaseStore
@@ -84,6 +85,7 @@ def create_app(
     app.include_router(codec_router)
     app.include_router(health_router)
     app.include_router(public_router)
+    app.include_router(request_form_router)
     install_error_handlers(app)
     return app
 
