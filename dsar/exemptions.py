@@ -33,6 +33,7 @@ import difflib
 import functools
 import re
 import textwrap
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
@@ -314,17 +315,17 @@ class Verdict:
 
 
 @dataclass(frozen=True)
-class Condition:
+class Condition(ABC):
     """A test on one record. ``received`` is the date the case was received."""
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
-        raise NotImplementedError
+    @abstractmethod
+    def check(self, record: Mapping[str, Any], received: date) -> Verdict: ...
 
     def columns(self) -> set[str]:
         return set()
 
-    def describe(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -840,14 +840,9 @@ class DataSubjectRequest:
     async def provide_identifiers(self, p: ProvidedIdentifiers) -> str:
         """More identifiers from the person (the secure form). Merged into what the case knows;
         the audit says which kinds arrived, never their values."""
-        self._identifiers.update({k: v for k, v in p.identifiers.items() if v.strip()})
+        self._identifiers_arrived(p.identifiers)
         if p.declaration:
             self._identity.declared = True
-        wait = WAITS[DecisionKind.REQUEST_IDENTITY]
-        if self._awaiting.pop(wait.name, None) is not None:
-            self._events.append(ClockEvent(wait.answered, self._today().isoformat()))
-            self._clock_version += 1
-        self._provided += 1
         self._changes += 1
         self._pending.append(
             self._entry(
@@ -864,17 +859,30 @@ class DataSubjectRequest:
         await self._record([])
         return "received"
 
+    def _answered(self, asked: DecisionKind) -> None:
+        """The person answered what ``asked`` asked for: the wait ends and the clock records
+        the receipt (where it was asked for; an answer nobody waited for moves nothing)."""
+        wait = WAITS[asked]
+        if self._awaiting.pop(wait.name, None) is not None:
+            self._events.append(ClockEvent(wait.answered, self._today().isoformat()))
+            self._clock_version += 1
+
+    def _identifiers_arrived(self, identifiers: dict[str, str]) -> None:
+        self._identifiers.update({k: v for k, v in identifiers.items() if v.strip()})
+        self._answered(DecisionKind.REQUEST_IDENTITY)
+        self._provided += 1
+
+    def _authority_arrived(self) -> None:
+        self._authority_received = True
+        self._identity.authority = "received"
+        self._answered(DecisionKind.REQUEST_AUTHORITY)
+
     @workflow.update
     async def provide_authority(self, doc: AuthorityDocument) -> str:
         """The agent's signed permission or power of attorney arrived (the agent's upload link,
         an operator's upload). The document stays in the blob store; the audit names its
         reference, and the clock records its receipt where it was asked for."""
-        self._authority_received = True
-        self._identity.authority = "received"
-        wait = WAITS[DecisionKind.REQUEST_AUTHORITY]
-        if self._awaiting.pop(wait.name, None) is not None:
-            self._events.append(ClockEvent(wait.answered, self._today().isoformat()))
-            self._clock_version += 1
+        self._authority_arrived()
         self._changes += 1
         actor = doc.via if doc.via.startswith("staff:") else f"agent:{doc.via}"
         self._pending.append(
@@ -896,13 +904,8 @@ class DataSubjectRequest:
         requester, _ = self._requester()
         own = bool(requester) and mail.sender.strip().lower() == (requester or "").strip().lower()
         used: list[str] = []
-        wait = WAITS[DecisionKind.REQUEST_IDENTITY]
-        if own and mail.identifiers and wait.name in self._awaiting:
-            self._identifiers.update({k: v for k, v in mail.identifiers.items() if v.strip()})
-            self._awaiting.pop(wait.name)
-            self._events.append(ClockEvent(wait.answered, self._today().isoformat()))
-            self._clock_version += 1
-            self._provided += 1
+        if own and mail.identifiers and WAITS[DecisionKind.REQUEST_IDENTITY].name in self._awaiting:
+            self._identifiers_arrived(mail.identifiers)
             used.append("identifiers")
         if (
             own
@@ -911,12 +914,7 @@ class DataSubjectRequest:
             and not self._authority_received
             and self._stage in (Stage.RECEIVED, Stage.ACKNOWLEDGED, Stage.VERIFYING)
         ):
-            self._authority_received = True
-            self._identity.authority = "received"
-            authority = WAITS[DecisionKind.REQUEST_AUTHORITY]
-            if self._awaiting.pop(authority.name, None) is not None:
-                self._events.append(ClockEvent(authority.answered, self._today().isoformat()))
-                self._clock_version += 1
+            self._authority_arrived()
             used.append("authority")
         self._changes += 1
         details = {"message": mail.original, "kinds": ",".join(sorted(mail.identifiers)) or "none"}
