@@ -31,6 +31,7 @@ Schedule 2 exemption never touches a CCPA case.
 
 import difflib
 import functools
+import json
 import re
 import textwrap
 from abc import ABC, abstractmethod
@@ -818,10 +819,51 @@ class RecordDecision:
     outcome: Outcome
     fields: list[FieldDecision]
     basis: list[Basis]
+    #: field -> its text with other people's data replaced by ``[REDACTED: ...]`` markers, for
+    #: free text redacted in part (the field's decision is ``redact``); set by the review stage
+    redacted: dict[str, str] = field(default_factory=dict)
 
     @property
     def whole_record(self) -> bool:
         return not self.fields
+
+    def field_outcome(self, name: str) -> Outcome:
+        """What happens to one field: its own decision, else the record's default."""
+        for f in self.fields:
+            if f.field == name:
+                return f.outcome
+        return self.outcome if self.whole_record else default_for(self.outcome)
+
+    def dump(self) -> bytes:
+        """One line of a case's decisions file (``review/decisions.jsonl`` in the blob store)."""
+        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+    @classmethod
+    def load(cls, line: bytes | str) -> "RecordDecision":
+        data = json.loads(line)
+        return cls(
+            system=data["system"],
+            entity=data["entity"],
+            key=data["key"],
+            outcome=Outcome(data["outcome"]),
+            fields=[
+                FieldDecision(f["field"], Outcome(f["outcome"]), [Basis(**b) for b in f["basis"]])
+                for f in data["fields"]
+            ],
+            basis=[Basis(**b) for b in data["basis"]],
+            redacted=dict(data.get("redacted") or {}),
+        )
+
+
+def default_for(record_outcome: Outcome) -> Outcome:
+    """The outcome of the fields a per-field decision leaves alone: a record with some fields
+    redacted still discloses the rest; one with some fields retained still erases the rest."""
+    return {
+        Outcome.REDACT: Outcome.DISCLOSE,
+        Outcome.WITHHOLD: Outcome.DISCLOSE,
+        Outcome.RETAIN: Outcome.ERASE,
+        Outcome.REFUSE: Outcome.COMPLY,
+    }.get(record_outcome, record_outcome)
 
 
 def default_outcome(request_type: RequestType) -> Outcome:
