@@ -65,7 +65,7 @@ def build_workers(
     notify = NotifyActivities(mailer, settings)
     search = SearchActivities(datamap, blobs)
     verify = VerifyActivities(datamap, GuardStore.from_settings(settings))
-    review = ReviewActivities(blobs)
+    review = ReviewActivities(blobs, datamap)
     fulfil = FulfilActivities(blobs)
     queue = task_queue or settings.task_queue
     executor = ThreadPoolExecutor(max_workers=settings.worker_activity_threads)
@@ -90,6 +90,7 @@ def build_workers(
             search.plan_search,
             verify.verify_identity,
             review.prepare_review,
+            review.amend_review,
             fulfil.fulfil_request,
         ],
         activity_executor=executor,

@@ -58,6 +58,9 @@ from dsar.model import (
     IdentifierKind,
     Regime,
     RequestType,
+    ReviewAction,
+    ReviewActionKind,
+    ReviewAmendment,
     Stage,
 )
 from dsar.settings import Settings
@@ -253,6 +256,47 @@ class DecisionBody(BaseModel):
     #: for classify (a case in triage): what the message asks for
     request_type: RequestType | None = None
     regime: Regime | None = None
+    #: for request_fee (manifestly unfounded or excessive): the amount, e.g. "GBP 10.00"
+    fee: str = Field(default="", max_length=20)
+
+
+class AmendmentBody(BaseModel):
+    """One change to what the exemption rules decided; ``key`` as the review package names a
+    record (``orders:42``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: ReviewActionKind
+    system: str = Field(pattern=SYSTEM_RE)
+    key: str = Field(min_length=1, max_length=300)
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    field: str = Field(default="", max_length=64)
+    outcome: str = Field(default="", max_length=20)
+    #: for ``redact``: only these words of the field
+    text: str = Field(default="", max_length=MAX_REASON)
+
+
+class ReviewBody(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "example": {
+                "approve": True,
+                "amendments": [
+                    {
+                        "action": "withhold",
+                        "system": "crm",
+                        "key": "support_tickets:7",
+                        "reason": "names a witness in an open police matter",
+                    }
+                ],
+            }
+        },
+    )
+
+    approve: bool = False
+    amendments: list[AmendmentBody] = Field(default_factory=list, max_length=200)
+    note: str = Field(default="", max_length=MAX_REASON)
 
 
 class DecisionResultBody(BaseModel):
@@ -390,8 +434,52 @@ async def decide(
         system=body.system,
         request_type=body.request_type.value if body.request_type else "",
         regime=body.regime.value if body.regime else "",
+        fee=body.fee.strip(),
     )
     return await _execute(svc, ref, decision)
+
+
+@router.get("/requests/{ref}/review")
+async def review_package(
+    ref: Reference, svc: ServicesDep, _: Annotated[Staff, Depends(staff(OPERATOR, REVIEWER))]
+) -> dict[str, Any]:
+    """The review package a reviewer approves: what will be disclosed, redacted, withheld or
+    kept, and why (record keys and reasons, never the records' values)."""
+    check_reference(ref)
+    client = await svc.client()
+    try:
+        snap = await client.get_workflow_handle(ref).query(
+            DataSubjectRequest.snapshot, rpc_timeout=RPC_TIMEOUT
+        )
+    except RPCError as e:
+        raise engine_error(e, ref) from None
+    if snap.review is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, detail=f"case {ref} has no review package yet")
+    text = (await asyncio.to_thread(svc.blobs.get, snap.review.package_ref)).decode()
+    return {"status": jsonable_encoder(asdict(snap.review)), "text": text}
+
+
+@router.post("/requests/{ref}/review", response_model=DecisionResultBody)
+async def review(
+    ref: Reference,
+    body: ReviewBody,
+    svc: ServicesDep,
+    who: Annotated[Staff, Depends(staff(REVIEWER))],
+) -> DecisionResultBody:
+    """Amend the review (override, withhold, redact, each with a reason) and/or approve it.
+    With four-eyes on, the member of staff who verified the person cannot review."""
+    check_reference(ref)
+    action = ReviewAction(
+        actor=who.actor(REVIEWER),
+        approve=body.approve,
+        amendments=[ReviewAmendment(**a.model_dump()) for a in body.amendments],
+        note=body.note.strip(),
+    )
+    result: DecisionResult = await _update(svc, ref, DataSubjectRequest.review, action, "review")
+    log.info(
+        "review", reference=ref, approve=body.approve, amendments=len(body.amendments), actor=action.actor
+    )
+    return DecisionResultBody(stage=result.stage, due=result.due, message=result.message)
 
 
 @router.post("/requests/{ref}/systems/{system}/found", response_model=DecisionResultBody)

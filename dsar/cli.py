@@ -139,7 +139,43 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_decide(args: argparse.Namespace) -> int:
     body = {"kind": args.kind, "reason": args.reason, "ground": args.ground, "system": args.system}
+    if args.fee:
+        body["fee"] = args.fee
     _print_json(api_call("POST", f"/api/v1/requests/{args.ref}/decisions", json_body=body))
+    return 0
+
+
+def cmd_review(args: argparse.Namespace) -> int:
+    """Show the review package, or amend and/or approve it."""
+    if not (args.approve or args.withhold or args.redact or args.override):
+        package = api_call("GET", f"/api/v1/requests/{args.ref}/review")
+        print(package["text"], end="")
+        return 0
+    amendments: list[dict[str, str]] = []
+    for system, key in (item.split("/", 1) for item in args.withhold):
+        amendments.append({"action": "withhold", "system": system, "key": key, "reason": args.reason})
+    for system, rest in (item.split("/", 1) for item in args.redact):
+        key, _, field = rest.partition(".")
+        amendments.append(
+            {"action": "redact", "system": system, "key": key, "field": field, "reason": args.reason}
+            | ({"text": args.words} if args.words else {})
+        )
+    for item in args.override:
+        target, _, outcome = item.partition("=")
+        system, rest = target.split("/", 1)
+        key, _, field = rest.partition(".")
+        amendments.append(
+            {
+                "action": "override",
+                "system": system,
+                "key": key,
+                "field": field,
+                "outcome": outcome,
+                "reason": args.reason,
+            }
+        )
+    body = {"approve": args.approve, "amendments": amendments, "note": args.note}
+    _print_json(api_call("POST", f"/api/v1/requests/{args.ref}/review", json_body=body))
     return 0
 
 
@@ -319,6 +355,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="")
     p.add_argument("--ground", default="")
     p.add_argument("--system", default="", help="for skip_system and nothing_held: which system")
+    p.add_argument("--fee", default="", help="for request_fee: the amount, e.g. 'GBP 10.00'")
+
+    p = add("review", cmd_review, "show a case's review package, or amend and/or approve it")
+    p.add_argument("ref", metavar="REF")
+    p.add_argument("--approve", action="store_true", help="approve (after any amendments)")
+    p.add_argument(
+        "--withhold",
+        action="append",
+        default=[],
+        metavar="SYSTEM/KEY",
+        help="leave a record out of the copy, e.g. crm/support_tickets:7",
+    )
+    p.add_argument(
+        "--redact",
+        action="append",
+        default=[],
+        metavar="SYSTEM/KEY.FIELD",
+        help="redact a field, e.g. crm/support_tickets:7.body (with --words: only those)",
+    )
+    p.add_argument("--words", default="", help="with --redact: the words to remove")
+    p.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="SYSTEM/KEY[.FIELD]=OUTCOME",
+        help="set an outcome, e.g. crm/fraud_markers:1=disclose",
+    )
+    p.add_argument("--reason", default="", help="why (required with an amendment)")
+    p.add_argument("--note", default="", help="a note with the approval")
 
     p = add("systems", lambda a: EXIT_ERROR, "the connected systems of the data map")
     systems = p.add_subparsers(dest="systems_command", required=True, metavar="ACTION")

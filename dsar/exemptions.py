@@ -397,6 +397,11 @@ class IsNull(ColumnCondition):
         return f"{self.column} is {'empty' if self.null else 'not empty'}"
 
 
+#: How a ``mentions_others`` test reads in a basis: the review stage runs the third-party
+#: redactor over the fields whose basis says so.
+MENTIONS_OTHERS = "is free text that may name other people"
+
+
 @dataclass(frozen=True)
 class MentionsOthers(ColumnCondition):
     """Free text that may name other people: the field is marked for the redaction step, which
@@ -406,7 +411,7 @@ class MentionsOthers(ColumnCondition):
         return Verdict(_has_text(record[self.column]))
 
     def describe(self) -> str:
-        return f"{self.column} is free text that may name other people"
+        return f"{self.column} {MENTIONS_OTHERS}"
 
 
 def _has_text(value: Any) -> bool:
@@ -835,7 +840,7 @@ class RecordDecision:
         return self.outcome if self.whole_record else default_for(self.outcome)
 
     def dump(self) -> bytes:
-        """One line of a case's decisions file (``review/decisions.jsonl`` in the blob store)."""
+        """One line of a case's decisions file (``review-decisions.jsonl`` in the blob store)."""
         return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
     @classmethod
@@ -913,34 +918,69 @@ def evaluate(
     rules: Sequence[ExemptionRule],
     system: str,
     entity: "EntityConfig",
-    records: Sequence[Mapping[str, Any]],
+    records: Iterable[Mapping[str, Any]],
 ) -> list[RecordDecision]:
     """Decide every record of one entity. Pure: same input, same answer, no I/O."""
-    active = [
-        (r, frozenset(r.when.columns()))
-        for r in rules
-        if r.system == system and r.entity == entity.name and r.fires_for(case)
-    ]
-    # An entity the data map keeps on erasure (accounting records) is kept, for the map's reason.
-    kept = (
-        Basis(
-            "", "Kept by the data map", "", entity.erasure.reason, "the data map keeps this entity on erasure"
+    judge = _Judge(case, rules, system, entity)
+    return [judge.decide(record, position) for position, record in enumerate(records, start=1)]
+
+
+def evaluate_stream(
+    case: CaseFacts, datamap: "DataMap", system: str, lines: Iterable[tuple[str, Mapping[str, Any]]]
+) -> Iterator[RecordDecision]:
+    """Decide records as the search stage stored them, ``(entity, record)`` in any order, one
+    at a time: memory stays flat however many records the person has. Positions (for records
+    without a key) count per entity, as :func:`record_key` expects."""
+    config = datamap.system(system)
+    judges: dict[str, _Judge] = {}
+    positions: dict[str, int] = {}
+    for name, record in lines:
+        judge = judges.get(name)
+        if judge is None:
+            if name not in config.entities:
+                raise ExemptionError(f"no entity '{name}' in system '{system}' of the data map")
+            judge = judges[name] = _Judge(case, datamap.exemptions, system, config.entities[name])
+        positions[name] = positions.get(name, 0) + 1
+        yield judge.decide(record, positions[name])
+
+
+class _Judge:
+    """The rules that can fire for one entity of one case, applied record by record."""
+
+    def __init__(
+        self, case: CaseFacts, rules: Sequence[ExemptionRule], system: str, entity: "EntityConfig"
+    ) -> None:
+        self.case, self.system, self.entity = case, system, entity
+        self.active = [
+            (r, frozenset(r.when.columns()))
+            for r in rules
+            if r.system == system and r.entity == entity.name and r.fires_for(case)
+        ]
+        # An entity the data map keeps on erasure (accounting records) is kept, for the map's reason.
+        self.kept = (
+            Basis(
+                "",
+                "Kept by the data map",
+                "",
+                entity.erasure.reason,
+                "the data map keeps this entity on erasure",
+            )
+            if case.request_type is RequestType.ERASURE and entity.erasure.strategy == "keep"
+            else None
         )
-        if case.request_type is RequestType.ERASURE and entity.erasure.strategy == "keep"
-        else None
-    )
-    decisions: list[RecordDecision] = []
-    for position, record in enumerate(records, start=1):
+
+    def decide(self, record: Mapping[str, Any], position: int) -> RecordDecision:
+        system, entity = self.system, self.entity
         key = record_key(entity, record, position)
         fired: list[tuple[ExemptionRule, Basis]] = []
-        for rule, columns in active:
+        for rule, columns in self.active:
             if not columns <= record.keys():
                 missing = sorted(columns - record.keys())
                 raise ExemptionError(
                     f"{rule.origin}: record {key} of {system}.{entity.name} has no '{missing[0]}' column"
                 )
             try:
-                verdict = rule.when.check(record, case.received)
+                verdict = rule.when.check(record, self.case.received)
             except _NotADate:
                 raise ExemptionError(
                     f"{rule.origin}: 'within' needs a date, and record {key} of {system}.{entity.name} "
@@ -948,8 +988,7 @@ def evaluate(
                 ) from None
             if verdict.holds:
                 fired.append((rule, _basis(rule, verdict)))
-        decisions.append(_decide(case, system, entity.name, key, fired, kept))
-    return decisions
+        return _decide(self.case, system, entity.name, key, fired, self.kept)
 
 
 def evaluate_system(

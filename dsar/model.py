@@ -161,6 +161,9 @@ class Decision:
     #: for ``classify``: what the message turned out to be
     request_type: str = ""
     regime: str = ""
+    #: for ``request_fee`` (Art. 12(5): manifestly unfounded or excessive): the amount, as the
+    #: letter states it, e.g. "GBP 10.00"
+    fee: str = ""
 
 
 @dataclass
@@ -194,6 +197,11 @@ class CasePolicy:
     small_agent: bool = False
     #: regime -> calendar, for a case in triage: its regime may change when it is classified
     calendars: dict[str, str] = field(default_factory=dict)
+    #: approve the review without a person when no exemption fired (nothing withheld,
+    #: redacted or kept, and no exemption that needs a person's confirmation)
+    review_auto_approve: bool = False
+    #: four-eyes: the reviewer must not be the operator who verified the person's identity
+    four_eyes: bool = False
 
 
 class AgentAuthority(StrEnum):
@@ -319,6 +327,7 @@ class Snapshot:
     results: dict[str, str]  # per stage, a short plain-language outcome
     outcome: str | None = None
     identity: IdentityCheck | None = None
+    review: "ReviewStatus | None" = None
 
 
 @dataclass
@@ -329,3 +338,51 @@ class ProvidedIdentifiers:
     identifiers: dict[str, str]
     declaration: bool = False  # signed the declaration the regime asks for (CCPA §7062(b))
     via: str = "form"
+
+
+class ReviewActionKind(StrEnum):
+    OVERRIDE = "override"  # set a record's (or one field's) outcome
+    WITHHOLD = "withhold"  # leave a record out of the copy
+    REDACT = "redact"  # remove a field, or some words in it
+
+
+@dataclass
+class ReviewAmendment:
+    """One change a reviewer makes to what the exemption rules decided. ``key`` names a record
+    as the review package does (``orders:42``). ``reason`` is required: the person and a
+    regulator see it."""
+
+    action: ReviewActionKind
+    system: str
+    key: str
+    reason: str
+    field: str = ""
+    #: for ``override``: disclose / redact / withhold (a copy), erase / retain (erasure),
+    #: comply / refuse (other rights)
+    outcome: str = ""
+    #: for ``redact``: only these words (personal data: encrypted in history, never logged)
+    text: str = ""
+
+
+@dataclass
+class ReviewAction:
+    """The ``review`` Update: amend what will be disclosed or changed, and/or approve it."""
+
+    actor: str
+    approve: bool = False
+    amendments: list[ReviewAmendment] = field(default_factory=list)
+    note: str = ""
+
+
+@dataclass
+class ReviewStatus:
+    """What the case shows of its review: references and counts, never values."""
+
+    package_ref: str
+    decisions_ref: str
+    records: int
+    exemptions_applied: int
+    counts: dict[str, int] = field(default_factory=dict)
+    needs_confirmation: list[str] = field(default_factory=list)
+    amendments: int = 0
+    approved_by: str = ""  # an operator, or "dsar" when approved automatically

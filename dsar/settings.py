@@ -70,6 +70,10 @@ class Settings(BaseSettings):
     escalate_days_before: int = 1
     wait_for_person_days: int = 30
     close_after_days: int = 30
+    #: approve a case's review without a person when no exemption fired
+    review_auto_approve: bool = False
+    #: four-eyes: whoever verified the person's identity may not approve the review
+    four_eyes: bool = False
     #: Email intake (intake/mailparse.py): the regime of mail that names no law or place, and the
     #: regime each privacy mailbox or brand domain serves, JSON, e.g.
     #: {"privacy-us@northwind.example.com": "CCPA"}; the message size caps.

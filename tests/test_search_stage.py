@@ -40,6 +40,7 @@ def demo_map(
     """The demo data map with only the systems in ``keep`` (other URL variables, other caps)."""
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
     document["systems"] = {k: v for k, v in document["systems"].items() if k in keep}
+    document["exemptions"] = [r for r in document.get("exemptions", []) if r["system"] in keep]
     for name, env in (url_envs or {}).items():
         document["systems"][name]["url_env"] = env
     for name, cap in (caps or {}).items():

@@ -27,7 +27,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities, AuditEntry, CaseRecord
     from activities.export import FulfilActivities, FulfilInput, FulfilResult
     from activities.notify import Letter, NotifyActivities
-    from activities.review import ReviewActivities, ReviewInput
+    from activities.review import ALLOWED_OUTCOMES, AmendInput, ReviewActivities, ReviewInput, outcome_family
     from activities.search import (
         ManualSearch,
         PlanInput,
@@ -59,6 +59,9 @@ with workflow.unsafe.imports_passed_through():
         ProvidedIdentifiers,
         Regime,
         RequestType,
+        ReviewAction,
+        ReviewActionKind,
+        ReviewStatus,
         Snapshot,
         Stage,
         SystemResult,
@@ -72,8 +75,10 @@ with workflow.unsafe.imports_passed_through():
         BREACHED_ATTR,
         CONFIRMATION_TEXT,
         DUE_ATTR,
+        FEE_RE,
         LETTER_RETRY,
         RECORD_RETRY,
+        REFUSAL_GROUNDS,
         REGIME_ATTR,
         REJECT_GROUNDS,
         SEARCH_ATTRIBUTES,
@@ -98,6 +103,11 @@ __all__ = ["ALLOWED", "SEARCH_ATTRIBUTES", "DataSubjectRequest", "DecisionResult
 T = TypeVar("T")
 
 
+def _person(actor: str) -> str:
+    """Who took a decision, whatever role they took it in (``reviewer:alice`` -> ``alice``)."""
+    return actor.rpartition(":")[2]
+
+
 def _abandon(work: asyncio.Future[Any]) -> None:
     """Cancel work nobody waits for any more, and retrieve its outcome when it comes (a
     cancelled activity ends in an error that nobody else would read)."""
@@ -119,6 +129,9 @@ class DataSubjectRequest:
         self._verified = False
         self._review_ready = False
         self._approved = False
+        self._review_status: ReviewStatus | None = None
+        self._review_input: ReviewInput | None = None
+        self._review_lock = asyncio.Lock()  # one reviewer's amendment at a time
         self._manual_fulfilment = False
         self._fulfilled_by_hand = False
         self._ending: tuple[Stage, str, str] | None = None  # (stage, outcome, letter kind)
@@ -609,29 +622,74 @@ class DataSubjectRequest:
 
     async def _review(self) -> None:
         await self._move(Stage.REVIEWING, flush=False)
-        package = await self._or_end(
+        self._review_input = ReviewInput(
+            self._case.reference,
+            self._case.request_type,
+            list(self._systems.values()),
+            regime=self._case.regime,
+            received=self._received.isoformat(),
+            identifiers=dict(self._identifiers),
+        )
+        summary = await self._or_end(
             workflow.execute_activity_method(
                 ReviewActivities.prepare_review,
-                ReviewInput(self._case.reference, self._case.request_type, list(self._systems.values())),
-                start_to_close_timeout=timedelta(minutes=10),
+                self._review_input,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(minutes=5),
                 retry_policy=WORK_RETRY,
-                summary="prepare the review package",
+                summary="decide every record and prepare the review package",
             )
         )
-        self._results["reviewing"] = (
-            f"review package ready: {package.records} record(s), "
-            f"{package.exemptions_applied} exemption(s) applied"
+        self._review_status = ReviewStatus(
+            package_ref=summary.blob_ref,
+            decisions_ref=summary.decisions_ref,
+            records=summary.records,
+            exemptions_applied=summary.exemptions_applied,
+            counts=summary.counts,
+            needs_confirmation=summary.needs_confirmation,
         )
+        self._review_results()
         self._review_ready = True
-        self._publish()
-        await self._record(
-            [
+        entries = [
+            self._entry(
+                "review:prepared",
+                details={
+                    "records": str(summary.records),
+                    "exemptions_applied": str(summary.exemptions_applied),
+                    "package": summary.blob_ref,
+                    "decisions": summary.decisions_ref,
+                },
+            )
+        ]
+        if (
+            self._case.policy.review_auto_approve
+            and summary.exemptions_applied == 0
+            and not summary.needs_confirmation
+        ):
+            self._approved = True
+            self._review_status.approved_by = "dsar"
+            entries.append(
                 self._entry(
-                    "review:prepared", details={"records": str(package.records), "package": package.blob_ref}
+                    "review:approved",
+                    reason="approved automatically: no exemption applied (nothing withheld, "
+                    "redacted or kept)",
                 )
-            ]
-        )
+            )
+        self._publish()
+        await self._record(entries)
         await self._wait_for(lambda: self._approved)
+
+    def _review_results(self) -> None:
+        assert self._review_status is not None
+        self._results["reviewing"] = (
+            f"review package ready: {self._review_status.records} record(s), "
+            f"{self._review_status.exemptions_applied} with an exemption applied"
+            + (
+                f", {self._review_status.amendments} amendment(s) by the reviewer"
+                if self._review_status.amendments
+                else ""
+            )
+        )
 
     async def _fulfil(self) -> None:
         await self._move(Stage.FULFILLING, flush=False)
@@ -764,6 +822,8 @@ class DataSubjectRequest:
             self._verified = True
         elif d.kind == DecisionKind.APPROVE:
             self._approved = True
+            if self._review_status is not None:
+                self._review_status.approved_by = d.actor
         elif d.kind == DecisionKind.FULFILLED:
             self._fulfilled_by_hand = True
         elif d.kind == DecisionKind.PERSON_CONFIRMED:
@@ -800,7 +860,9 @@ class DataSubjectRequest:
         elif d.kind == DecisionKind.WITHDRAW:
             self._ending = (Stage.WITHDRAWN, d.reason or "withdrawn at the person's request", "withdrawal")
         elif d.kind == DecisionKind.REJECT:
-            self._ending = (Stage.REJECTED, d.reason, "rejection")
+            label = REFUSAL_GROUNDS.get(d.ground)
+            why = f"we consider the request {label} (Art. 12(5)): {d.reason}" if label else d.reason
+            self._ending = (Stage.REJECTED, why, "rejection")
         elif d.kind == DecisionKind.EXTEND:
             self._events.append(ClockEvent(ClockEventType.EXTENSION_NOTIFIED, today))
             self._clock_version += 1
@@ -813,7 +875,7 @@ class DataSubjectRequest:
             until = local_date(
                 workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz
             )
-            letter = (wait.letter, {"reason": d.reason, "wait_until": until.isoformat()})
+            letter = (wait.letter, {"reason": d.reason, "wait_until": until.isoformat(), "fee": d.fee})
         elif d.kind in ANSWERS:
             wait = ANSWERS[d.kind]
             self._awaiting.pop(wait.name, None)
@@ -835,6 +897,122 @@ class DataSubjectRequest:
         return DecisionResult(
             stage=self._stage, due=self._due().isoformat(), message=self._decision_message(d)
         )
+
+    @workflow.update
+    async def review(self, action: ReviewAction) -> DecisionResult:
+        """A reviewer amends what the rules decided (override, withhold, redact), approves, or
+        both. Amendments rewrite the decisions file through an activity, which checks every
+        record named exists; an unknown record fails this Update and changes nothing."""
+        async with self._review_lock:
+            assert self._review_status is not None and self._review_input is not None
+            entries: list[AuditEntry] = []
+            if action.amendments:
+                try:
+                    summary = await workflow.execute_activity_method(
+                        ReviewActivities.amend_review,
+                        AmendInput(
+                            self._review_input,
+                            self._review_status.decisions_ref,
+                            action.amendments,
+                            action.actor,
+                        ),
+                        start_to_close_timeout=timedelta(minutes=30),
+                        heartbeat_timeout=timedelta(minutes=5),
+                        retry_policy=WORK_RETRY,
+                        summary="apply the reviewer's amendments",
+                    )
+                except ActivityError as e:
+                    cause = e.cause
+                    if isinstance(cause, ApplicationError) and cause.non_retryable:
+                        raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from None
+                    raise
+                self._review_status = replace(
+                    self._review_status,
+                    package_ref=summary.blob_ref,
+                    decisions_ref=summary.decisions_ref,
+                    exemptions_applied=summary.exemptions_applied,
+                    counts=summary.counts,
+                    needs_confirmation=summary.needs_confirmation,
+                    amendments=self._review_status.amendments + len(action.amendments),
+                )
+                self._review_results()
+                for a in action.amendments:
+                    details = {"action": a.action.value, "system": a.system, "record": a.key}
+                    details.update({k: v for k, v in (("field", a.field), ("outcome", a.outcome)) if v})
+                    if a.text:
+                        details["words"] = "given (not recorded here)"
+                    details["decisions"] = summary.decisions_ref
+                    entries.append(
+                        self._entry("review:amended", actor=action.actor, reason=a.reason, details=details)
+                    )
+            if action.approve:
+                self._approved = True
+                self._review_status.approved_by = action.actor
+                self._decisions.append(
+                    DecisionRecord(
+                        DecisionKind.APPROVE, action.actor, action.note, "", workflow.now(), self._stage
+                    )
+                )
+                counts = {k: str(v) for k, v in self._review_status.counts.items()}
+                entries.append(
+                    self._entry("review:approved", actor=action.actor, reason=action.note, details=counts)
+                )
+            self._changes += 1
+            self._pending += entries
+            self._publish()
+            await workflow.wait_condition(lambda: True)
+            await self._record([])
+            message = (
+                "approved: fulfilment starts now" if action.approve else "amended: review the new package"
+            )
+            return DecisionResult(stage=self._stage, due=self._due().isoformat(), message=message)
+
+    @review.validator
+    def _validate_review(self, action: ReviewAction) -> None:
+        if not action.actor:
+            raise ValueError("a review must say who took it (actor)")
+        if self._ending is not None or self._stage != Stage.REVIEWING:
+            raise ValueError(
+                f"case {self._case.reference} is {self._stage.value}: there is nothing to review"
+            )
+        if not action.approve and not action.amendments:
+            raise ValueError("a review needs amendments, approve, or both")
+        self._validate_reviewer(action.actor)
+        family = outcome_family(self._case.request_type)
+        allowed = ALLOWED_OUTCOMES[family]
+        for a in action.amendments:
+            if not a.reason.strip():
+                raise ValueError(
+                    f"amending {a.system} {a.key} needs a reason: the person and a regulator see it"
+                )
+            if not a.system or not a.key:
+                raise ValueError("an amendment names the system and the record (e.g. crm, orders:42)")
+            if a.action == ReviewActionKind.OVERRIDE and a.outcome not in {o.value for o in allowed}:
+                raise ValueError(
+                    f"'override' needs an outcome, one of: {', '.join(sorted(o.value for o in allowed))}"
+                )
+            if a.action == ReviewActionKind.REDACT and (family != "disclosing" or not a.field):
+                raise ValueError(
+                    "'redact' is for a copy of the data, and names the field (and optionally the words)"
+                )
+            if a.action == ReviewActionKind.WITHHOLD and family != "disclosing":
+                raise ValueError("'withhold' is for a copy of the data; for other requests use 'override'")
+
+    def _validate_reviewer(self, actor: str) -> None:
+        if not self._review_ready:
+            raise ValueError("the review package is not ready yet")
+        if self._approved:
+            raise ValueError("the review is already approved")
+        if self._awaiting:
+            raise ValueError(
+                f"still waiting for the person ({', '.join(sorted(self._awaiting))}): record the answer first"
+            )
+        # actors are "role:person": the same person under another role is still the same person
+        verifier = next((d.actor for d in self._decisions if d.kind == DecisionKind.VERIFY), None)
+        if self._case.policy.four_eyes and verifier and _person(verifier) == _person(actor):
+            raise ValueError(
+                f"four-eyes: {actor} verified this person's identity, so another member of staff must review"
+            )
 
     @workflow.update
     async def provide_identifiers(self, p: ProvidedIdentifiers) -> str:
@@ -988,6 +1166,14 @@ class DataSubjectRequest:
             and not d.reason.strip()
         ):
             raise ValueError(f"'{d.kind.value}' needs a reason, which is recorded and told to the person")
+        if d.kind == DecisionKind.REQUEST_FEE:
+            if not d.reason.strip():
+                raise ValueError(
+                    "'request_fee' needs the reason the request is manifestly unfounded or excessive: "
+                    "it is recorded and told to the person"
+                )
+            if not FEE_RE.match(d.fee):
+                raise ValueError("'request_fee' needs the amount, as currency and number, e.g. GBP 10.00")
         if d.kind == DecisionKind.REJECT and d.ground not in REJECT_GROUNDS:
             raise ValueError(f"'reject' needs a ground, one of: {', '.join(sorted(REJECT_GROUNDS))}")
         if d.kind == DecisionKind.EXTEND:
@@ -1002,8 +1188,8 @@ class DataSubjectRequest:
             raise ValueError(
                 f"still waiting for the person ({', '.join(sorted(self._awaiting))}): record the answer first"
             )
-        if d.kind == DecisionKind.APPROVE and not self._review_ready:
-            raise ValueError("the review package is not ready yet")
+        if d.kind == DecisionKind.APPROVE:
+            self._validate_reviewer(d.actor)
         if d.kind == DecisionKind.FULFILLED and not self._manual_fulfilment:
             raise ValueError("this fulfilment is automatic: there is nothing to confirm by hand")
         if d.kind in SYSTEM_DECISIONS:
@@ -1377,4 +1563,5 @@ class DataSubjectRequest:
             results=dict(self._results),
             outcome=self._outcome,
             identity=self._identity,
+            review=self._review_status,
         )

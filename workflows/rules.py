@@ -9,6 +9,7 @@ to say which decisions fit which stage.
 # No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
 # dsar/model.py).
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -67,6 +68,11 @@ SYSTEM_DECISIONS = frozenset({DecisionKind.SKIP_SYSTEM, DecisionKind.SYSTEM_FOUN
 TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation", "system_unreachable"})
 
 REJECT_GROUNDS = frozenset({"unverified", "manifestly_unfounded", "excessive", "other"})
+#: Art. 12(5) (and its counterparts): grounds that refuse a request outright; the letter names
+#: the ground, the reason and the right to complain.
+REFUSAL_GROUNDS = {"manifestly_unfounded": "manifestly unfounded", "excessive": "excessive"}
+#: A fee as a letter states it: "GBP 10.00", "EUR 25", "USD 12.50".
+FEE_RE = re.compile(r"^[A-Z]{3} \d{1,5}(\.\d{2})?$")
 
 
 @dataclass(frozen=True)
