@@ -61,7 +61,7 @@ def build_workers(
     datamap = datamap or DataMap.load(settings.datamap)
     blobs = blobs or blob_store_from_settings(settings)
     mailer = mailer or mailer_from_settings(settings)
-    audit = AuditActivities(store)
+    audit = AuditActivities(store, blobs)
     notify = NotifyActivities(mailer, settings)
     search = SearchActivities(datamap, blobs)
     verify = VerifyActivities(datamap, GuardStore.from_settings(settings))
@@ -86,6 +86,7 @@ def build_workers(
         workflows=[DataSubjectRequest],
         activities=[
             audit.record_case,
+            audit.purge_case,
             notify.send_letter,
             search.plan_search,
             verify.verify_identity,

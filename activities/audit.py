@@ -13,6 +13,7 @@ from datetime import date, datetime
 
 from temporalio import activity
 
+from dsar.blobs import BlobStore
 from dsar.logs import bind_case, get_logger
 from dsar.store import AuditSpec, CaseStore
 
@@ -65,9 +66,27 @@ class CaseRecord:
         )
 
 
+@dataclass
+class PurgeResult:
+    blobs: int  # objects deleted from the blob store
+    events: int  # audit events whose words were removed (hashes kept)
+
+
 class AuditActivities:
-    def __init__(self, store: CaseStore) -> None:
+    def __init__(self, store: CaseStore, blobs: BlobStore | None = None) -> None:
         self.store = store
+        self.blobs = blobs
+
+    @activity.defn(name="purge_case")
+    def purge_case(self, reference: str) -> PurgeResult:
+        """The case file's retention ended: delete its blobs (records found, uploads, the package,
+        the review files) and the words in its audit trail. Idempotent: a retry deletes nothing
+        more. The workflow's own history goes with the namespace's retention once it completes."""
+        with bind_case(reference):
+            deleted = self.blobs.delete_case(reference) if self.blobs is not None else 0
+            events = self.store.purge_case(reference)
+            log.info("case purged", reference=reference, count=deleted)
+            return PurgeResult(blobs=deleted, events=events)
 
     @activity.defn(name="record_case")
     def record_case(self, rec: CaseRecord) -> None:

@@ -191,6 +191,9 @@ class CasePolicy:
     wait_for_person_days: int = 30
     #: how long the response stays open (download link) before the case closes
     close_after_days: int = 30
+    #: how long the case file is kept after the case ends; then its blobs and the words in its
+    #: audit trail are purged (the hashes stay)
+    case_retention_days: int = 365
     #: LEGAL.md §2.2 open question 1 and §2.3: clock policies, defaults per the spec
     uk_pause_count: str = "inclusive"
     eu_identity_pause: str = "none"

@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsar.model import Regime
@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     #: Signs the links sent to the person (HS256); default: var/link.secret. Several keys,
     #: comma-separated, rotate it: the first signs, any of them verifies.
     link_secret: str | None = None
+    #: Keys the suppression list's hashes (HMAC-SHA256, base64 of 32 bytes; default:
+    #: var/suppression.key). It must never change: entries made under another key stop matching.
+    suppression_key: str | None = None
     #: Where the person reaches the public pages (the start of every link in a letter).
     public_url: str = "http://127.0.0.1:8000"
     blob_dir: Path | None = None  # default: var/blobs
@@ -57,6 +60,17 @@ class Settings(BaseSettings):
     blob_prefix: str = ""  # prepended to "<case>/<object>", e.g. "dsar/"
     s3_endpoint_url: str | None = None  # any S3-compatible store; unset: AWS
     s3_region: str | None = None
+    #: The access package (dsar/package.py): "aes" encrypts the ZIP (AES-256) with a random
+    #: password sent by a separate message; "none" leaves it plain.
+    package_encryption: Literal["aes", "none"] = "aes"
+    #: How the person downloads it: "local", an expiring signed link to the app (``/d/<case>``),
+    #: streamed from the blob store; "s3", a presigned URL to a copy in ``package_bucket``
+    #: (default ``blob_bucket``) under ``package_prefix``, with S3 server-side encryption.
+    package_delivery: Literal["local", "s3"] = "local"
+    package_bucket: str | None = None
+    package_prefix: str = "downloads/"
+    #: How long a download link works. S3 presigned URLs are capped at 7 days (SigV4).
+    download_link_days: int = Field(default=30, ge=1, le=365)
     mail_dir: Path | None = None  # file mail transport when no SMTP host: var/outbox
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -70,6 +84,8 @@ class Settings(BaseSettings):
     escalate_days_before: int = 1
     wait_for_person_days: int = 30
     close_after_days: int = 30
+    #: how long a case file is kept once the case has ended, before its purge
+    case_retention_days: int = Field(default=365, ge=1)
     #: approve a case's review without a person when no exemption fired
     review_auto_approve: bool = False
     #: four-eyes: whoever verified the person's identity may not approve the review
@@ -82,6 +98,19 @@ class Settings(BaseSettings):
     intake_domains: dict[str, Regime] = Field(default_factory=dict)
     intake_max_message_bytes: int = Field(default=50 * 1024 * 1024, ge=1024)
     intake_max_attachment_bytes: int = Field(default=25 * 1024 * 1024, ge=1)
+    #: The privacy@ mailbox ``dsar intake-email --poll`` reads over IMAP. The password comes from
+    #: DSAR_IMAP_PASSWORD or (better: a mounted secret) the file DSAR_IMAP_PASSWORD_FILE; it is
+    #: never printed or logged. Port default: 993 with SSL, 143 without.
+    imap_host: str | None = None
+    imap_port: int | None = Field(default=None, ge=1, le=65535)
+    imap_user: str | None = None
+    imap_password: SecretStr | None = None
+    imap_password_file: Path | None = None
+    imap_ssl: bool = True
+    imap_mailbox: str = "INBOX"
+    imap_processed_folder: str = "DSAR/Processed"
+    imap_ignored_folder: str = "DSAR/Ignored"
+    imap_poll_seconds: float = Field(default=60.0, gt=0)
     #: Worker tuning. Fewer workflow-task slots than the SDK default (100): on a small machine the
     #: GIL makes extra slots wait inside the worker, where their 10 s timeout runs, instead of on
     #: the server's queue, where it does not.
@@ -99,6 +128,12 @@ class Settings(BaseSettings):
         """Checked at start-up: otherwise the first search would fail, deep in a worker."""
         if self.blob_store == "s3" and not (self.blob_bucket or "").strip():
             raise ValueError("DSAR_BLOB_BUCKET must name the bucket when DSAR_BLOB_STORE is 's3'")
+        return self
+
+    @model_validator(mode="after")
+    def _s3_delivery_needs_a_bucket(self) -> Settings:
+        if self.package_delivery == "s3" and not (self.package_bucket or self.blob_bucket or "").strip():
+            raise ValueError("DSAR_PACKAGE_BUCKET (or DSAR_BLOB_BUCKET) must name the bucket for S3 delivery")
         return self
 
     def calendar_for(self, regime: Regime) -> str:
@@ -130,6 +165,14 @@ class Settings(BaseSettings):
     @cached_property
     def jwt_secret_value(self) -> str:
         return self.jwt_secret or _dev_secret(self.var_dir / "jwt.secret", lambda: _b64(32))
+
+    @cached_property
+    def suppression_key_bytes(self) -> bytes:
+        raw = self.suppression_key or _dev_secret(self.var_dir / "suppression.key", lambda: _b64(32))
+        key = base64.b64decode(raw)
+        if len(key) != 32:
+            raise ValueError("DSAR_SUPPRESSION_KEY must be the base64 encoding of exactly 32 bytes")
+        return key
 
     @cached_property
     def link_secret_value(self) -> str:

@@ -149,6 +149,18 @@ class AuditEvent(SQLModel, table=True):
     hash: str
 
 
+class CasePurge(SQLModel, table=True):
+    """A case file whose retention ended: what the purge removed. The audit events it blanked
+    keep their hashes and links, so the chain still proves nothing was added, removed or
+    reordered; their words (which staff wrote, and may name people) are gone."""
+
+    __tablename__ = "case_purge"
+
+    reference: str = Field(primary_key=True)
+    purged_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    blanked: str = Field(default="[]", sa_type=Text)  # JSON list of the seqs whose words were removed
+
+
 # --------------------------------------------------------------------------------------------
 # Values returned to callers (plain dataclasses: readable after the session is closed)
 
@@ -228,6 +240,8 @@ class ChainReport:
     events: int
     first_bad_seq: int | None = None
     problem: str | None = None
+    #: events whose words a purge removed: their links are checked, their content cannot be
+    content_removed: int = 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -340,7 +354,10 @@ class CaseStore:
         may start at once against one database: whoever loses the race to create a table gets
         an error (SQLite: "database is locked", PostgreSQL: a duplicate type) and tries again,
         by which time the tables are there and there is nothing left to do."""
-        create_tables(self.engine, [Case.__table__, AuditEvent.__table__])  # type: ignore[attr-defined]
+        create_tables(
+            self.engine,
+            [Case.__table__, AuditEvent.__table__, CasePurge.__table__],  # type: ignore[attr-defined]
+        )
 
     def close(self) -> None:
         """Release pooled connections (tests drop their database afterwards)."""
@@ -596,9 +613,11 @@ class CaseStore:
         with self._read() as session:
             case = _case_by_reference(session, reference)
             events = _events(session, reference)
+            purge = session.get(CasePurge, reference)
         if case is None and not events:
             raise CaseNotFound(f"no case {reference!r} in the register")
         count = len(events)
+        blanked = set(json.loads(purge.blanked)) if purge is not None else set()
 
         def bad(seq: int, problem: str) -> ChainReport:
             return ChainReport(reference, ok=False, events=count, first_bad_seq=seq, problem=problem)
@@ -625,7 +644,7 @@ class CaseStore:
                 details=facts,
                 prev_hash=ev.prev_hash,
             )
-            if recomputed != ev.hash:
+            if recomputed != ev.hash and ev.seq not in blanked:
                 return bad(ev.seq, f"event {ev.seq}: hash does not match its content (edited?)")
             if ev.prev_hash != prev_hash:
                 if ev.seq == 1:
@@ -640,7 +659,28 @@ class CaseStore:
             return ChainReport(
                 reference, ok=False, events=count, problem="case row missing from the register (deleted?)"
             )
-        return ChainReport(reference, ok=True, events=count)
+        return ChainReport(reference, ok=True, events=count, content_removed=len(blanked))
+
+    def purge_case(self, reference: str) -> int:
+        """The end of a case file's retention: remove the words staff wrote in its audit trail
+        (reasons, which may name people), keeping every event's hash and link. Idempotent.
+        Returns how many events were blanked."""
+        with self._write() as session:
+            if session.get(CasePurge, reference) is not None:
+                return 0
+            blanked = []
+            for ev in _events(session, reference):
+                if ev.reason:
+                    ev.reason = ""
+                    session.add(ev)
+                    blanked.append(ev.seq)
+            session.add(CasePurge(reference=reference, purged_at=_now(), blanked=json.dumps(blanked)))
+            session.commit()
+        return len(blanked)
+
+    def purged(self, reference: str) -> bool:
+        with self._read() as session:
+            return session.get(CasePurge, reference) is not None
 
 
 # --------------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePoli
         escalate_days_before=settings.escalate_days_before,
         wait_for_person_days=settings.wait_for_person_days,
         close_after_days=settings.close_after_days,
+        case_retention_days=settings.case_retention_days,
         review_auto_approve=settings.review_auto_approve,
         four_eyes=settings.four_eyes,
     )

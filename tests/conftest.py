@@ -203,8 +203,9 @@ async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseSto
         # Cases left open would have no worker after this test, and the time-skipping server
         # does not skip past tasks nobody can run: end them while their worker still runs, once
         # each has settled (terminating one mid-activity leaves the server's skip lock held).
+        # A case that ended still runs while its file is kept (then it is purged): end it too.
         for row in store.queue(limit=100_000):
-            if row.stage not in FINAL:
+            if row.stage not in FINAL or row.reference not in before:
                 await _settle_and_terminate(ts_env.client, row.reference)
     await replay_in_sandbox(
         ts_env.client, [r.reference for r in store.queue(limit=100_000) if r.reference not in before]

@@ -20,6 +20,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from dsar.blobs import blob_store_from_settings
 from dsar.clock import ClockPolicy, DeadlineKind, StatutoryClock
 from dsar.model import (
     Channel,
@@ -103,6 +104,12 @@ async def decide(
     return result.message
 
 
+async def ended(handle: WorkflowHandle[DataSubjectRequest, str], stage: Stage) -> Snapshot:
+    """Wait for a case to end. Its workflow keeps running while the case file is kept (then
+    purges it), so ``result()`` is not the signal."""
+    return await wait_until(handle, lambda s: s.stage == stage)
+
+
 async def refused(handle: WorkflowHandle[DataSubjectRequest, str], kind: DecisionKind, **kw: str) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as info:
         await decide(handle, kind, **kw)
@@ -160,7 +167,7 @@ async def test_access_request_runs_every_stage_to_closed(
     # The response stays open for close_after_days, then the case closes. (Time is skipped
     # explicitly: the test server does not auto-skip for result() once Updates were used.)
     await ts_env.sleep(timedelta(days=settings.close_after_days, minutes=1))
-    assert await h.result() == Stage.CLOSED.value
+    s = await wait_until(h, lambda s: s.stage == Stage.CLOSED)
     row = store.get(ref)
     assert row is not None and row.stage == "closed" and row.closed_at is not None
     actions = [e.action for e in store.audit_trail(ref)]
@@ -168,6 +175,21 @@ async def test_access_request_runs_every_stage_to_closed(
         assert f"stage:{stage}" in actions
     assert "decision:verify" in actions and "decision:approve" in actions
     assert store.verify_chain(ref).ok
+
+    # The case file is kept for its retention period, then purged: the blobs go, and the words
+    # in the audit trail; every event's hash and link stay, so the chain still verifies.
+    blobs = blob_store_from_settings(settings)
+    assert blobs.exists(crm.blob_ref)
+    await ts_env.sleep(timedelta(days=settings.case_retention_days - 1))
+    assert blobs.exists(crm.blob_ref) and not store.purged(ref)
+    await ts_env.sleep(timedelta(days=1, minutes=1))
+    assert await h.result() == Stage.CLOSED.value
+    assert not blobs.exists(crm.blob_ref) and store.purged(ref)
+    trail = store.audit_trail(ref)
+    assert trail[-1].action == "case:purged" and int(trail[-1].details["blobs"]) >= 2
+    assert all(e.reason == "" for e in trail[:-1])
+    report = store.verify_chain(ref)
+    assert report.ok and report.content_removed > 0
 
 
 async def test_search_attributes_show_stage_and_due(
@@ -410,12 +432,13 @@ async def test_replayed_key_after_the_case_closed_does_not_start_it_again(
     a = await start(ts_env, store, settings, key=key)
     await at_stage(a, Stage.VERIFYING)
     await decide(a, DecisionKind.WITHDRAW, reason="withdrawn by phone")
-    assert await a.result() == Stage.WITHDRAWN.value
+    await ended(a, Stage.WITHDRAWN)
     first_run = (await a.describe()).run_id
     b = await start(ts_env, store, settings, key=key)
     assert b.id == a.id
     desc = await b.describe()
-    assert desc.run_id == first_run and desc.status is not None and desc.status.name == "COMPLETED"
+    assert desc.run_id == first_run  # the ended case (kept for its retention), not a new one
+    assert (await snap(b)).stage == Stage.WITHDRAWN
     assert sum("We have received" in x for x in subjects(settings, a.id)) == 1
 
 
@@ -425,7 +448,7 @@ async def test_withdrawal_ends_the_case_and_tells_the_person(
     h = await start(ts_env, store, settings)
     await at_stage(h, Stage.VERIFYING)
     await decide(h, DecisionKind.WITHDRAW, reason="the person phoned to withdraw")
-    assert await h.result() == Stage.WITHDRAWN.value
+    await ended(h, Stage.WITHDRAWN)
     assert any("withdrawn" in x for x in subjects(settings, h.id))
     row = store.get(h.id)
     assert row is not None and row.stage == "withdrawn" and row.closed_at is not None
@@ -439,7 +462,7 @@ async def test_rejection_in_review_with_ground(
     await decide(h, DecisionKind.VERIFY)
     await at_stage(h, Stage.REVIEWING)
     await decide(h, DecisionKind.REJECT, reason="the fifth identical request this month", ground="excessive")
-    assert await h.result() == Stage.REJECTED.value
+    await ended(h, Stage.REJECTED)
     rejection = [
         m for m in letters(settings) if "cannot act" in str(m["Subject"]) and h.id in str(m["Subject"])
     ]
@@ -456,7 +479,7 @@ async def test_no_answer_from_the_person_expires_the_case(
     await ts_env.sleep(timedelta(days=settings.wait_for_person_days - 1))
     assert (await snap(h)).stage == Stage.VERIFYING
     await ts_env.sleep(timedelta(days=1, minutes=1))
-    assert await h.result() == Stage.EXPIRED.value
+    await ended(h, Stage.EXPIRED)
     assert time.monotonic() - t0 < 20
     assert any("has been closed" in x for x in subjects(settings, h.id))
     assert store.verify_chain(h.id).ok

@@ -199,9 +199,33 @@ class DataSubjectRequest:
                 timedelta(days=case.policy.close_after_days), summary="response open until the link expires"
             )
             await self._move(Stage.CLOSED, reason="response period ended")
+        await self._purge_after_retention()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._publish_wanted)
         publisher.cancel()
         return self._stage.value
+
+    async def _purge_after_retention(self) -> None:
+        """Keep the case file for its retention period, then remove its blobs and the words in
+        its audit trail (hashes kept). Updates are refused by then: the case is final."""
+        await workflow.sleep(
+            timedelta(days=self._case.policy.case_retention_days), summary="case file kept for its retention"
+        )
+        purged = await workflow.execute_activity_method(
+            AuditActivities.purge_case,
+            self._case.reference,
+            start_to_close_timeout=timedelta(minutes=30),
+            retry_policy=WORK_RETRY,
+            summary="purge the case file",
+        )
+        self._results["purged"] = f"case file purged on {self._today()}"
+        await self._record(
+            [
+                self._entry(
+                    "case:purged",
+                    details={"blobs": str(purged.blobs), "audit_events_blanked": str(purged.events)},
+                )
+            ]
+        )
 
     async def _triage(self) -> None:
         """A message intake could not read as a request: an operator says what it asks for
