@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
 from console.api import ENGINE_UNREACHABLE, EngineUnavailable, Services, codec_router, health_router, router
+from console.downloads import router as downloads_router
 from console.public import router as public_router
 from console.request_form import router as request_form_router
 from dsar.logs import get_logger
@@ -86,6 +87,7 @@ def create_app(
     app.include_router(health_router)
     app.include_router(public_router)
     app.include_router(request_form_router)
+    app.include_router(downloads_router)
     install_error_handlers(app)
     return app
 
