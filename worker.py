@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.audit import AuditActivities
-from activities.export import FulfilActivities
+from activities.export import ExportActivities, FulfilActivities
 from activities.notify import NotifyActivities
 from activities.review import ReviewActivities
 from activities.search import SearchActivities, system_task_queue
@@ -62,11 +62,12 @@ def build_workers(
     blobs = blobs or blob_store_from_settings(settings)
     mailer = mailer or mailer_from_settings(settings)
     audit = AuditActivities(store, blobs)
-    notify = NotifyActivities(mailer, settings)
+    notify = NotifyActivities(mailer, settings, blobs)
     search = SearchActivities(datamap, blobs)
     verify = VerifyActivities(datamap, GuardStore.from_settings(settings))
     review = ReviewActivities(blobs, datamap)
     fulfil = FulfilActivities(blobs)
+    export = ExportActivities(datamap, blobs, settings, store)
     queue = task_queue or settings.task_queue
     executor = ThreadPoolExecutor(max_workers=settings.worker_activity_threads)
     systems = [
@@ -93,6 +94,9 @@ def build_workers(
             review.prepare_review,
             review.amend_review,
             fulfil.fulfil_request,
+            export.build_access_package,
+            export.issue_download_link,
+            export.push_portable_data,
         ],
         activity_executor=executor,
         max_concurrent_activities=settings.worker_activity_threads,

@@ -174,6 +174,9 @@ class LinkInput:
     days: int = 0  # how long the link works; 0: DSAR_DOWNLOAD_LINK_DAYS
     #: the audit entry's key (the workflow's counter); "": one entry per package and day
     audit_key: str = ""
+    #: when the link counts from: the workflow's clock, so that the case closes when the link
+    #: expires (None: now)
+    issued_at: datetime | None = None
 
 
 @dataclass
@@ -256,7 +259,7 @@ class ExportActivities:
                     type="PackageMissing",
                     non_retryable=True,
                 )
-            now = datetime.now(UTC)
+            now = inp.issued_at or datetime.now(UTC)
             expires = now + timedelta(days=inp.days or self.settings.download_link_days)
             if self.settings.package_delivery == "s3":
                 link = deliver_via_s3(

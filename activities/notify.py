@@ -10,10 +10,13 @@ post or phone) the letter goes to the privacy team to be posted, marked as such.
 # dsar/model.py).
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import jinja2
 from temporalio import activity
 
+from dsar.blobs import BlobStore
+from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
 from dsar.mail import Mailer, build_message
 from dsar.settings import Settings
@@ -63,9 +66,10 @@ def render(kind: str, facts: dict[str, str]) -> tuple[str, str]:
 
 
 class NotifyActivities:
-    def __init__(self, mailer: Mailer, settings: Settings) -> None:
+    def __init__(self, mailer: Mailer, settings: Settings, blobs: BlobStore | None = None) -> None:
         self.mailer = mailer
         self.settings = settings
+        self.blobs = blobs
 
     @activity.defn(name="send_letter")
     def send_letter(self, letter: Letter) -> LetterReceipt:
@@ -90,6 +94,21 @@ class NotifyActivities:
                 hours=int(facts.get("link_hours", "72")),
                 declaration=bool(facts.get("link_declaration")),
             )
+        if facts.get("link_ref") or facts.get("password_ref"):
+            # Credentials of the access package: read from the blob store here, by reference,
+            # so that neither the URL nor the password is in the workflow's history.
+            if self.blobs is None:
+                raise ValueError("this letter needs the blob store (a download link or password)")
+            if facts.get("link_ref"):
+                url = self.blobs.get(facts["link_ref"]).decode()
+                facts["outcome"] = response_paragraph(
+                    url,
+                    datetime.fromisoformat(facts["link_expires"]),
+                    encrypted=bool(facts.get("encrypted")),
+                    timezone=self.settings.timezone,
+                )
+            if facts.get("password_ref"):
+                facts["password"] = self.blobs.get(facts["password_ref"]).decode()
         subject, body = render(letter.kind, facts)
         if letter.kind in TEAM_LETTERS:
             to = self.settings.dpo_email if letter.kind in _TO_DPO else self.settings.operator_email

@@ -9,17 +9,22 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import io
+import re
 import time
 import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 
+import httpx
 import pytest
+import pyzipper
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
+from console.app import create_app
 from dsar.blobs import blob_store_from_settings
 from dsar.clock import ClockPolicy, DeadlineKind, StatutoryClock
 from dsar.model import (
@@ -163,6 +168,27 @@ async def test_access_request_runs_every_stage_to_closed(
     s = await at_stage(h, Stage.RESPONDED)
     assert "package of" in s.results["fulfilling"]
     assert any("Our response to your request" in x for x in subjects(settings, ref))
+
+    # The response letter carries the download link, a separate message the ZIP's password;
+    # neither is in the workflow's history. The link works, and the password opens the ZIP.
+    mine = [m for m in letters(settings) if ref in str(m["Subject"])]
+    response = next(m for m in mine if "Our response" in str(m["Subject"])).get_content()
+    password = next(m for m in mine if "The password" in str(m["Subject"])).get_content()
+    url = re.search(r"https?://\S+/d/\S+", response)
+    secret = re.search(r"^\s{4}(\S+)$", password, re.MULTILINE)
+    assert url and secret
+    history = b"".join(e.SerializeToString() for e in (await h.fetch_history()).events)
+    assert url.group(0).rsplit("=", 1)[-1].encode() not in history and secret.group(1).encode() not in history
+    app = create_app(settings, store=store)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=settings.public_url) as web:
+        answer = await web.get(url.group(0).removeprefix(settings.public_url))
+    assert answer.status_code == 200, answer.text[:200]
+    with pyzipper.AESZipFile(io.BytesIO(answer.content)) as zf:
+        zf.setpassword(secret.group(1).encode())
+        names = zf.namelist()
+        assert "report.html" in names and "manifest.json" in names
+        assert b"Margaret" in zf.read("data/crm/customers.json")
+    assert "package:downloaded" in {e.action for e in store.audit_trail(ref)}
 
     # The response stays open for close_after_days, then the case closes. (Time is skipped
     # explicitly: the test server does not auto-skip for result() once Updates were used.)

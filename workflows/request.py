@@ -25,7 +25,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities, AuditEntry, CaseRecord
-    from activities.export import FulfilActivities, FulfilInput, FulfilResult
+    from activities.export import (
+        PACKAGE_TYPES,
+        ExportActivities,
+        FulfilActivities,
+        FulfilInput,
+        FulfilResult,
+        LinkInput,
+        LinkResult,
+        PackageInput,
+        PackageResult,
+    )
     from activities.notify import Letter, NotifyActivities
     from activities.review import ALLOWED_OUTCOMES, AmendInput, ReviewActivities, ReviewInput, outcome_family
     from activities.search import (
@@ -132,6 +142,8 @@ class DataSubjectRequest:
         self._review_status: ReviewStatus | None = None
         self._review_input: ReviewInput | None = None
         self._review_lock = asyncio.Lock()  # one reviewer's amendment at a time
+        self._package: PackageResult | None = None  # the copy of the data, once built
+        self._link: LinkResult | None = None  # how the person downloads it (refs, no URL)
         self._manual_fulfilment = False
         self._fulfilled_by_hand = False
         self._ending: tuple[Stage, str, str] | None = None  # (stage, outcome, letter kind)
@@ -195,9 +207,10 @@ class DataSubjectRequest:
             await self._end()
         watcher.cancel()
         if self._stage == Stage.RESPONDED:
-            await workflow.sleep(
-                timedelta(days=case.policy.close_after_days), summary="response open until the link expires"
-            )
+            open_for = timedelta(days=case.policy.close_after_days)
+            if self._link is not None:  # the case closes when the person can no longer download
+                open_for = max(self._link.expires_at - workflow.now(), timedelta(0))
+            await workflow.sleep(open_for, summary="response open until the link expires")
             await self._move(Stage.CLOSED, reason="response period ended")
         await self._purge_after_retention()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._publish_wanted)
@@ -717,6 +730,9 @@ class DataSubjectRequest:
 
     async def _fulfil(self) -> None:
         await self._move(Stage.FULFILLING, flush=False)
+        if self._case.request_type in PACKAGE_TYPES:
+            await self._build_package()
+            return
         result: FulfilResult = await self._or_end(
             workflow.execute_activity_method(
                 FulfilActivities.fulfil_request,
@@ -736,9 +752,84 @@ class DataSubjectRequest:
             self._results["fulfilling"] = f"carried out by hand: {self._last_reason(DecisionKind.FULFILLED)}"
         self._outcome = self._outcome_text(result)
 
+    async def _build_package(self) -> None:
+        """The copy of the data, as the review decided it, and the expiring link to it. The
+        URL and the ZIP's password are credentials: they stay in the blob store, and the letter
+        activity reads them from there, so neither enters history."""
+        assert self._review_status is not None
+        package: PackageResult = await self._or_end(
+            workflow.execute_activity_method(
+                ExportActivities.build_access_package,
+                PackageInput(
+                    self._case.reference,
+                    self._case.regime,
+                    self._case.request_type,
+                    self._received.isoformat(),
+                    list(self._systems.values()),
+                    self._review_status.decisions_ref,
+                ),
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=timedelta(minutes=5),
+                retry_policy=WORK_RETRY,
+                summary="build the copy of the data",
+            )
+        )
+        self._seq += 1
+        link: LinkResult = await self._or_end(
+            workflow.execute_activity_method(
+                ExportActivities.issue_download_link,
+                LinkInput(
+                    self._case.reference,
+                    package.blob_ref,
+                    package.file_name,
+                    audit_key=f"{self._case.reference}/package-link/{self._seq}",
+                    issued_at=workflow.now(),
+                ),
+                start_to_close_timeout=timedelta(minutes=30),
+                retry_policy=WORK_RETRY,
+                summary="issue the download link",
+            )
+        )
+        self._package, self._link = package, link
+        self._results["fulfilling"] = package.detail
+        expires = local_date(link.expires_at, self._tz).isoformat()
+        self._outcome = (
+            f"copy of the data sent by download link (until {expires}): {package.records} record(s) "
+            f"from {package.systems} system(s), {package.withheld} withheld, {package.redacted} with "
+            "parts removed"
+        )
+        await self._record(
+            [
+                self._entry(
+                    "package:built",
+                    details={
+                        "package": package.blob_ref,
+                        "sha256": package.sha256,
+                        "bytes": str(package.bytes),
+                        "files": str(package.files),
+                        "records": str(package.records),
+                        "withheld": str(package.withheld),
+                        "redacted": str(package.redacted),
+                        "encrypted": "yes" if package.encrypted else "no",
+                        "link_expires": link.expires_at.isoformat(),
+                    },
+                )
+            ]
+        )
+
     async def _respond(self) -> None:
         assert self._outcome is not None
-        await self._letter("response", outcome=self._outcome)
+        if self._link is not None and self._package is not None:
+            await self._letter(
+                "response",
+                link_ref=self._link.link_ref,
+                link_expires=self._link.expires_at.isoformat(),
+                encrypted="yes" if self._package.encrypted else "",
+            )
+            if self._package.password_ref:
+                await self._letter("package_password", password_ref=self._package.password_ref)
+        else:
+            await self._letter("response", outcome=self._outcome)
         self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
         self._clock_version += 1
         self._results["responded"] = f"responded on {self._today()}"
