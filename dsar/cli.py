@@ -282,9 +282,16 @@ def cmd_web(args: argparse.Namespace) -> int:
 
 
 def cmd_intake_email(args: argparse.Namespace) -> int:
-    from dsar.intake_cli import dry_run, policy_from_settings
+    from dsar.intake_cli import MailboxConfigError, dry_run, policy_from_settings, poll_mailbox
     from dsar.settings import Settings
 
+    if args.poll:
+        try:
+            return poll_mailbox(Settings(), once=args.once, out=sys.stdout)
+        except MailboxConfigError as e:
+            raise CliError(str(e), EXIT_ERROR) from None
+    if args.once:
+        raise CliError("--once goes with --poll", EXIT_ERROR)
     return dry_run([Path(p) for p in args.dry_run], policy_from_settings(Settings()), sys.stdout)
 
 
@@ -428,15 +435,21 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "intake-email",
         cmd_intake_email,
-        "parse raw RFC 822 files as email intake would: one JSON line per file (kinds, never values)",
+        "read the privacy@ mailbox (--poll), or parse raw RFC 822 files as intake would (--dry-run)",
     )
-    p.add_argument(
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--dry-run",
         nargs="+",
-        required=True,
         metavar="FILE",
-        help="the files to parse; nothing is opened or stored (the mailbox poller is configured separately)",
+        help="the files to parse, one JSON line each (kinds, never values); nothing is opened or stored",
     )
+    what.add_argument(
+        "--poll",
+        action="store_true",
+        help="read the mailbox set by DSAR_IMAP_* and open or update cases, every DSAR_IMAP_POLL_SECONDS",
+    )
+    p.add_argument("--once", action="store_true", help="with --poll: one pass over the inbox, then exit")
 
     from dsar.redact_cli import SUBJECT_FILE_HELP
 

@@ -46,6 +46,7 @@ import phonenumbers
 from bs4 import BeautifulSoup
 
 from dsar.model import AgentAuthority, AgentDetails, IdentifierKind, Regime, RequestType
+from intake.typos import repair_spelling
 
 MB = 1024 * 1024
 
@@ -205,7 +206,9 @@ def _parse(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessag
     base.identifiers = found.values
     if base.by_agent:
         base.agent = _agent_details(requester, classify_text)
-    regime, regime_reason = _pick_regime(classify_text, found, mailbox_regime, mailbox_rule, policy)
+    regime, regime_reason = _pick_regime(
+        classify_text, found, mailbox_regime, mailbox_rule, policy, _place_lines(requester.text)
+    )
     base.regime = regime
 
     soft_ignore = _soft_ignore(msg, head, base.subject, classify_text)
@@ -458,7 +461,12 @@ _SPAM_MARKERS = re.compile(
     r"|bitcoin|crypto(?:currency)? (?:investment|trading|opportunity)|double your (?:money|investment)"
     r"|100% (?:free|guaranteed)|risk[- ]free|act now|limited time offer|wire transfer|next of kin"
     r"|inheritance|beneficiary|million (?:us )?dollars|western union|seo services|first page of google"
-    r"|rank #?1|hot singles|weight loss|guaranteed returns?|investment opportunity)\b",
+    r"|rank #?1|hot singles|weight loss|guaranteed returns?|investment opportunity"
+    r"|verify your (?:account|mailbox|identity now)|(?:account|mailbox) will be (?:suspended|closed|deleted"
+    r"|deactivated|terminated)|mailbox (?:is )?(?:almost |nearly )?full|storage (?:is )?(?:\d+% )?full"
+    r"|click (?:here|the link|below) to (?:verify|confirm|update|validate|upgrade|claim)"
+    r"|unusual sign[- ]in activity|confirm your password|gift card|no prescription|cheap (?:meds|pills)"
+    r"|discreet (?:worldwide )?shipping|buy now|shop now|order (?:now|today)|\d{2}% off)\b",
     re.IGNORECASE,
 )
 
@@ -1430,6 +1438,416 @@ TYPE_RULES: list[Rule] = [
     ),
 ]
 
+#: Verbs for what an organisation does with data, in every form people write them.
+_HOLD = (
+    r"(?:hold|holds|held|holding|have|has|having|had|got|keep|keeps|kept|keeping|store|stores|stored"
+    r"|storing|collect|collects|collected|collecting|process|processes|processed|processing|retain"
+    r"|retains|retained|retaining|maintain|maintains|maintained|possess|possesses|gather|gathered"
+    r"|record|records|recorded|obtain|obtained|obtaining|receive|received|acquire|acquired|source"
+    r"|sourced|get|gets|getting|saved|save|saves|treat|treating|treated|handle|handling|handled)"
+)
+_DATA_WORDS = r"(?:data|info|information|details|records|files?|particulars)"
+#: What people ask to see besides "my data": the recordings, the footage, the notes.
+_MATERIAL = (
+    r"(?:e-?mails?|letters?|notes|recordings?|calls?|correspondence|statements?|footage|photos?|images?"
+    r"|contracts?|communications?|messages?|chats?|logs?|history|everything|anything|transcripts?)"
+)
+_PLAIN_ERASE = r"(?:delete|erase|remove|wipe|purge|destroy|scrub|expunge|get rid of|dispose of)"
+_CONTACT_KINDS = (
+    r"(?:calls?|phone calls|e-?mails?|texts?|sms|messages?|marketing|offers|promotions|letters|junk"
+    r"|spam|leaflets|adverts?|advertising|newsletters?|contact|mail|post)"
+)
+
+#: The same rights in the wider phrasing people use: inflections, "it"/"them" for the data,
+#: what they want to see rather than "data", other European languages. Read after misspelt
+#: request words are repaired (intake/typos.py).
+WIDER_TYPE_RULES: list[Rule] = [
+    # access
+    _r(
+        "what data do you hold (any wording)",
+        ACC,
+        4,
+        rf"\b(?:what|which|whatever)\b(?:\W+\w+){{0,3}}?\W+{_DATA_WORDS}\b(?:\W+\w+){{0,6}}?\W+{_HOLD}\b",
+        rf"\b(?:what|which) (?:\w+ )?{_DATA_WORDS} (?:is|are) (?:being )?(?:held|kept|stored|processed)\b",
+        r"\bwhat (?:have|do|did) you (?:got|have|hold|keep|know|store|collect)\b",
+        r"\bwhat (?:\w+ ){0,3}?(?:on file|on record|on your (?:system|systems|records|database|files))\b",
+    ),
+    _r(
+        "give me my data (any wording)",
+        ACC,
+        3,
+        r"\b(?:furnish|provide|send|supply|give|share|forward|receive|obtain|get|see|view|know|have|access"
+        r"|disclose|release|produce|make available)\b(?:\W+(?:me|to me|with|the|a|an|full|complete|list"
+        r"|copy|copies|details|summary|overview|report|record|of|all|any|everything|available)){0,6}\W+"
+        r"(?:my|all my) (?:own )?(?:personal |private |customer )?(?:data|info|information|details|records"
+        r"|file|files|particulars)\b",
+        r"\b(?:quels?|quelles?) (?:sont les )?(?:donn[ée]es|informations|renseignements)\b",
+        r"\b(?:d[ée]tenez|conservez|avez) (?:\w+ ){0,3}?(?:[àa] mon sujet|sur moi|me concernant)\b",
+    ),
+    _r(
+        "information relating to me",
+        ACC,
+        3,
+        r"\b(?:provide|send|supply|disclose|furnish|give)\b(?:\W+\w+){0,3}?\W+(?:personal )?"
+        r"(?:data|information|records)\b(?:\W+\w+){0,3}?\W+"
+        r"(?:relating to|concerning|regarding|about|on|of) me\b",
+    ),
+    _r(
+        "everything you hold",
+        ACC,
+        2,
+        rf"\b(?:all|any|everything|anything)\b(?:\W+\w+){{0,3}}?\W+(?:that )?(?:you|your company|you guys)"
+        rf"(?: \w+)? {_HOLD}\b",
+        rf"\b{_HOLD} (?:\w+ )?{_ME}",
+        r"\b(?:data|information|records) (?:you )?"
+        r"(?:hold|held|have|keep|kept|store|stored|process|processed)\b",
+        r"\b(?:relating to|concerning|regarding|pertaining to) me\b",
+    ),
+    _r(
+        "find out what you hold",
+        ACC,
+        2,
+        r"\bfind out (?:what|which|whether|if|how)\b",
+        r"\b(?:what|which) (?:\w+ )?(?:purposes?|finality|reasons?)\b"
+        r"(?:\W+\w+){0,4}?\W+(?:use|using|process)",
+    ),
+    _r(
+        "asks for recordings or footage",
+        ACC,
+        2,
+        r"\b(?:request|requesting|want|like|need|ask for|obtain|get|receive|see|view|have|send|give|provide)"
+        r"\b(?:\W+\w+){0,3}?\W+(?:footage|recordings?|transcripts?|notes)\b",
+    ),
+    _r(
+        "recordings, footage, notes",
+        ACC,
+        2,
+        r"\b(?:cctv|camera|video|bodycam|body[- ]worn)\b(?:\W+\w+){0,3}?\W+(?:footage|images?|recordings?)\b",
+        r"\bfootage\b",
+        r"\b(?:call|phone|telephone|voice) recordings?\b",
+        r"\brecordings? of (?:my|the|our|all|any) (?:\w+ )?(?:calls?|conversations?)\b",
+        r"\btranscripts?\b",
+    ),
+    _r(
+        "copies of what you hold",
+        ACC,
+        4,
+        rf"\bcop(?:y|ies) of (?:all |any |the |my |our |your )*(?:\w+ )?{_MATERIAL}\b",
+        r"\b(?:request|obtain|get|receive|want|like|need|ask for|have) (?:a |an )?(?:full |complete )?"
+        r"(?:copy|copies|access)\b(?! of (?:the |your )?(?:policy|terms|contract|invoice|bill|receipt))",
+    ),
+    _r(
+        "send it to me",
+        ACC,
+        2,
+        r"\b(?:send|give|provide|forward|e-?mail|post|supply|disclose|share|show) (?:me|to me)\b"
+        rf"(?:\W+\w+){{0,4}}?\W+(?:{_DATA_WORDS}|{_MATERIAL}|copy|copies)\b",
+        r"\bdisclos\w* (?:to me|of (?:all |the |my )?(?:personal )?(?:data|information))",
+        r"\bfreedom of information\b|\bfoia?\b",
+    ),
+    _r(
+        "access (Spanish, Italian, Dutch, French, German, Polish)",
+        ACC,
+        4,
+        r"\bderecho de acceso\b",
+        r"\bacceso a (?:mis|los|todos mis) datos\b",
+        r"\bdiritto di accesso\b",
+        r"\baccesso ai (?:miei )?dati\b",
+        r"\bquali dati\b",
+        r"\binzage(?:verzoek)?\b",
+        r"\bwelke (?:persoons)?gegevens\b",
+        r"\bwelche (?:personenbezogenen |pers[öo]nlichen )?daten\b",
+        r"\bquelles (?:sont les )?(?:donn[ée]es|informations)\b",
+        r"\bcommunication de (?:mes|toutes mes) donn[ée]es\b",
+        r"\bdost[ęe]p do (?:moich )?danych\b",
+        r"\bkopi[ęe] (?:moich )?danych\b",
+    ),
+    # erasure
+    _r(
+        "forget me",
+        ERA,
+        4,
+        r"\bforget (?:about )?(?:me|i exist|all about me|my \w+)\b",
+        r"\b(?:remove|delete|erase) all traces?\b|\b(?:all|every|any) traces? of me\b",
+    ),
+    _r(
+        "delete it",
+        ERA,
+        2,
+        rf"\b{_PLAIN_ERASE}\w* (?:of )?(?:it|them|this|that|all|everything|all of it|the lot|the rest)\b",
+        r"\b(?:destroy|dispose of|shred)\b",
+    ),
+    _r(
+        "ask for deletion",
+        ERA,
+        4,
+        r"\b(?:request|requesting|requests|ask|asking|demand|demanding|seek|seeking|want|require|wish)"
+        r"\w* (?:for )?(?:the |an |immediate |complete |full |permanent )*(?:deletion|erasure|removal"
+        r"|destruction)\b",
+        r"\bexclu(?:de|ding) (?:all )?(?:of )?(?:my|me)\b",
+        r"\bno (?:reason|need|right|business|basis|legal basis) (?:\w+ ){0,2}?to (?:keep|hold|store|retain"
+        r"|have|process)\b",
+    ),
+    _r(
+        "I want it gone",
+        ERA,
+        4,
+        r"\b(?:want|like|need) (?:it|them|this|my \w+|all my \w+|everything) (?:\w+ )?(?:gone|deleted|erased"
+        r"|removed|wiped)\b",
+    ),
+    _r(
+        "stop holding my data",
+        ERA,
+        3,
+        rf"\bno longer (?:want (?:you|your company) to )?(?:{_HOLD}|have) (?:any of )?(?:my|any)\b",
+        rf"\b(?:don't|do not|dont) want (?:you|your company) to (?:{_HOLD}) (?:any of )?(?:my|any)\b",
+        r"\bwhy (?:do|are|would) you still (?:have|hold|keep|holding|keeping|storing|store|got)\b",
+        r"\b(?:deactivate|shut down|shut) (?:my|the) (?:account|profile)\b",
+    ),
+    _r(
+        "erasure (Italian, Dutch, Polish, Spanish)",
+        ERA,
+        4,
+        r"\bcancellazione\b",
+        r"\bcancellare (?:i |tutti i )?(?:miei )?dati\b",
+        r"\bdiritto all'oblio\b",
+        r"\bverwijder\w*\b",
+        r"\bvergetelheid\b",
+        r"\busuni[ęe]cie\b|\busun[ąa][ćc]\b",
+        r"\bderecho al olvido\b",
+    ),
+    # rectification
+    _r(
+        "put it right (any wording)",
+        REC,
+        2,
+        r"\b(?:amend|correct|update|fix|change|rectify|sort out|sort) (?:it|them|this|that|these|those"
+        r"|the (?:error|mistake|typo|record|records|entry|spelling))\b",
+        r"\bshould (?:read|say|show)\b",
+        r"\bthe (?:correct|right|proper|actual|real) (?:\w+ ){0,3}?(?:is|are|should be)\b",
+        r"\b(?:typo|typos|spelling mistake)\b",
+        r"\b(?:incorrectly|wrongly|mistakenly)\b",
+        r"\bnot up to date\b|\bno longer (?:correct|accurate|valid|current|right)\b|\bincomplete\b",
+    ),
+    _r(
+        "new details",
+        REC,
+        2,
+        r"\bnew (?:home |postal |e-?mail |phone |mobile )?(?:address|surname|name|number|e-?mail)\b",
+        r"\b(?:i've|i have|i|we've|we have|we) (?:recently |just )?(?:moved|relocated)\b",
+        r"\b(?:got|recently|just) (?:married|divorced)\b",
+        r"\bdeed poll\b|\bmaiden name\b",
+        r"\bi now live\b|\bnow living at\b|\bmy (?:current|correct|new) address\b",
+    ),
+    _r(
+        "change it from this to that",
+        REC,
+        3,
+        r"\b(?:change|changing|update|updating|amend|amending|correct|correcting|alter|altering|switch)\b"
+        r"(?:\W+\w+){0,4}?\W+from\b(?:\W+\S+){1,4}?\W+to\b",
+        r"\b(?:recorded|listed|shown|registered|spelt|spelled|written|entered|stored|saved|noted|appears)"
+        r"(?: \w+){1,3} as\b",
+        r"\bbut (?:it |this |that )?(?:must|should|ought to) (?:be|read|say)\b",
+        r"\b(?:adapt|modify|alter|adjust) (?:it|this|that|them|my \w+)\b",
+        r"\b(?:change|update|amend|correct) (?:\w+ ){0,2}?(?:title|gender|pronouns?|initials?|middle name)\b",
+    ),
+    _r(
+        "you have it wrong",
+        REC,
+        3,
+        r"\b(?:spelt|spelled|spelling|got|have|has|show|shows|showing|list|lists|listed)\b(?:\W+\w+){0,3}?\W+"
+        r"(?:wrong|wrongly|incorrect|incorrectly|inaccurate|inaccurately|misspelt|misspelled)\b",
+    ),
+    _r(
+        "rectification (Spanish, Italian, Dutch, French, German, Portuguese)",
+        REC,
+        4,
+        r"\brectificaci[óo]n\b|\brectificar\b|\bcorregir\b",
+        r"\brettifica\w*\b|\bcorreggere\b",
+        r"\brectificatie\b|\bcorrigeren\b",
+        r"\brectifier\b|\bcorriger\b",
+        r"\bkorrigier\w*\b",
+        r"\bretifica[çc][ãa]o\b|\bretificar\b",
+    ),
+    # portability
+    _r(
+        "send it straight to the new provider",
+        POR,
+        4,
+        r"\b(?:transmit|transfer|send|pass|port|move|give|hand|forward)\w*\b(?:\W+\w+){0,4}?\W+"
+        r"(?:directly|straight|direct) to\b",
+        r"\b(?:bring|carry|reuse|re-use|import|upload|take)\b(?:\W+\w+){0,5}?\W+"
+        rf"(?:to|into|with) (?:my |a |the )?(?:new|another|other|different) {_PROVIDER}",
+        r"\bin a (?:\w+ )?(?:format|file) (?:that )?(?:i|we) can "
+        r"(?:use|import|take|reuse|re-use|upload|open)\b",
+    ),
+    _r(
+        "a file another company can load",
+        POR,
+        3,
+        r"\b(?:in|as) (?:a|an|one) (?:\w+ )?(?:file|format|export|download)\b(?:\W+\w+){0,5}?\W+"
+        r"(?:load|import|upload|read|reuse|re-use|use|take|bring|move|transfer)\b",
+        r"\b(?:load|import|upload) (?:it|them|my \w+)? ?into (?:their|the new|another|a new)\b",
+    ),
+    _r(
+        "switching provider",
+        POR,
+        2,
+        rf"\bswitch\w* (?:over )?(?:to )?(?:a |another |my |the )?(?:new |different |other )?"
+        rf"(?:\w+ )?{_PROVIDER}",
+        r"\bexport\w*\b",
+        r"\bxml\b",
+    ),
+    _r(
+        "portability (other languages)",
+        POR,
+        5,
+        r"\bportab\w+",
+        r"\bportabilit[àa]\b",
+        r"\boverdraagbaarheid\b",
+        r"\bprzenoszenia danych\b",
+    ),
+    # restriction
+    _r(
+        "use it for nothing else",
+        RES,
+        4,
+        r"\b(?:don't|do not|must not|mustn't|should not|shouldn't|never|not to) use (?:it|them|this|my \w+"
+        r"|any of (?:it|my \w+))(?: \w+){0,2} (?:for anything|other than|except|in the meantime)",
+        r"\b(?:only|just) (?:store|keep|hold|retain) (?:it|them|my)\b",
+        r"\b(?:other than|except for|except|beyond) (?:simply |just )?"
+        r"(?:storing|keeping|holding|retaining)\b",
+        r"\b(?:keep|preserve|retain|hold) (?:it|them|my (?:\w+ )?(?:data|information|records))\b"
+        r"(?:\W+\w+){0,5}?\W+but (?:do not|don't|not|stop|never)\b",
+        r"\b(?:put|place) (?:a )?(?:hold|freeze|block|restriction) on\b",
+        r"\b(?:put|place|keep)\b(?:\W+\w+){0,3}?\W+on hold\b",
+        r"\b(?:use|processing|data|information)\b(?:\W+\w+){0,2}?\W+"
+        r"(?:restricted|frozen|blocked|suspended)\b",
+        r"\b(?:do not|don't|must not|never|not) (?:\w+ ){0,12}?use (?:it|them|this|my \w+) "
+        r"(?:in any (?:other )?way|at all|for any(?:thing)?)\b",
+        r"\b(?:storage|storing it) only\b|\bonly (?:for )?storage\b",
+        r"\bnothing (?:should|must|may) be (?:changed|used|processed|deleted)\b",
+    ),
+    _r(
+        "until the dispute is settled",
+        RES,
+        2,
+        r"\b(?:court|legal) (?:case|proceedings|action|claim)\b|\blawsuit\b|\blitigation\b|\btribunal\b",
+        r"\buntil (?:the |my |this |our )?(?:dispute|complaint|investigation|matter|appeal|claim|case"
+        r"|objection)\b",
+        r"\buntil (?:it|this|that|they|the \w+|my \w+)(?: \w+)? (?:is|are|has been|have been"
+        r"|finish\w*|conclude\w*|decide\w*|resolve\w*) ?(?:resolved|settled|sorted|investigated|decided"
+        r"|concluded|finished|closed|complete|over)?\b",
+        r"\bwhile (?:the )?(?:\w+ )?(?:investigate|investigates|investigating|investigation|check|checks"
+        r"|review|reviews|look into|looks into)\b",
+        r"\b(?:disput|contest)(?:e|es|ed|ing)\b",
+        r"\bpending (?:the )?(?:outcome|investigation|resolution|review|result|verification)\b",
+    ),
+    _r(
+        "restriction (other languages)",
+        RES,
+        4,
+        r"\blimitaci[óo]n del tratamiento\b",
+        r"\blimitazione\b",
+        r"\bbeperking\b",
+        r"\blimita[çc][ãa]o do tratamento\b|\bbloqueio\b",
+        r"\bograniczeni\w+ przetwarzania\b",
+    ),
+    # objection
+    _r(
+        "no more marketing",
+        OBJ,
+        4,
+        rf"\b(?:don't|do not|dont|no longer) (?:want|wish) (?:to (?:receive|get|hear)\s)?(?:any )?"
+        rf"(?:more |further |any )?(?:\w+ )?{_CONTACT_KINDS}\b",
+        rf"\bno (?:more|further) (?:\w+ )?{_CONTACT_KINDS}\b",
+        r"\b(?:take|get|strike|cross|remove) (?:me|my (?:\w+ )?(?:name|number|details|email|address))"
+        r"(?: \w+){0,2} off\b",
+        r"\b(?:call|calling|mailing|marketing|contact|sales|distribution) list\b",
+    ),
+    _r(
+        "I object",
+        OBJ,
+        4,
+        r"\bi (?:hereby |strongly |formally )?object\b(?! to\b)",
+        r"\bobject(?:s|ed|ing)? (?:against|on the grounds)\b",
+        r"\bwithdraw\w* (?:my |all )?(?:consent|permission)\b",
+        r"\b(?:don't|do not|no longer) (?:give (?:my )?)?consent\b",
+    ),
+    _r(
+        "no more of your mail",
+        OBJ,
+        4,
+        rf"\bstop (?:all |the |these |those |your |any |sending |posting )*(?:\w+ )?(?:{_CONTACT_KINDS}"
+        r"|catalogues?|catalogs?|brochures?|flyers?|leaflets?|surveys?)\b",
+        r"\b(?:don't|do not|dont|never|please don't) (?:contact|call|email|e-mail|text|phone|ring|message"
+        r"|write to|send) (?:me|us)\b",
+        r"\bkeep (?:getting|receiving) (?:\w+ )?(?:offers|emails|e-mails|texts|calls|messages|marketing"
+        r"|catalogues|leaflets|junk|spam)\b",
+    ),
+    _r(
+        "stop contacting me",
+        OBJ,
+        3,
+        r"\bstop\b(?:\W+\w+){0,3}?\W+(?:contacting|calling|emailing|e-mailing|texting|ringing|phoning"
+        r"|bothering|pestering|spamming|sending|profiling|tracking|targeting|posting|mailing)\b",
+        r"\bkeeps? (?:on )?(?:ringing|calling|emailing|texting|phoning|contacting|messaging) me\b",
+        r"\bleave me alone\b|\bjunk mail\b",
+    ),
+    _r(
+        "objection (other languages)",
+        OBJ,
+        4,
+        r"\boposici[óo]n\b|\bme opongo\b",
+        r"\bopposizione\b|\bmi oppongo\b",
+        r"\bbezwaar\b",
+        r"\bje m'oppose\b",
+        r"\bsprzeciw\w*\b",
+    ),
+    # opt-out of sale or sharing
+    _r(
+        "no selling to third parties",
+        OPT,
+        4,
+        r"\bopt (?:me|us|my \w+) out\b",
+        r"\b(?:sell|sold|selling|sells|share|shared|sharing|going|passed|given)\b(?:\W+\w+){0,4}?\W+"
+        r"(?:to|with) (?:\w+ )?(?:data brokers?|third[- ]part(?:y|ies)|advertisers|marketers|ad networks?)\b",
+        r"\b(?:not|never) (?:to )?(?:sell|share)\b",
+        r"\bmay not (?:sell|share)\b",
+        r"\bright to opt[- ]?out\b|\byour privacy choices\b|\bopt[- ]out preference signal\b",
+        r"\bopt[- ]?out (?:request|form)\b",
+    ),
+    _r(
+        "data brokers, ad targeting",
+        OPT,
+        3,
+        r"\bdata brokers?\b",
+        r"\b(?:personali[sz]ed|interest[- ]based|behaviou?ral) (?:ads|advertising|advertisements)\b",
+        r"\bad targeting\b",
+        r"\bfor (?:money|profit)\b|\bmoneti[sz]\w*",
+    ),
+    # limit the use of sensitive personal information
+    _r(
+        "limit sensitive information (any wording)",
+        LIM,
+        5,
+        r"\blimit\b(?:\W+\w+){0,5}?\W+sensitive\b",
+        r"\bright to limit\b",
+        r"\b(?:use|using|disclosure) of (?:my )?sensitive\b",
+    ),
+    _r(
+        "limit, about sensitive categories",
+        LIM,
+        3,
+        r"\blimit\b(?=.*\b(?:health|medical|religio\w*|biometric|genetic|racial|ethnic|sex life|sexual"
+        r"|precise (?:geo)?location|social security|immigration|citizenship|union membership|face scan"
+        r"|fingerprint))",
+        r"\b(?:health|medical|religio\w*|biometric|genetic|racial|ethnic|sexual|precise location)\b"
+        r"(?=.*\blimit\b)",
+    ),
+]
+TYPE_RULES += WIDER_TYPE_RULES
+
 #: "please don't delete my data", never "if you don't delete it I will complain"
 _NEGATED_ERASURE = re.compile(
     r"(?<!if you )(?<!unless you )\b(?:do not|don't|dont|never|no need to)\s+(?:\w+\s+){0,2}?"
@@ -1441,10 +1859,12 @@ _TIE_ORDER = [LIM, OPT, POR, REC, RES, ERA, ACC, OBJ]
 
 
 def _score_types(text: str) -> dict[RequestType, tuple[int, list[str]]]:
-    text = _NEGATED_ERASURE.sub(" ", text)
+    # Read as written and with misspelt English request words repaired: a rule matching
+    # either counts once ("acceso a mis datos" must stay Spanish, "delet my acount" be read).
+    texts = {_NEGATED_ERASURE.sub(" ", t) for t in (text, repair_spelling(text))}
     scores: dict[RequestType, tuple[int, list[str]]] = {}
     for rule in TYPE_RULES:
-        if rule.pattern.search(text):
+        if any(rule.pattern.search(t) for t in texts):
             total, labels = scores.get(rule.target, (0, []))
             scores[rule.target] = (total + rule.weight, [*labels, rule.label])
     return scores
@@ -1543,19 +1963,51 @@ W_LAW, W_PLACE, W_RESIDENCE, W_ADDRESS, W_PHONE, W_MAILBOX, W_DEFAULT = 5, 2, 4,
 _RESIDENCE_BEFORE = (
     r"(?:live in|living in|reside in|residing in|resident of|resident in|based in|i'm in|i am in|moved to"
     r"|i'm from|i am from|home is in|home in|address is in|i'm living in|i am living in|moved back to"
-    r"|writing from|back in)"
+    r"|writing from|back in|living at|resident at"
+    # the same in the languages people write to a European privacy mailbox in
+    r"|j'habite(?: en| au| aux| à| a)?|je (?:vis|r[ée]side|demeure)(?: en| au| aux| à| a)?"
+    r"|ich wohne in|wohne in|ich lebe in|wohnhaft in|vivo en|resido en|vivo in|abito (?:in|a)"
+    r"|risiedo (?:in|a)|ik woon in|woon in|moro (?:em|no|na|nos)|resido (?:em|no|na))"
     r"\s+(?:the\s+)?(?:state of |province of |city of )?"
 )
 _RESIDENCE_AFTER = r"\s+(?:resident|residents|consumer|citizen)\b"
+#: "I live in Valencia, Spain": the country after a town the rules do not know
+_TOWN = r"(?:[\w'\-]+(?: [\w'\-]+)?,? )?"
 _RESIDENCE_RULES = {
-    regime: re.compile(rf"{_RESIDENCE_BEFORE}(?:{pattern.pattern})|(?:{pattern.pattern}){_RESIDENCE_AFTER}")
+    regime: re.compile(
+        rf"{_RESIDENCE_BEFORE}{_TOWN}(?:{pattern.pattern})|(?:{pattern.pattern}){_RESIDENCE_AFTER}"
+    )
     for regime, pattern in LOCATION_RULES
 }
 
 
+def _place_lines(text: str) -> list[Regime]:
+    """Regimes of the places that stand on a line of their own, as the last lines of an address
+    or a signature do ("Rotterdam" / "Netherlands", "Calgary, Alberta"): where the writer is,
+    without saying "I live in"."""
+    found: list[Regime] = []
+    for line in text.splitlines()[-60:]:
+        line = line.strip(" \t,.").lower()
+        if not line or len(line) > 40:
+            continue
+        for regime, pattern in LOCATION_RULES:
+            m = pattern.search(line)
+            if m and m.end() == len(line) and re.fullmatch(r"(?:[\w .'\-]+,\s*)?", line[: m.start()]):
+                if regime not in found:
+                    found.append(regime)
+                break
+    return found
+
+
 def _pick_regime(
-    text: str, found: _Found, mailbox: Regime | None, mailbox_rule: str, policy: MailboxPolicy
+    text: str,
+    found: _Found,
+    mailbox: Regime | None,
+    mailbox_rule: str,
+    policy: MailboxPolicy,
+    place_lines: list[Regime] | None = None,
 ) -> tuple[Regime, str]:
+    place_lines = place_lines or []
     scores: dict[Regime, float] = {}
     why: dict[Regime, list[str]] = {}
 
@@ -1578,6 +2030,8 @@ def _pick_regime(
                 add(regime, W_RESIDENCE, "where the writer says they live")
     for regime in found.address_regimes:
         add(regime, W_ADDRESS, "the postal address given")
+    for regime in place_lines:
+        add(regime, W_ADDRESS, "a place on a line of its own (an address or signature)")
     if found.phone_region:
         phone_regime = _PHONE_REGIONS.get(found.phone_region) or (
             Regime.EU_GDPR if found.phone_region in _EU_REGIONS else None

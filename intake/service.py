@@ -3,11 +3,20 @@
 The case register allocates the reference and remembers the idempotency key; the workflow id is
 the reference, started with ``USE_EXISTING`` so that a retried or duplicated intake (the same
 Message-ID, the same API key) reaches the same case instead of opening a second one.
+
+Two intakes with the same key can run at once (a double-clicked form, two pollers, a client that
+retries before its first call returned): the register gives both the same row, one of them
+"created". Either may reach Temporal first, so the workflow carries a memo naming the register
+row it was started for: the creator that finds the case already started checks that memo, and
+only a case started for another row (the register was reset while Temporal kept its cases) is
+refused as out of step.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -20,6 +29,7 @@ from temporalio.common import (
     WorkflowIDReusePolicy,
 )
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
 
 from dsar.blobs import BlobStore
 from dsar.clock import ClockPolicy, StatutoryClock, primary_kind
@@ -35,13 +45,15 @@ from dsar.model import (
     Stage,
 )
 from dsar.settings import Settings
-from dsar.store import CaseStore, NewCase
+from dsar.store import CaseRow, CaseStore, NewCase
 from dsar.timeutil import end_of_day, local_date
 from workflows.request import DataSubjectRequest
 from workflows.rules import BREACHED_ATTR, DUE_ATTR, REGIME_ATTR, STAGE_ATTR, TYPE_ATTR
 
 MAX_IDENTIFIER_LENGTH = 500
 MAX_KEY_LENGTH = 200
+#: The workflow memo naming the register row a case was started for (no personal data).
+REGISTER_ROW_MEMO = "dsar_register_row"
 
 
 class IntakeError(ValueError):
@@ -185,23 +197,61 @@ async def open_case(
         agent=agent,
         triage_reason=new.triage_reason,
     )
-    if agent is not None and new.authority_document and created and blobs is not None:
-        agent.document = await asyncio.to_thread(
-            blobs.put, new.authority_document, case=row.reference, name="agent-authority.bin"
-        )
-    try:
-        await _start(client, settings, case, due, replay=not created)
-    except WorkflowAlreadyStartedError:
+    row_token = register_row_token(row)
+    if created:
+        await _keep_authority(blobs, agent, new.authority_document, row.reference)
+        try:
+            await _start(client, settings, case, due, row_token, replay=False)
+        except WorkflowAlreadyStartedError:
+            # A simultaneous intake with the same key may have started this very case first.
+            if await _started_for(client, row.reference) != row_token:
+                raise RegisterOutOfStep(
+                    f"case {row.reference} already exists in the workflow engine but was just "
+                    "allocated by the register: the register and Temporal are out of step"
+                ) from None
+    elif not await _started_for(client, row.reference):
+        # The register has the case but the engine does not (yet): the intake that created it
+        # died before starting it, or is still on its way. Either way this one starts it; the
+        # same row token makes the two starts one case.
+        await _keep_authority(blobs, agent, new.authority_document, row.reference)
         # A replay reaching a case that has since closed is that case, already done.
-        if created:
-            raise RegisterOutOfStep(
-                f"case {row.reference} already exists in the workflow engine but was just allocated "
-                "by the register: the register and Temporal are out of step"
-            ) from None
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await _start(client, settings, case, due, row_token, replay=True)
     return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)
 
 
-async def _start(client: Client, settings: Settings, case: CaseInput, due: date, replay: bool) -> None:
+def register_row_token(row: CaseRow) -> str:
+    """Names one register row for good: a register reset or restored from an older backup hands
+    out the same reference again, but never with the same creation instant."""
+    seed = f"{row.id}|{row.reference}|{row.created_at.isoformat()}"
+    return hashlib.sha256(seed.encode()).hexdigest()[:32]
+
+
+async def _keep_authority(
+    blobs: BlobStore | None, agent: AgentDetails | None, document: bytes | None, reference: str
+) -> None:
+    """The agent's signed permission, encrypted in the blob store, before the case starts."""
+    if agent is not None and document and blobs is not None:
+        agent.document = await asyncio.to_thread(
+            blobs.put, document, case=reference, name="agent-authority.bin"
+        )
+
+
+async def _started_for(client: Client, reference: str) -> str:
+    """The register row the engine's case ``reference`` was started for: "" when the engine has
+    no such case, "unknown" for a case started without the memo (before it existed)."""
+    try:
+        description = await client.get_workflow_handle(reference).describe()
+    except RPCError as e:
+        if e.status == RPCStatusCode.NOT_FOUND:
+            return ""
+        raise
+    return str(await description.memo_value(REGISTER_ROW_MEMO, "unknown"))
+
+
+async def _start(
+    client: Client, settings: Settings, case: CaseInput, due: date, row_token: str, replay: bool
+) -> None:
     # A replayed intake (same idempotency key) reaches the existing case, running or closed (a
     # closed case is never started again); a new reference must be new to the engine too.
     conflict = WorkflowIDConflictPolicy.USE_EXISTING if replay else WorkflowIDConflictPolicy.FAIL
@@ -222,4 +272,5 @@ async def _start(client: Client, settings: Settings, case: CaseInput, due: date,
             ]
         ),
         static_summary=f"{case.regime.value} {case.request_type.value} request",
+        memo={REGISTER_ROW_MEMO: row_token},
     )

@@ -5,11 +5,13 @@ nor duplicates a case."""
 
 from __future__ import annotations
 
+import imaplib
 from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import make_msgid
 
 import pytest
+from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -109,7 +111,9 @@ async def test_messages_in_the_inbox_become_cases_and_every_message_is_filed(
     assert MARGARET["email"] not in str([(e.reason, e.details) for e in trail])
 
     # Not understood: a case in triage, which an operator classifies.
-    h = ts_env.client.get_workflow_handle_for(DataSubjectRequest.run, unclear.reference or "")
+    h: WorkflowHandle[DataSubjectRequest, str] = ts_env.client.get_workflow_handle_for(
+        DataSubjectRequest.run, unclear.reference or ""
+    )
     s = await wait_until(h, lambda s: s.stage == Stage.TRIAGE)
     assert s.waiting_for == "operator: triage (say what the message asks for)"
     assert store.get(unclear.reference or "").stage == "triage"  # type: ignore[union-attr]
@@ -136,7 +140,9 @@ async def test_a_reply_in_the_thread_attaches_to_its_case(
     server.deliver(user, first)
     (opened,) = await intake.poll_once()
     ref = opened.reference or ""
-    h = ts_env.client.get_workflow_handle_for(DataSubjectRequest.run, ref)
+    h: WorkflowHandle[DataSubjectRequest, str] = ts_env.client.get_workflow_handle_for(
+        DataSubjectRequest.run, ref
+    )
     await wait_until(h, lambda s: s.waiting_for == "person: identity")  # one point of two
 
     stranger = mail(
@@ -172,7 +178,7 @@ class CrashingIntake(MailboxIntake):
 
     filed = 0
 
-    def _file(self, imap, uid, folder):  # type: ignore[no-untyped-def]
+    def _file(self, imap: imaplib.IMAP4, uid: str, folder: str) -> None:
         if self.filed == 2:
             raise KeyboardInterrupt("poller killed")
         self.filed += 1

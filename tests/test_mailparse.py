@@ -2,8 +2,18 @@
 and ``dsar intake-email --dry-run`` run as a user runs it.
 
 The corpus (tests/data/emails, expected.jsonl) has a "set" per file: "tuning" files were used
-while writing the rules; "holdout-1" and "holdout-2" were written blind, measured, and only then
-used to widen the rules. The figures printed here are on the whole corpus.
+while writing the rules; each "holdout-N" set was written blind (without looking at the rules'
+wording), measured once, and only then, for some, used to widen the rules:
+
+- holdout-1, holdout-2: measured, then tuned on.
+- holdout-3 (51 files): measured on the first rules (type 32/44), then tuned on.
+- holdout-4 (57 files): measured after the second widening (type 31/49), then tuned on.
+- holdout-5 (56 files): measured after the third widening (type 37/48) and NOT tuned on: it is
+  the honest figure for mail the rules have not seen. Its floors are what it measured; raise them
+  only when the rules improve without looking at it, and never tune on it (write a new set).
+
+A message whose type is not recognised goes to triage (an operator classifies it), so a miss on
+unseen mail is mostly a case waiting in triage, not a case on the wrong path.
 """
 
 from __future__ import annotations
@@ -43,6 +53,10 @@ def corpus_policy() -> MailboxPolicy:
 
 
 POLICY = corpus_policy()
+#: Sets the rules were widened with: held to the project's floors, file by file where it matters.
+TUNED_SETS = {"tuning", "holdout-1", "holdout-2", "holdout-3", "holdout-4"}
+#: Sets never tuned on, with the floors they measured (type, regime, outcome accuracy).
+UNSEEN_FLOORS = {"holdout-5": (0.75, 0.95, 0.85)}
 EXPECTED: list[dict[str, Any]] = [
     json.loads(line) for line in (EMAILS / "expected.jsonl").read_text().splitlines() if line.strip()
 ]
@@ -68,8 +82,9 @@ def test_the_corpus_is_big_and_varied_enough() -> None:
 
 
 def test_corpus_accuracy() -> None:
-    """Floors the project promises (type and regime >= 95%), outcome exact for every file that
-    must not become an ordinary case, and no exception on any file."""
+    """Floors the project promises on the tuned sets (type and regime >= 95%, outcome exact for
+    every file that must not become an ordinary case), the measured floors on the unseen set,
+    and no exception on any file."""
     results: dict[str, ParsedMessage] = {}
     times: list[float] = []
     for e in EXPECTED:
@@ -87,34 +102,46 @@ def test_corpus_accuracy() -> None:
         right = sum(got(e) == e[field] for e in rows)
         return right / len(rows), len(rows)
 
-    typed = [e for e in EXPECTED if e["type"] is not None]
-    with_regime = [e for e in EXPECTED if e["regime"] is not None]
-    type_acc, n_type = rate(typed, "type")
-    regime_acc, n_regime = rate(with_regime, "regime")
-    outcome_acc, n_all = rate(EXPECTED, "outcome")
+    def figures(rows: list[dict[str, Any]]) -> tuple[float, float, float]:
+        type_acc, n_type = rate([e for e in rows if e["type"] is not None], "type")
+        regime_acc, n_regime = rate([e for e in rows if e["regime"] is not None], "regime")
+        outcome_acc, n_all = rate(rows, "outcome")
+        print(
+            f"  type {type_acc:.3f} ({n_type} typed), regime {regime_acc:.3f} ({n_regime}), "
+            f"outcome {outcome_acc:.3f} ({n_all} files)"
+        )
+        return type_acc, regime_acc, outcome_acc
+
+    assert {e["set"] for e in EXPECTED} == TUNED_SETS | set(UNSEEN_FLOORS)
     kinds_exact = sum(sorted(results[e["file"]].identifiers) == e["identifier_kinds"] for e in EXPECTED)
     print(
-        f"\ncorpus: {n_all} files; type accuracy {type_acc:.3f} ({n_type} typed), regime accuracy "
-        f"{regime_acc:.3f} ({n_regime}), outcome accuracy {outcome_acc:.3f}, identifier kinds exact "
-        f"{kinds_exact}/{n_all}; parse time median {statistics.median(times) * 1000:.1f} ms, "
-        f"max {max(times) * 1000:.1f} ms"
+        f"\ncorpus: {len(EXPECTED)} files, identifier kinds exact {kinds_exact}/{len(EXPECTED)}; parse time "
+        f"median {statistics.median(times) * 1000:.1f} ms, max {max(times) * 1000:.1f} ms"
     )
-    for subset in ("holdout-1", "holdout-2"):
-        rows = [e for e in typed if e["set"] == subset]
-        print(f"  {subset} (now part of the tuned corpus): type {rate(rows, 'type')[0]:.3f} on {len(rows)}")
-
+    for name in sorted(TUNED_SETS | set(UNSEEN_FLOORS)):
+        print(f"{name}{' (never tuned on)' if name in UNSEEN_FLOORS else ''}:", end="")
+        figures([e for e in EXPECTED if e["set"] == name])
+    print("tuned sets together:", end="")
+    tuned = [e for e in EXPECTED if e["set"] in TUNED_SETS]
+    type_acc, regime_acc, _ = figures(tuned)
     assert type_acc >= 0.95
     assert regime_acc >= 0.95
-    assert kinds_exact / n_all >= 0.9
+    for name, floors in UNSEEN_FLOORS.items():
+        print(f"{name}:", end="")
+        measured = figures([e for e in EXPECTED if e["set"] == name])
+        assert all(got >= floor for got, floor in zip(measured, floors, strict=True)), (name, measured)
+    assert kinds_exact / len(EXPECTED) >= 0.9
     for e in EXPECTED:
         r = results[e["file"]]
+        assert r.reason, e["file"]
+        if e["set"] not in TUNED_SETS:
+            continue
         if e["outcome"] in ("ignored", "triage"):
             assert r.outcome.value == e["outcome"], (e["file"], r.reason)
         if e["outcome"] == "reply":
             assert r.outcome == Outcome.REPLY, (e["file"], r.reason)
             assert r.case_reference == e.get("case_reference"), e["file"]
         assert r.by_agent == e.get("by_agent", False), e["file"]
-        assert r.reason, e["file"]
 
 
 def test_no_personal_value_in_reasons_or_notes() -> None:
@@ -129,10 +156,13 @@ def test_no_personal_value_in_reasons_or_notes() -> None:
 
 
 def test_ignored_messages_carry_no_identifiers() -> None:
+    ignored = 0
     for e in EXPECTED:
-        if e["outcome"] == "ignored":
-            r = parse_file(e["file"])
+        r = parse_file(e["file"])
+        if r.outcome == Outcome.IGNORED:  # whichever set: what is ignored keeps nothing
+            ignored += 1
             assert r.identifiers == {} and r.regime is None and r.request_type is None, e["file"]
+    assert ignored >= 15
 
 
 # --------------------------------------------------------------------------------------------
