@@ -23,6 +23,7 @@ not make), and access/portability build the previous plain ZIP until the workflo
 import hashlib
 import io
 import json
+import ssl
 import zipfile
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -296,7 +297,11 @@ class ExportActivities:
                     inp.package.systems,
                     inp.package.decisions_ref,
                 )
-                pushed = push_portable_data(body, inp.endpoint, token=token)
+                verify: ssl.SSLContext | bool = True
+                if self.settings.transfer_ca_file is not None:
+                    verify = ssl.create_default_context()
+                    verify.load_verify_locations(cafile=str(self.settings.transfer_ca_file))
+                pushed = push_portable_data(body, inp.endpoint, token=token, verify=verify)
             except PackageError as e:
                 raise ApplicationError(str(e), type="PackageError", non_retryable=True) from None
             except PushRefused as e:

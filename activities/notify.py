@@ -106,7 +106,7 @@ class NotifyActivities:
                     datetime.fromisoformat(facts["link_expires"]),
                     encrypted=bool(facts.get("encrypted")),
                     timezone=self.settings.timezone,
-                )
+                ) + (f"\n\n{facts['transfer_note']}" if facts.get("transfer_note") else "")
             if facts.get("password_ref"):
                 facts["password"] = self.blobs.get(facts["password_ref"]).decode()
         subject, body = render(letter.kind, facts)

@@ -229,6 +229,8 @@ class NewRequestBody(BaseModel):
     #: entitles them; the proof is uploaded to /api/v1/requests/{ref}/authority or asked of them
     agent: AgentBody | None = None
     by_agent: bool = False  # older clients: refused without ``agent`` (nobody to write to)
+    #: portability: send the data to another controller's HTTPS endpoint as well (Art. 20(2))
+    transfer_to: str = Field(default="", max_length=500)
 
 
 class AgentBody(BaseModel):
@@ -354,6 +356,7 @@ async def submit_request(
                 channel=body.channel,
                 idempotency_key=key,
                 by_agent=body.by_agent,
+                transfer_to=body.transfer_to,
                 agent=AgentDetails(**body.agent.model_dump()) if body.agent else None,
             ),
             controller,

@@ -269,6 +269,8 @@ class CaseInput:
     #: intake could not tell what the message asks for (no personal data in it): the case
     #: waits in triage, with a provisional type and regime, until an operator classifies it
     triage_reason: str = ""
+    #: portability: the other controller's HTTPS endpoint the person asked us to send it to
+    transfer_to: str = ""
 
 
 @dataclass

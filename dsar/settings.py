@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     package_prefix: str = "downloads/"
     #: How long a download link works. S3 presigned URLs are capped at 7 days (SigV4).
     download_link_days: int = Field(default=30, ge=1, le=365)
+    #: Extra certificate authorities (a PEM file) trusted when sending portable data to another
+    #: controller, besides the system's; unset: the system's only.
+    transfer_ca_file: Path | None = None
     mail_dir: Path | None = None  # file mail transport when no SMTP host: var/outbox
     smtp_host: str | None = None
     smtp_port: int = 25

@@ -21,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import httpx
 from temporalio.client import Client
 from temporalio.common import (
     SearchAttributePair,
@@ -82,6 +83,8 @@ class NewRequest:
     authority_document: bytes | None = None
     #: intake could not tell what the message asks for: a case in triage, with this reason
     triage_reason: str = ""
+    #: portability: the other controller's HTTPS endpoint the person asked us to send it to
+    transfer_to: str = ""
 
 
 @dataclass
@@ -134,6 +137,23 @@ def clean_agent(agent: AgentDetails | None, by_agent: bool) -> AgentDetails | No
     return AgentDetails(name=name, email=email, authority=AgentAuthority(agent.authority), organisation=org)
 
 
+def clean_transfer_to(endpoint: str, request_type: RequestType) -> str:
+    """An organisation's HTTPS endpoint for a portability transfer (GDPR Art. 20(2)): never plain
+    HTTP, never credentials in the URL; the certificate is checked when the data is sent."""
+    endpoint = endpoint.strip()
+    if not endpoint:
+        return ""
+    if request_type is not RequestType.PORTABILITY:
+        raise IntakeError("transfer_to: only a portability request is sent to another controller")
+    try:
+        url = httpx.URL(endpoint)
+    except (httpx.InvalidURL, ValueError):
+        raise IntakeError("transfer_to: not a valid URL") from None
+    if url.scheme != "https" or not url.host or url.userinfo or len(endpoint) > 500:
+        raise IntakeError("transfer_to: an https:// address of the other controller, without credentials")
+    return endpoint
+
+
 def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePolicy:
     return CasePolicy(
         calendar=settings.calendar_for(regime),
@@ -164,6 +184,7 @@ async def open_case(
         raise IntakeError("a proof of authority comes with an agent's request (agent)")
     if new.idempotency_key is not None and not (0 < len(new.idempotency_key) <= MAX_KEY_LENGTH):
         raise IntakeError(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
+    transfer_to = clean_transfer_to(new.transfer_to, new.request_type)
     received_at = (new.received_at or datetime.now(UTC)).astimezone(UTC)
     row, created = await asyncio.to_thread(
         store.open_case,
@@ -196,6 +217,7 @@ async def open_case(
         by_agent=agent is not None,
         agent=agent,
         triage_reason=new.triage_reason,
+        transfer_to=transfer_to,
     )
     row_token = register_row_token(row)
     if created:

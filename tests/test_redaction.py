@@ -1,27 +1,25 @@
-"""Third-party redaction: precision and recall on a labelled corpus, the subject's own data kept,
+"""Third-party redaction: precision and recall on labelled texts, the subject's own data kept,
 known other people matched exactly, and ``dsar redact`` as a real subprocess.
 
-The corpus (tests/data/redaction/corpus.jsonl, rebuilt by make_corpus.py beside it) labels the
-spans of other people's data that must go. Measure: a predicted span is a true positive if it
-overlaps a labelled span of the same kind; a labelled span is found if a predicted span of the
-same kind overlaps it. Per kind and overall, for the ``dev`` split (the detector was tuned on
-it) and the ``heldout`` split (different templates and people, never tuned on). A
-character-level measure (any kind) is printed beside it, because overlap alone would forgive a
-redaction that swallows a whole sentence.
+The labelled texts (tests/data/redaction) mark the spans of other people's data that must go:
+``corpus.jsonl`` (rebuilt by make_corpus.py: the ``dev`` set and the ``heldout`` set) and
+``blind.jsonl`` (rebuilt by make_blind.py: ``blind2``, ``blind3``, ``blind4``, written by hand).
+The measure is bench/redaction.py's (``python bench/redaction.py`` prints the same tables and a
+JSON line): a predicted span is right if it overlaps a labelled span of the same kind; a
+labelled span is found if a predicted span of the same kind overlaps it.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
-import statistics
 import subprocess
 import sys
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -36,22 +34,54 @@ from dsar.redaction import (
     SubjectProfile,
     SubjectProfileError,
     build_analyzer,
+    name_lists,
 )
 
-CORPUS_PATH = Path(__file__).parent / "data" / "redaction" / "corpus.jsonl"
-CORPUS: list[dict[str, Any]] = [json.loads(line) for line in CORPUS_PATH.read_text().splitlines() if line]
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).parent / "data" / "redaction"
 DSAR = Path(sys.executable).parent / "dsar"
 THIRD_PARTY = MARKER.format(reason="third party")
 
-#: The issue's targets (issue 5) are recall >= 0.98 on third-party identifiers and precision >=
-#: 0.90. Precision meets its target; recall does not (measured over the whole corpus: 0.949, of
-#: which held-out 0.897), so its floor is what the detector reaches, not the target. Misses are
-#: mostly lone first names without a cue word ("Wendell: Hello!", "from Tasha on the phone").
-RECALL_FLOOR = 0.94
-PRECISION_FLOOR = 0.90
-#: The held-out split on its own (measured once, after tuning on dev): recall 0.897, precision 0.946.
-HELDOUT_RECALL_FLOOR = 0.89
-HELDOUT_PRECISION_FLOOR = 0.90
+
+def _load(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCH = _load("bench_redaction", ROOT / "bench" / "redaction.py")
+MAKE_BLIND = _load("make_blind", DATA / "make_blind.py")
+CORPUS: list[dict[str, Any]] = BENCH.load("corpus.jsonl")
+BLIND: list[dict[str, Any]] = BENCH.load("blind.jsonl")
+ALL = CORPUS + BLIND
+
+#: Floors a little under what the detector measures (issue 5's targets: recall >= 0.98 on
+#: third-party identifiers, precision >= 0.90). Measured, with bench/redaction.py:
+#:
+#:   set       tuned on?                         before (P / R)   after (P / R)
+#:   dev       yes                               0.990 / 0.990    1.000 / 1.000
+#:   heldout   yes (this round)                  0.946 / 0.897    1.000 / 0.994
+#:   blind2    blind in round 1, tuned round 2   0.937 / 0.855    0.986 / 0.986 (round 1: 0.970 / 0.942)
+#:   blind3    blind in round 1, tuned round 2   0.963 / 0.802    0.989 / 0.979 (round 1: 0.957 / 0.926)
+#:   blind4    never tuned on                    0.875 / 0.787    0.910 / 0.910
+#:   all                                         0.951 / 0.887    0.984 / 0.981
+#:
+#: The honest figure for text the detector has not seen is blind4's: recall 0.91, short of the
+#: 0.98 target (lone first names absent from the name lists, streets without a type word).
+FLOORS = {  # set: (precision, recall)
+    "all": (0.97, 0.97),
+    "dev": (0.98, 0.98),
+    "heldout": (0.97, 0.97),
+    "blind2": (0.96, 0.96),
+    "blind3": (0.96, 0.95),
+    "blind4": (0.89, 0.89),
+}
+#: Median time of a ~200-word text after warm-up is about 40-50 ms on an idle 2-core machine;
+#: the ceiling only catches a pathological slowdown (the machine running the tests is shared).
+MEDIAN_MS_CEILING = 250
 
 MARGARET = SubjectProfile(
     names=("Margaret Ellis", "Maggie Ellis"),
@@ -64,117 +94,50 @@ MARGARET = SubjectProfile(
 PETER = ("Peter Ellis", "peter.ellis@example.net", "07700 900461", "NW100002")
 
 
-# ----------------------------------------------------------------------------------------------
-# Measuring
-
-
-@dataclass
-class Tally:
-    predicted: Counter[str]
-    predicted_right: Counter[str]
-    labelled: Counter[str]
-    labelled_found: Counter[str]
-    chars_predicted: int = 0
-    chars_labelled: int = 0
-    chars_both: int = 0
-
-    @staticmethod
-    def ratio(a: int, b: int) -> float:
-        return a / b if b else 1.0
-
-    def precision(self, kind: str | None = None) -> float:
-        if kind:
-            return self.ratio(self.predicted_right[kind], self.predicted[kind])
-        return self.ratio(sum(self.predicted_right.values()), sum(self.predicted.values()))
-
-    def recall(self, kind: str | None = None) -> float:
-        if kind:
-            return self.ratio(self.labelled_found[kind], self.labelled[kind])
-        return self.ratio(sum(self.labelled_found.values()), sum(self.labelled.values()))
-
-    def table(self, title: str) -> str:
-        rows = [f"{title}: {'kind':8} {'precision':>16} {'recall':>16}"]
-        for kind in sorted(set(self.predicted) | set(self.labelled)):
-            p = f"{self.predicted_right[kind]}/{self.predicted[kind]} {self.precision(kind):.3f}"
-            r = f"{self.labelled_found[kind]}/{self.labelled[kind]} {self.recall(kind):.3f}"
-            rows.append(f"{'':{len(title) + 2}}{kind:8} {p:>16} {r:>16}")
-        p = f"{sum(self.predicted_right.values())}/{sum(self.predicted.values())} {self.precision():.3f}"
-        r = f"{sum(self.labelled_found.values())}/{sum(self.labelled.values())} {self.recall():.3f}"
-        rows.append(f"{'':{len(title) + 2}}{'ALL':8} {p:>16} {r:>16}")
-        cp = self.ratio(self.chars_both, self.chars_predicted)
-        cr = self.ratio(self.chars_both, self.chars_labelled)
-        rows.append(f"{'':{len(title) + 2}}{'chars':8} {cp:>16.3f} {cr:>16.3f}   (character level, any kind)")
-        return "\n".join(rows)
-
-
-def overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
-    return a[0] < b[1] and b[0] < a[1]
-
-
-def measure(lines: list[dict[str, Any]], timings: list[float] | None = None) -> Tally:
-    tally = Tally(Counter(), Counter(), Counter(), Counter())
-    for line in lines:
-        redactor = Redactor(SubjectProfile.from_mapping(line["subject"]), line["others"])
-        started = time.perf_counter()
-        spans = redactor.find(line["text"])
-        if timings is not None:
-            timings.append(time.perf_counter() - started)
-        gold = [((g["start"], g["end"]), g["kind"]) for g in line["spans"]]
-        pred = [((s.start, s.end), s.kind.value) for s in spans]
-        for span, kind in pred:
-            tally.predicted[kind] += 1
-            tally.predicted_right[kind] += any(overlaps(span, g) and k == kind for g, k in gold)
-        for span, kind in gold:
-            tally.labelled[kind] += 1
-            tally.labelled_found[kind] += any(overlaps(span, p) and k == kind for p, k in pred)
-        predicted_chars = {i for (s, e), _ in pred for i in range(s, e)}
-        labelled_chars = {i for (s, e), _ in gold for i in range(s, e)}
-        tally.chars_predicted += len(predicted_chars)
-        tally.chars_labelled += len(labelled_chars)
-        tally.chars_both += len(predicted_chars & labelled_chars)
-    return tally
-
-
 def test_corpus_is_big_varied_and_well_formed() -> None:
     assert len(CORPUS) >= 220
-    splits = Counter(line["split"] for line in CORPUS)
+    splits = Counter(line["split"] for line in ALL)
     assert splits["heldout"] >= 80 and splits["dev"] >= 80
-    assert {"ticket", "call_note", "delivery", "complaint", "chat", "agent_note"} <= {
-        x["kind"] for x in CORPUS
-    }
-    assert sum(1 for x in CORPUS if not x["spans"]) >= 15  # texts with no third party at all
-    kinds = Counter(s["kind"] for x in CORPUS for s in x["spans"])
+    assert splits["blind2"] >= 60 and splits["blind3"] >= 60 and splits["blind4"] >= 60
+    for lines in (CORPUS, BLIND):
+        assert {"ticket", "call_note", "delivery", "complaint", "chat", "agent_note"} <= {
+            x["kind"] for x in lines
+        }
+        assert sum(1 for x in lines if not x["spans"]) >= 15  # texts with no third party at all
+    kinds = Counter(s["kind"] for x in ALL for s in x["spans"])
     assert set(kinds) == {k.value for k in DataKind}
-    assert len({x["text"] for x in CORPUS}) == len(CORPUS)
-    for line in CORPUS:
+    assert len({x["text"] for x in ALL}) == len(ALL)
+    assert len({x["id"] for x in ALL}) == len(ALL)
+    for line in ALL:
         for span in line["spans"]:
             piece = line["text"][span["start"] : span["end"]]
             assert piece and piece == piece.strip(), line["id"]
         SubjectProfile.from_mapping(line["subject"])
 
 
+def test_blind_sets_are_what_make_blind_writes() -> None:
+    """blind.jsonl is generated from the marked-up texts in make_blind.py, offsets included."""
+    written = [row for split, texts in MAKE_BLIND.SETS.items() for row in MAKE_BLIND.lines(split, texts)]
+    assert written == BLIND
+
+
 def test_precision_and_recall_per_kind(capsys: pytest.CaptureFixture[str]) -> None:
-    started = time.perf_counter()
-    build_analyzer()
-    load_seconds = time.perf_counter() - started
-    redaction.analyzer()  # the shared one, so the timings below are per text only
-    timings: list[float] = []
-    dev = measure([x for x in CORPUS if x["split"] == "dev"], timings)
-    heldout = measure([x for x in CORPUS if x["split"] == "heldout"], timings)
-    whole = measure(CORPUS)
+    build_analyzer()  # a second one, as a worker would build it: the shared one is used below
+    timing = BENCH.timing(ALL)
+    tallies = BENCH.by_set(ALL)
     with capsys.disabled():
         print()
-        print(dev.table("dev"))
-        print(heldout.table("heldout"))
-        print(whole.table("all"))
-        median_ms = statistics.median(timings) * 1000
+        for name, tally in tallies.items():
+            print(tally.table(name))
         print(
-            f"analyzer load {load_seconds:.2f} s; median {median_ms:.1f} ms per text ({len(timings)} texts)"
+            f"analyzer load {timing['analyzer_load_s']:.2f} s; median {timing['median_ms_200_words']:.1f} ms "
+            f"per {timing['words_per_text']:.0f}-word text"
         )
-    assert whole.recall() >= RECALL_FLOOR, whole.table("all")
-    assert whole.precision() >= PRECISION_FLOOR, whole.table("all")
-    assert heldout.recall() >= HELDOUT_RECALL_FLOOR, heldout.table("heldout")
-    assert heldout.precision() >= HELDOUT_PRECISION_FLOOR, heldout.table("heldout")
+    for name, (precision, recall) in FLOORS.items():
+        tally = tallies[name]
+        assert tally.recall() >= recall, tally.table(name)
+        assert tally.precision() >= precision, tally.table(name)
+    assert timing["median_ms_200_words"] < MEDIAN_MS_CEILING
 
 
 # ----------------------------------------------------------------------------------------------
@@ -193,6 +156,8 @@ def test_precision_and_recall_per_kind(capsys: pytest.CaptureFixture[str]) -> No
         "Deliver to 12 Orchard Ln, Coventry. Account NW100001, also written NW 100001.",
         "Left at no. 12 as requested. Signed M Ellis.",
         "Dear Margaret,\nThank you for your letter.\nYours, Northwind",
+        "Maggie rang about the bill, then Margaret emailed.",  # spaCy's span is "Maggie rang"
+        "Post to 12 Orchard Lane, CV3 4LP please.",  # her address with the city left out
     ],
 )
 def test_subject_data_is_kept(text: str) -> None:
@@ -215,6 +180,47 @@ def test_customer_margaret_ellis_plus_a_neighbour() -> None:
         DataKind.EMAIL,
         DataKind.ADDRESS,
     }
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("Sam rang about the bill. Later I spoke to Tunde Bakare in billing.", ["Sam", "Tunde Bakare"]),
+        ("Agent: Priyanka has moved teams.\nWendell: Hello! How can I help?", ["Priyanka", "Wendell"]),
+        ("hello, my flatmate callum keeps answering. My sister-in-law Dee bought it.", ["callum", "Dee"]),
+        (
+            "Signed: K WOJCIK and R. Krishnan; handed to T. Chikwanha.",
+            ["K WOJCIK", "R. Krishnan", "T. Chikwanha"],
+        ),
+    ],
+)
+def test_names_without_a_cue_word_lower_case_and_initials(text: str, names: list[str]) -> None:
+    """Given names from the lists, proper nouns that are no English word, initials + surname."""
+    spans = Redactor(MARGARET).find(text)
+    assert [(text[s.start : s.end], s.kind) for s in spans] == [(n, DataKind.PERSON) for n in names]
+
+
+def test_words_that_look_like_names_are_not_redacted() -> None:
+    text = (
+        "Bill payments paused. Password set on account. Grace period ends in June. "
+        "Mark the parcel as lost. The store on Union Ave was shut. Dear Sirs, thanks."
+    )
+    assert Redactor(MARGARET).find(text) == []
+
+
+def test_a_flat_on_its_own_and_the_subjects_flat() -> None:
+    lars = SubjectProfile(names=("Lars Eriksen",), addresses=("Flat 9, 2 Quayside, Newcastle NE1 3DX",))
+    text = "Not Flat 9: it went to Flat 19, 2 Quayside and then to flat 10."
+    found = [(text[s.start : s.end], s.kind) for s in Redactor(lars).find(text)]
+    assert found == [("Flat 19", DataKind.ADDRESS), ("flat 10", DataKind.ADDRESS)]
+
+
+def test_name_lists_come_from_fakers_locales() -> None:
+    names = name_lists()
+    assert len(names.given) > 20_000 and len(names.surnames) > 20_000
+    assert {"tasha", "wendell", "chiara", "zoe", "siobhan"} <= names.given  # folded: Zoë, Siobhán
+    assert {"kowalski", "wojcik", "nguyen"} <= names.surnames
+    assert not {"bill", "will", "may", "password", "street"} & (names.given | names.surnames)
 
 
 def test_a_relative_with_the_subjects_surname_is_someone_else() -> None:

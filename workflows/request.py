@@ -35,6 +35,8 @@ with workflow.unsafe.imports_passed_through():
         LinkResult,
         PackageInput,
         PackageResult,
+        PushInput,
+        PushResult,
     )
     from activities.notify import Letter, NotifyActivities
     from activities.review import ALLOWED_OUTCOMES, AmendInput, ReviewActivities, ReviewInput, outcome_family
@@ -144,6 +146,7 @@ class DataSubjectRequest:
         self._review_lock = asyncio.Lock()  # one reviewer's amendment at a time
         self._package: PackageResult | None = None  # the copy of the data, once built
         self._link: LinkResult | None = None  # how the person downloads it (refs, no URL)
+        self._transfer_note = ""  # what happened to a transfer to another controller
         self._manual_fulfilment = False
         self._fulfilled_by_hand = False
         self._ending: tuple[Stage, str, str] | None = None  # (stage, outcome, letter kind)
@@ -757,17 +760,18 @@ class DataSubjectRequest:
         URL and the ZIP's password are credentials: they stay in the blob store, and the letter
         activity reads them from there, so neither enters history."""
         assert self._review_status is not None
+        what = PackageInput(
+            self._case.reference,
+            self._case.regime,
+            self._case.request_type,
+            self._received.isoformat(),
+            list(self._systems.values()),
+            self._review_status.decisions_ref,
+        )
         package: PackageResult = await self._or_end(
             workflow.execute_activity_method(
                 ExportActivities.build_access_package,
-                PackageInput(
-                    self._case.reference,
-                    self._case.regime,
-                    self._case.request_type,
-                    self._received.isoformat(),
-                    list(self._systems.values()),
-                    self._review_status.decisions_ref,
-                ),
+                what,
                 start_to_close_timeout=timedelta(hours=2),
                 heartbeat_timeout=timedelta(minutes=5),
                 retry_policy=WORK_RETRY,
@@ -792,6 +796,8 @@ class DataSubjectRequest:
         )
         self._package, self._link = package, link
         self._results["fulfilling"] = package.detail
+        if self._case.transfer_to:
+            self._results["fulfilling"] += "; " + await self._transfer(what)
         expires = local_date(link.expires_at, self._tz).isoformat()
         self._outcome = (
             f"copy of the data sent by download link (until {expires}): {package.records} record(s) "
@@ -817,6 +823,32 @@ class DataSubjectRequest:
             ]
         )
 
+    async def _transfer(self, what: PackageInput) -> str:
+        """Send the data the person provided to the controller they named (Art. 20(2)). A
+        refusal (plain HTTP, an untrusted certificate, a 4xx) is told to the person and the team,
+        not retried for ever: the person still gets the download."""
+        self._seq += 1
+        try:
+            pushed: PushResult = await self._or_end(
+                workflow.execute_activity_method(
+                    ExportActivities.push_portable_data,
+                    PushInput(
+                        what, self._case.transfer_to, audit_key=f"{self._case.reference}/transfer/{self._seq}"
+                    ),
+                    start_to_close_timeout=timedelta(minutes=30),
+                    retry_policy=WORK_RETRY,
+                    summary="send the data to the other controller",
+                )
+            )
+        except ActivityError as e:
+            cause = e.cause
+            reason = cause.message if isinstance(cause, ApplicationError) else "the transfer failed"
+            await self._record([self._entry("portability:refused", reason=reason)])
+            self._transfer_note = f"We could not send it to the organisation you named: {reason}."
+            return f"not sent to the other controller: {reason}"
+        self._transfer_note = f"We have also sent it to the organisation you named ({pushed.host})."
+        return f"sent to {pushed.host} ({pushed.bytes} bytes)"
+
     async def _respond(self) -> None:
         assert self._outcome is not None
         if self._link is not None and self._package is not None:
@@ -825,6 +857,7 @@ class DataSubjectRequest:
                 link_ref=self._link.link_ref,
                 link_expires=self._link.expires_at.isoformat(),
                 encrypted="yes" if self._package.encrypted else "",
+                transfer_note=self._transfer_note,
             )
             if self._package.password_ref:
                 await self._letter("package_password", password_ref=self._package.password_ref)
