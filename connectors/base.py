@@ -21,7 +21,8 @@ from uuid import UUID
 
 import phonenumbers
 
-from dsar.datamap import EntityErasure, FieldErasure, SystemConfig
+from dsar.datamap import EntityConfig, EntityErasure, FieldErasure, Marker, SystemConfig
+from dsar.exemptions import record_key
 from dsar.model import IdentifierKind
 
 #: Call the heartbeat every this many rows: a Temporal activity that streams a large subject
@@ -87,10 +88,46 @@ class Subject:
 
 @dataclass
 class EntityErasurePlan:
+    """What erasing does to one entity's records: the data map's strategy, less what the review
+    decided to keep (an exemption, a retention duty), record by record.
+
+    Records are named as :func:`dsar.exemptions.record_key` names them (``orders:42``; an S3
+    object ``call_audio:recordings/42/1.wav``, with ``/<version id>`` when the entity declares
+    ``version_id``). A record kept in part has the listed fields kept and the rest erased:
+    anonymised, whatever the entity's strategy. Deleting it would destroy what must be kept, and
+    keeping it whole would keep what must go. Where a record cannot be edited field by field
+    (an S3 object) it is kept whole instead, and the plan summary says so."""
+
     entity: str
     strategy: EntityErasure  # delete or anonymise (kept entities are not in the plan)
     #: for ``anonymise``: what happens to each declared field
     fields: dict[str, FieldErasure] = field(default_factory=dict)
+    #: records kept whole (their record keys): left exactly as they are
+    keep: list[str] = field(default_factory=list)
+    #: record key -> the fields kept as they are; the record's other fields are erased
+    keep_fields: dict[str, list[str]] = field(default_factory=dict)
+
+    def kept(self) -> dict[str, frozenset[str]]:
+        """Record key -> the fields it keeps (:data:`ALL_FIELDS` when kept whole)."""
+        out = {key: frozenset(fields) for key, fields in self.keep_fields.items() if fields}
+        out.update({key: ALL_FIELDS for key in self.keep})
+        return out
+
+
+#: "Every field is kept": a record kept whole.
+ALL_FIELDS: frozenset[str] = frozenset({"*"})
+
+
+def row_record_key(entity: EntityConfig, values: Mapping[str, Any]) -> str | None:
+    """The record key of a stored record from its key values (column -> value as the database
+    or store returns it), exactly as :func:`dsar.exemptions.record_key` names the same record
+    as the search collected it; None when the entity has no stable key (its records are then
+    named by their position in a search, which a change cannot find again)."""
+    record = {name: json_value(value) for name, value in values.items()}
+    columns = list(entity.key) or [c for c in ("key", "version_id") if record.get(c) is not None]
+    if not columns or not all(c in record for c in columns):
+        return None
+    return record_key(entity, record, 0)
 
 
 @dataclass
@@ -131,6 +168,8 @@ class Erased:
     system: str
     deleted: dict[str, int]  # entity -> rows (objects, versions) deleted
     anonymised: dict[str, int]  # entity -> rows anonymised
+    #: entity -> rows left as they were because the plan keeps them (entities with kept records)
+    kept: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,6 +183,8 @@ class FieldChange:
 class Rectification:
     subject: Subject
     changes: list[FieldChange]
+    #: record keys an exemption leaves as they are (the request is refused for those records)
+    exempt: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -152,6 +193,16 @@ class Changed:
 
     system: str
     entities: dict[str, int]
+
+
+@dataclass
+class Marked:
+    """How many of the subject's records carry a marker, per entity that has one: read back
+    after :meth:`Connector.mark` to verify it, without changing anything."""
+
+    system: str
+    marked: dict[str, int]  # entity -> records carrying the marker
+    unmarked: dict[str, int]  # entity -> records that should and do not (exempt ones excluded)
 
 
 class ConnectorError(Exception):
@@ -212,6 +263,15 @@ class Connector(Protocol):
 
     def restrict(self, subject: Subject) -> Changed:
         """Mark the subject's records as restricted, as the data map says; idempotent."""
+        ...
+
+    def mark(self, subject: Subject, marker: Marker, exempt: frozenset[str] = frozenset()) -> Changed:
+        """Set the data map's ``marker`` (restriction, objection, opt-out, limit) on the
+        subject's records, except the records named in ``exempt``; idempotent."""
+        ...
+
+    def marks(self, subject: Subject, marker: Marker, exempt: frozenset[str] = frozenset()) -> Marked:
+        """Read back which of the subject's records carry ``marker`` (nothing is changed)."""
         ...
 
 

@@ -65,6 +65,7 @@ from connectors.base import (
     ErasurePlan,
     Heartbeat,
     Located,
+    Marked,
     Rectification,
     Sink,
     Subject,
@@ -74,9 +75,10 @@ from connectors.base import (
     normalise_phone,
     normalise_postcode,
     record_line,
+    row_record_key,
 )
 from dsar.blobs import S3ObjectWriter, s3_client
-from dsar.datamap import S3_RECORD_FIELDS, EntityConfig, EntityErasure, SystemConfig
+from dsar.datamap import S3_RECORD_FIELDS, EntityConfig, EntityErasure, Marker, SystemConfig
 from dsar.model import IdentifierKind
 
 #: Whole JSON and text documents larger than this are not read (a JSON parser needs the whole
@@ -592,18 +594,31 @@ class S3Connector:
         matcher = _Matcher(subject.identifiers, self.system.phone_region)
         accepted = set(subject.person_keys)
         deleted: dict[str, int] = {}
+        kept: dict[str, int] = {}
+        if plan.system != self.name:
+            raise ConnectorMisconfigured(f"{self.name}: the erasure plan is for system '{plan.system}'")
         for step in plan.entities:
-            self._entity(step.entity)
+            entity = self._entity(step.entity)
             if step.strategy != EntityErasure.DELETE:
                 raise ConnectorMisconfigured(
                     f"{self.name}: entity '{step.entity}' cannot be erased by '{step.strategy}' "
                     "(S3 objects are deleted or kept)"
                 )
+            if (step.keep or step.keep_fields) and "key" not in entity.fields:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: entity '{entity.name}' has records to keep but does not declare the "
+                    f"field 'key' to name them by ({entity.origin})"
+                )
         with self._errors():
             for step in plan.entities:
                 entity = self._entity(step.entity)
-                deleted[entity.name] = self._erase_entity(entity, subject, matcher, accepted)
-        return Erased(system=self.name, deleted=deleted, anonymised={})
+                # An object cannot be edited field by field: one kept in part is kept whole.
+                keep = frozenset(step.kept())
+                counter = _KeptCounter()
+                deleted[entity.name] = self._erase_entity(entity, subject, matcher, accepted, keep, counter)
+                if keep:
+                    kept[entity.name] = counter.kept
+        return Erased(system=self.name, deleted=deleted, anonymised={}, kept=kept)
 
     def rectify(self, changes: Rectification) -> Changed:
         """Set corrected values on the subject's JSON / JSONL / CSV items. Metadata, tags, text
@@ -623,6 +638,7 @@ class S3Connector:
         subject = changes.subject
         matcher = _Matcher(subject.identifiers, self.system.phone_region)
         accepted = set(subject.person_keys)
+        exempt = frozenset(changes.exempt)
         counts: dict[str, int] = {}
         with self._errors():
             for name, updates in planned.items():
@@ -630,6 +646,8 @@ class S3Connector:
                 counts[name] = 0
                 edit = partial(self._edited, entity, updates=updates)
                 for version, keys in self._subject_latest(entity, subject, matcher, accepted):
+                    if exempt and _record_key(entity, version.key, version.version_id) in exempt:
+                        continue
                     changed, _ = self._rewrite(entity, version, matcher, keys, edit)
                     counts[name] += changed
         return Changed(system=self.name, entities=counts)
@@ -637,6 +655,14 @@ class S3Connector:
     def restrict(self, subject: Subject) -> Changed:
         """Tag the subject's objects (every version) ``dsar-restricted=true``, keeping their
         other tags. A shared export holding the subject's lines is tagged as a whole."""
+        return self.mark(subject, Marker.RESTRICTION)
+
+    def mark(self, subject: Subject, marker: Marker, exempt: frozenset[str] = frozenset()) -> Changed:
+        """Restriction tags the subject's objects, as :meth:`restrict` says. The other markers
+        (objection, opt-out, limit) are flags in a register of persons (a SQL table): an object
+        store has none to set, and nothing is changed or reported."""
+        if marker is not Marker.RESTRICTION:
+            return Changed(system=self.name, entities={})
         matcher = _Matcher(subject.identifiers, self.system.phone_region)
         accepted = set(subject.person_keys)
         counts: dict[str, int] = {}
@@ -644,8 +670,38 @@ class S3Connector:
             for entity in self.system.entities.values():
                 counts[entity.name] = 0
                 for version in self._subject_versions(entity, subject, matcher, accepted):
+                    if exempt and _record_key(entity, version.key, version.version_id) in exempt:
+                        continue
                     counts[entity.name] += self._tag(entity, version)
         return Changed(system=self.name, entities=counts)
+
+    def marks(self, subject: Subject, marker: Marker, exempt: frozenset[str] = frozenset()) -> Marked:
+        """How many of the subject's object versions carry the restriction tag (read only)."""
+        marked: dict[str, int] = {}
+        unmarked: dict[str, int] = {}
+        if marker is not Marker.RESTRICTION:
+            return Marked(self.name, marked, unmarked)
+        matcher = _Matcher(subject.identifiers, self.system.phone_region)
+        accepted = set(subject.person_keys)
+        name, value = RESTRICTED_TAG
+        with self._errors():
+            for entity in self.system.entities.values():
+                marked[entity.name] = unmarked[entity.name] = 0
+                for version in self._subject_versions(entity, subject, matcher, accepted):
+                    if exempt and _record_key(entity, version.key, version.version_id) in exempt:
+                        continue
+                    try:
+                        answer = self._call(
+                            "get_object_tagging", Key=version.key, **version.api(), gone_ok=True
+                        )
+                    except _Gone:
+                        continue
+                    tags = {t["Key"]: t["Value"] for t in answer.get("TagSet", [])}
+                    if tags.get(name) == value:
+                        marked[entity.name] += 1
+                    else:
+                        unmarked[entity.name] += 1
+        return Marked(self.name, marked, unmarked)
 
     # -- what belongs to the subject -----------------------------------------------------------
 
@@ -835,15 +891,22 @@ class S3Connector:
     # -- erasure, rectification, restriction -------------------------------------------------
 
     def _erase_entity(
-        self, entity: EntityConfig, subject: Subject, matcher: _Matcher, accepted: set[str]
+        self,
+        entity: EntityConfig,
+        subject: Subject,
+        matcher: _Matcher,
+        accepted: set[str],
+        keep: frozenset[str] = frozenset(),
+        counter: _KeptCounter | None = None,
     ) -> int:
+        counter = counter or _KeptCounter()
         prefix = self._prefix(entity, subject.identifiers)
         if prefix is None:
             return 0
         if not entity.identity:
             if _person_key(entity.name, prefix) not in accepted:
                 return 0
-            return self._delete(self._all_versions(entity, prefix))
+            return self._delete(self._unkept(entity, self._all_versions(entity, prefix), keep, counter))
         sources = _Sources.of(entity)
         removed = 0
         for key in sorted(self._targets(entity, prefix, accepted) or ()):
@@ -861,23 +924,54 @@ class S3Connector:
                     whole = True
                     break
                 if keys:
+                    if keep and _record_key(entity, version.key, version.version_id) in keep:
+                        counter.kept += 1  # kept as it is, the subject's lines in it too
+                        continue
                     with_lines.append(version)
                     if version.latest:
                         latest = (version, keys)
             if whole:
-                removed += self._delete(self._all_versions_of(key))
+                removed += self._delete(self._unkept(entity, self._all_versions_of(key), keep, counter))
                 continue
             if latest is not None:
                 changed, remaining = self._rewrite(entity, latest[0], matcher, latest[1], _emptied)
                 if changed and not remaining:
                     # Nothing but the subject's lines: the object itself is the subject's.
-                    removed += self._delete(self._all_versions_of(key))
+                    removed += self._delete(self._unkept(entity, self._all_versions_of(key), keep, counter))
                     continue
                 removed += changed
             if self._is_versioned():
                 # Older versions still hold the lines: delete them (the rewrite is the latest).
                 removed += self._delete((v.key, v.version_id) for v in with_lines if v.version_id)
         return removed
+
+    def _unkept(
+        self,
+        entity: EntityConfig,
+        entries: Iterable[tuple[str, str | None]],
+        keep: frozenset[str],
+        counter: _KeptCounter,
+    ) -> Iterator[tuple[str, str | None]]:
+        """The versions (and delete markers) to delete, less those the plan keeps. An object
+        with a kept version keeps its delete markers too: removing one would bring an older
+        version back as the current object."""
+        if not keep:
+            yield from entries
+            return
+        listed = list(entries)  # the subject's objects only: bounded by what they hold
+        kept_objects = {
+            key
+            for key, version_id in listed
+            if not (version_id or "").startswith(_MARKER) and _record_key(entity, key, version_id) in keep
+        }
+        for key, version_id in listed:
+            if (version_id or "").startswith(_MARKER):
+                if key not in kept_objects:
+                    yield key, version_id
+            elif _record_key(entity, key, version_id) in keep:
+                counter.kept += 1
+            else:
+                yield key, version_id
 
     def _rewrite(
         self,
@@ -1333,6 +1427,24 @@ class S3Connector:
 
 #: Marks a delete marker's version id in deletion lists (deleted, but not counted).
 _MARKER = "\x00marker:"
+
+
+class _KeptCounter:
+    """Object versions an erasure left because the plan keeps them."""
+
+    def __init__(self) -> None:
+        self.kept = 0
+
+
+def _record_key(entity: EntityConfig, key: str, version_id: str | None) -> str | None:
+    """An object version's record key, as the search's record of it is named
+    (:func:`dsar.exemptions.record_key` over its ``key`` and ``version_id`` fields)."""
+    values: dict[str, Any] = {}
+    if "key" in entity.fields:
+        values["key"] = key
+    if "version_id" in entity.fields:
+        values["version_id"] = version_id if version_id not in (None, "null") else None
+    return row_record_key(entity, values)
 
 
 def _version(entry: dict[str, Any], *, versioned: bool) -> _Version:

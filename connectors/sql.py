@@ -76,6 +76,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.functions import FunctionElement
 
 from connectors.base import (
+    ALL_FIELDS,
     HEARTBEAT_EVERY,
     Candidate,
     Changed,
@@ -88,6 +89,7 @@ from connectors.base import (
     ErasurePlan,
     Heartbeat,
     Located,
+    Marked,
     Rectification,
     Sink,
     Subject,
@@ -97,8 +99,9 @@ from connectors.base import (
     normalise_phone,
     normalise_postcode,
     record_line,
+    row_record_key,
 )
-from dsar.datamap import DataMapError, EntityConfig, EntityErasure, FieldErasure, SystemConfig
+from dsar.datamap import DataMapError, EntityConfig, EntityErasure, FieldErasure, Marker, SystemConfig
 from dsar.model import IdentifierKind
 
 #: Seconds to wait for a TCP connection before calling a system unreachable.
@@ -208,6 +211,10 @@ class SqlConnector:
                     entity: {key: pk for key, pk in keys.items() if pk in wanted}
                     for entity, keys in rows.items()
                 }
+                # the accepted persons' rows even where the identifiers no longer find them
+                # (a re-search after their identifiers were erased or corrected)
+                for entity_name, keys in self._keyed(tables, person_keys).items():
+                    rows.setdefault(entity_name, {}).update(keys)
             conditions: dict[str, ColumnElement[bool] | None] = {}
             for entity in self.system.ordered_entities():
                 table = tables[entity.name]
@@ -243,52 +250,129 @@ class SqlConnector:
         concrete keys, parents before children: once a parent row is deleted or anonymised its
         children could no longer be traced through it. Entities are then changed children first,
         so foreign keys stay valid. A row already as planned is neither changed nor counted, so
-        running the plan again returns zero counts."""
+        running the plan again returns zero counts.
+
+        Records the plan keeps whole are left as they are; a record kept in part is anonymised
+        except its kept fields (in a ``delete`` entity too). A row that a kept row hangs from
+        (its parent, through the relation) is anonymised rather than deleted, its key and join
+        columns kept, so the kept row still points at something."""
         steps = self._erasure_steps(plan)
-        hashing = any(rule is FieldErasure.HASH for step in steps.values() for rule in step.fields.values())
-        try:
-            hash_key = bytes.fromhex(plan.hash_key) if hashing else b""
-        except ValueError:
-            hash_key = b""
-        if hashing and not hash_key:
-            raise ConnectorMisconfigured(
-                f"{self.name}: the erasure plan hashes fields but has no hex hash key"
-            )
         ordered = [entity for entity in self.system.ordered_entities() if entity.name in steps]
+        for entity in ordered:
+            if (steps[entity.name].keep or steps[entity.name].keep_fields) and not entity.key:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: entity '{entity.name}' has records to keep but no 'key' in the data "
+                    f"map to name them by ({entity.origin})"
+                )
         deleted = {e.name: 0 for e in ordered if steps[e.name].strategy is EntityErasure.DELETE}
         anonymised = {e.name: 0 for e in ordered if steps[e.name].strategy is EntityErasure.ANONYMISE}
+        kept = {e.name: 0 for e in ordered if steps[e.name].keep or steps[e.name].keep_fields}
         progress = _Progress(self._heartbeat)
         self._last_match = None
         with self._connect() as conn:
             tables = self._tables(conn)
-            for entity in ordered:
-                for column, rule in steps[entity.name].fields.items():
-                    if rule is FieldErasure.HASH and _python_type(tables[entity.name].c[column]) is not str:
-                        raise ConnectorMisconfigured(
-                            f"{self.name}: field '{entity.name}.{column}' is to be hashed but its column "
-                            "does not hold text"
-                        )
             rows = self._subject_rows(conn, tables, plan.subject, set(steps), progress)
+            fates = self._fates(ordered, steps, tables, rows)
+            rules_used = [
+                (entity, column, rule)
+                for entity in ordered
+                for fields_kept in fates[entity.name].anonymise
+                for column, rule in self._row_rules(entity, steps[entity.name], fields_kept).items()
+            ]
+            for entity, column, rule in rules_used:
+                if rule is FieldErasure.HASH and _python_type(tables[entity.name].c[column]) is not str:
+                    raise ConnectorMisconfigured(
+                        f"{self.name}: field '{entity.name}.{column}' is to be hashed but its column "
+                        "does not hold text"
+                    )
+            hashing = any(rule is FieldErasure.HASH for _, _, rule in rules_used) or any(
+                rule is FieldErasure.HASH for step in steps.values() for rule in step.fields.values()
+            )
+            try:
+                hash_key = bytes.fromhex(plan.hash_key) if hashing else b""
+            except ValueError:
+                hash_key = b""
+            if hashing and not hash_key:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: the erasure plan hashes fields but has no hex hash key"
+                )
             for entity in reversed(ordered):
                 table = tables[entity.name]
                 key_columns = self._row_key(entity, table)
-                step = steps[entity.name]
-                if step.strategy is EntityErasure.DELETE:
-                    deleted[entity.name] = self._delete_rows(
-                        conn, table, key_columns, rows[entity.name], progress
-                    )
-                else:
-                    anonymised[entity.name] = self._anonymise_rows(
-                        conn, table, key_columns, rows[entity.name], step.fields, hash_key, progress
-                    )
+                fate = fates[entity.name]
+                if fate.delete:
+                    deleted[entity.name] = self._delete_rows(conn, table, key_columns, fate.delete, progress)
+                for fields_kept, keys in fate.anonymise.items():
+                    rules = self._row_rules(entity, steps[entity.name], fields_kept)
+                    changed = self._anonymise_rows(conn, table, key_columns, keys, rules, hash_key, progress)
+                    anonymised[entity.name] = anonymised.get(entity.name, 0) + changed
+                if entity.name in kept:
+                    kept[entity.name] = len(fate.kept)
             conn.commit()
         self._last_match = None
-        return Erased(system=self.name, deleted=deleted, anonymised=anonymised)
+        return Erased(system=self.name, deleted=deleted, anonymised=anonymised, kept=kept)
+
+    def _fates(
+        self,
+        ordered: list[EntityConfig],
+        steps: dict[str, EntityErasurePlan],
+        tables: dict[str, Table],
+        rows: dict[str, dict[Key, _Links]],
+    ) -> dict[str, _Fate]:
+        """What happens to each of the subject's rows, children first: a row is kept whole,
+        anonymised (keeping which fields), or deleted; a row some surviving child hangs from
+        survives too (anonymised), whatever its entity's strategy."""
+        needed: dict[str, dict[str, set[Any]]] = {}  # parent entity -> join column -> values
+        fates: dict[str, _Fate] = {}
+        for entity in reversed(ordered):
+            step = steps[entity.name]
+            keep = step.kept()
+            names = [column.name for column in self._row_key(entity, tables[entity.name])]
+            wanted = needed.get(entity.name, {})
+            fate = fates[entity.name] = _Fate()
+            for key, links in rows.get(entity.name, {}).items():
+                record = row_record_key(entity, dict(zip(names, key, strict=True))) if keep else None
+                fields_kept = keep.get(record) if record is not None else None
+                if fields_kept is ALL_FIELDS:
+                    fate.kept.append(key)
+                elif step.strategy is EntityErasure.ANONYMISE or fields_kept:
+                    fate.anonymise.setdefault(fields_kept or frozenset(), []).append(key)
+                elif any(links.joins.get(column) in values for column, values in wanted.items()):
+                    fate.anonymise.setdefault(frozenset(), []).append(key)  # a kept row hangs from it
+                else:
+                    fate.delete.append(key)
+                    continue
+                relation = entity.relation
+                if relation is not None and relation.parent in steps and links.parent is not None:
+                    needed.setdefault(relation.parent, {}).setdefault(relation.parent_column, set()).add(
+                        links.parent
+                    )
+        return fates
+
+    def _row_rules(
+        self, entity: EntityConfig, step: EntityErasurePlan, fields_kept: frozenset[str]
+    ) -> dict[str, FieldErasure]:
+        """Each field's rule for a row anonymised with ``fields_kept`` kept: the plan's rules
+        (an anonymised entity), or the data map's field rules with every key and join column
+        kept (a row of a deleted entity that stays because something of it must)."""
+        if step.strategy is EntityErasure.ANONYMISE:
+            rules = dict(step.fields)
+        else:
+            joins = self._join_columns(entity)
+            rules = {
+                column: FieldErasure.KEEP if column in joins else entity.field_erasure(column)
+                for column in entity.fields
+            }
+        for column in fields_kept:
+            if column in rules:
+                rules[column] = FieldErasure.KEEP
+        return rules
 
     def rectify(self, changes: Rectification) -> Changed:
         """Set each corrected field on the subject's rows of its entity, in one transaction.
         Only fields declared in the data map can be set, and never the key or join columns
-        that rows hang together by. Rows already holding the value are not counted."""
+        that rows hang together by. Rows already holding the value are not counted; records
+        named in ``changes.exempt`` are left as they are."""
         wanted: dict[str, dict[str, str | None]] = {}
         for change in changes.changes:
             entity = self.system.entities.get(change.entity)
@@ -308,17 +392,72 @@ class SqlConnector:
                     f"{self.name}: two different corrections of '{change.entity}.{change.field}'"
                 )
             values[change.field] = change.value
-        return self._set_fields(changes.subject, wanted)
+        return self._set_fields(changes.subject, wanted, frozenset(changes.exempt))
 
     def restrict(self, subject: Subject) -> Changed:
         """Set every entity's restriction column (Art. 18) on the subject's rows; entities
         without one are untouched and not reported."""
-        wanted: dict[str, dict[str, str | None]] = {
-            entity.name: {entity.restriction[0]: entity.restriction[1]}
-            for entity in self.system.entities.values()
-            if entity.restriction is not None
-        }
-        return self._set_fields(subject, wanted)
+        return self.mark(subject, Marker.RESTRICTION)
+
+    def mark(self, subject: Subject, marker: Marker, exempt: frozenset[str] = frozenset()) -> Changed:
+        """Set every entity's ``marker`` column to its value on the subject's rows (objection:
+        marketing off; opt-out: no sale or sharing; ...); entities without one are untouched
+        and not reported."""
+        return self._set_fields(subject, self._markers(marker), exempt)
+
+    def marks(self, subject: Subject, marker: Marker, exempt: frozenset[str] = frozenset()) -> Marked:
+        """Count the subject's rows that carry ``marker`` and those that do not (read only)."""
+        wanted = self._markers(marker)
+        ordered = [entity for entity in self.system.ordered_entities() if entity.name in wanted]
+        marked = {entity.name: 0 for entity in ordered}
+        unmarked = {entity.name: 0 for entity in ordered}
+        if not ordered:
+            return Marked(self.name, marked, unmarked)
+        progress = _Progress(self._heartbeat)
+        self._last_match = None
+        with self._connect() as conn:
+            tables = self._tables(conn)
+            rows = self._subject_rows(conn, tables, subject, set(wanted), progress)
+            for entity in ordered:
+                table = tables[entity.name]
+                key_columns = self._row_key(entity, table)
+                ((column, value),) = wanted[entity.name].items()
+                target = _column_value(table.c[column], f"{entity.name}.{column}", value)
+                keys = self._not_exempt(entity, key_columns, list(rows[entity.name]), exempt)
+                for condition, _ in _in_chunks(key_columns, keys):
+                    for (current,) in conn.execute(select(table.c[column]).where(condition)):
+                        if current == target:
+                            marked[entity.name] += 1
+                        else:
+                            unmarked[entity.name] += 1
+        self._last_match = None
+        return Marked(self.name, marked, unmarked)
+
+    def _markers(self, marker: Marker) -> dict[str, dict[str, str | None]]:
+        wanted: dict[str, dict[str, str | None]] = {}
+        for entity in self.system.entities.values():
+            where = entity.marker(marker)
+            if where is not None:
+                wanted[entity.name] = {where[0]: where[1]}
+        return wanted
+
+    def _not_exempt(
+        self, entity: EntityConfig, key_columns: list[Column[Any]], keys: list[Key], exempt: frozenset[str]
+    ) -> list[Key]:
+        """The keys whose records are not in ``exempt`` (record keys)."""
+        if not exempt:
+            return keys
+        if not entity.key:
+            if any(key.startswith(f"{entity.name}#") for key in exempt):
+                raise ConnectorMisconfigured(
+                    f"{self.name}: entity '{entity.name}' has exempt records but no 'key' in the data "
+                    f"map to name them by ({entity.origin})"
+                )
+            return keys
+        names = [column.name for column in key_columns]
+        return [
+            key for key in keys if row_record_key(entity, dict(zip(names, key, strict=True))) not in exempt
+        ]
 
     def _erasure_steps(self, plan: ErasurePlan) -> dict[str, EntityErasurePlan]:
         """The plan's delete and anonymise steps by entity, every anonymised field's rule filled
@@ -342,14 +481,35 @@ class SqlConnector:
                     f"{self.name}: the erasure plan names fields the data map does not declare for "
                     f"'{step.entity}': {', '.join(undeclared)}"
                 )
+            kept_undeclared = sorted(
+                {name for names in step.keep_fields.values() for name in names} - set(entity.fields)
+            )
+            if kept_undeclared:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: the erasure plan keeps fields the data map does not declare for "
+                    f"'{step.entity}': {', '.join(kept_undeclared)}"
+                )
             if step.strategy is EntityErasure.DELETE:
-                steps[step.entity] = EntityErasurePlan(step.entity, step.strategy)
+                steps[step.entity] = EntityErasurePlan(
+                    step.entity, step.strategy, keep=list(step.keep), keep_fields=dict(step.keep_fields)
+                )
             elif step.strategy is EntityErasure.ANONYMISE:
                 # a field the plan does not mention gets the data map's rule (NULL by default)
                 rules = {
                     column: step.fields.get(column, entity.field_erasure(column)) for column in entity.fields
                 }
-                steps[step.entity] = EntityErasurePlan(step.entity, step.strategy, rules)
+                steps[step.entity] = EntityErasurePlan(
+                    step.entity,
+                    step.strategy,
+                    rules,
+                    keep=list(step.keep),
+                    keep_fields=dict(step.keep_fields),
+                )
+            else:
+                raise ConnectorMisconfigured(
+                    f"{self.name}: entity '{step.entity}' cannot be erased by '{step.strategy}' (kept "
+                    "entities are left out of the plan)"
+                )
         # A deleted parent would leave its children's rows pointing at nothing (and break their
         # foreign key): the children must be deleted too.
         orphans = []
@@ -370,8 +530,11 @@ class SqlConnector:
             )
         return steps
 
-    def _set_fields(self, subject: Subject, wanted: dict[str, dict[str, str | None]]) -> Changed:
-        """Set fixed values (text, converted to each column's type) on the subject's rows."""
+    def _set_fields(
+        self, subject: Subject, wanted: dict[str, dict[str, str | None]], exempt: frozenset[str] = frozenset()
+    ) -> Changed:
+        """Set fixed values (text, converted to each column's type) on the subject's rows,
+        except those of records named in ``exempt``."""
         ordered = [entity for entity in self.system.ordered_entities() if entity.name in wanted]
         counts = {entity.name: 0 for entity in ordered}
         if not ordered:
@@ -390,11 +553,12 @@ class SqlConnector:
             rows = self._subject_rows(conn, tables, subject, set(wanted), progress)
             for entity in ordered:
                 table = tables[entity.name]
+                key_columns = self._row_key(entity, table)
                 counts[entity.name] = self._update_rows(
                     conn,
                     table,
-                    self._row_key(entity, table),
-                    rows[entity.name],
+                    key_columns,
+                    self._not_exempt(entity, key_columns, list(rows[entity.name]), exempt),
                     values[entity.name],
                     progress,
                 )
@@ -409,11 +573,13 @@ class SqlConnector:
         subject: Subject,
         wanted: set[str],
         progress: _Progress,
-    ) -> dict[str, list[Key]]:
-        """The row keys of the subject's rows in every wanted entity (and its ancestors), read
-        before anything changes: identity rows are the located persons' (narrowed to
-        ``subject.person_keys``, as in collect), children are found through their parents' key
-        values, parents first, with IN lists of bounded size."""
+    ) -> dict[str, dict[Key, _Links]]:
+        """The subject's rows in every wanted entity (and its ancestors), by row key with how
+        they link to parents and children, read before anything changes. Identity rows are the
+        persons named by ``subject.person_keys``: looked up by their keys directly (so a row
+        whose identifiers were already erased is still found on a retry), and by the
+        identifiers as in collect, narrowed to those persons. Children are found through their
+        parents' key values, parents first, with IN lists of bounded size."""
         needed: set[str] = set()
         for name in wanted:
             entity: EntityConfig | None = self.system.entities[name]
@@ -421,39 +587,68 @@ class SqlConnector:
                 needed.add(entity.name)
                 entity = self.system.entities[entity.relation.parent] if entity.relation is not None else None
         persons = set(subject.person_keys)
+        matched = _rows_by_entity(self._match(conn, tables, subject.identifiers))
         located = {
-            name: [key for key, person in keys.items() if person in persons]
-            for name, keys in _rows_by_entity(self._match(conn, tables, subject.identifiers)).items()
+            name: {key: person for key, person in keys.items() if person in persons}
+            for name, keys in matched.items()
         }
+        for name, keys in self._keyed(tables, subject.person_keys).items():
+            located.setdefault(name, {}).update(keys)
         ordered = [entity for entity in self.system.ordered_entities() if entity.name in needed]
         links: dict[str, list[Key]] = {}  # child entity -> its parent rows' values of the join column
-        out: dict[str, list[Key]] = {}
+        out: dict[str, dict[Key, _Links]] = {}
         for entity in ordered:
             table = tables[entity.name]
             key_columns = self._row_key(entity, table)
             children = [c for c in ordered if c.relation is not None and c.relation.parent == entity.name]
             joins = sorted({c.relation.parent_column for c in children if c.relation is not None})
-            columns = [*key_columns, *(table.c[column] for column in joins)]
+            own = [table.c[entity.relation.column]] if entity.relation is not None else []
+            columns = [*key_columns, *(table.c[column] for column in joins), *own]
             selectors: list[tuple[list[Column[Any]], list[Key]]] = []
             if entity.identity and located.get(entity.name):
-                selectors.append(([table.c[column] for column in entity.key], located[entity.name]))
+                selectors.append(([table.c[column] for column in entity.key], list(located[entity.name])))
             if entity.relation is not None and links.get(entity.name):
                 selectors.append(([table.c[entity.relation.column]], links[entity.name]))
-            found: dict[Key, Key] = {}  # row key -> its join column values
+            found: dict[Key, _Links] = {}
             width = len(key_columns)
             for where, values in selectors:
                 for condition, _ in _in_chunks(where, values):
                     result = conn.execute(select(*columns).where(condition)).all()
                     for row in result:
-                        found[tuple(row[:width])] = tuple(row[width:])
+                        joined = dict(zip(joins, row[width : width + len(joins)], strict=True))
+                        found[tuple(row[:width])] = _Links(joined, row[-1] if own else None)
                     progress.add(len(result))
-            out[entity.name] = list(found)
+            out[entity.name] = found
             for child in children:
                 assert child.relation is not None
-                at = joins.index(child.relation.parent_column)
+                column = child.relation.parent_column
                 links[child.name] = [
-                    (value,) for value in dict.fromkeys(j[at] for j in found.values()) if value is not None
+                    (value,)
+                    for value in dict.fromkeys(link.joins[column] for link in found.values())
+                    if value is not None
                 ]
+        return out
+
+    def _keyed(self, tables: dict[str, Table], person_keys: Sequence[str]) -> dict[str, dict[Key, str]]:
+        """entity -> {row key: person key} for person keys of this system's identity entities,
+        read from the keys themselves ("customers:42"): whether the row exists is for the query
+        that uses them to find out. Keys of other systems, or that cannot be this table's
+        (a text where the key is a number), name nothing here."""
+        out: dict[str, dict[Key, str]] = {}
+        for person in person_keys:
+            name, _, rest = person.partition(":")
+            entity = self.system.entities.get(name)
+            if entity is None or not entity.identity or not entity.key or not rest:
+                continue
+            parts = [rest] if len(entity.key) == 1 else rest.split("/")
+            if len(parts) != len(entity.key):
+                continue
+            table = tables[entity.name]
+            key = tuple(_typed(table.c[column], part) for column, part in zip(entity.key, parts, strict=True))
+            if any(value is None for value in key):
+                continue
+            if _person_key(entity.name, key) == person:
+                out.setdefault(entity.name, {})[key] = person
         return out
 
     def _row_key(self, entity: EntityConfig, table: Table) -> list[Column[Any]]:
@@ -470,13 +665,7 @@ class SqlConnector:
 
     def _join_columns(self, entity: EntityConfig) -> set[str]:
         """Columns rows hang together by: the key, the relation column, and what children join."""
-        columns = set(entity.key)
-        if entity.relation is not None:
-            columns.add(entity.relation.column)
-        for other in self.system.entities.values():
-            if other.relation is not None and other.relation.parent == entity.name:
-                columns.add(other.relation.parent_column)
-        return columns
+        return self.system.join_columns(entity.name)
 
     def _delete_rows(
         self,
@@ -862,6 +1051,25 @@ _LEAVE = object()
 _HEX = re.compile(r"[0-9a-f]+")
 
 _FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+@dataclass(frozen=True)
+class _Links:
+    """How one of the subject's rows hangs together with others: the values of the columns its
+    children join on, and the value of its own relation column (which parent row it is of)."""
+
+    joins: dict[str, Any]
+    parent: Any
+
+
+@dataclass
+class _Fate:
+    """What erasure does to one entity's rows of the subject."""
+
+    delete: list[Key] = field(default_factory=list)
+    #: fields kept (none: anonymised by the rules alone) -> the rows anonymised that way
+    anonymise: dict[frozenset[str], list[Key]] = field(default_factory=dict)
+    kept: list[Key] = field(default_factory=list)  # kept whole
 
 
 class _Progress:

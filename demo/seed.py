@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Boolean,
@@ -37,9 +37,14 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    func,
+    select,
 )
 
 from connectors.sql import database_url
+
+if TYPE_CHECKING:
+    from dsar.suppression import SuppressionList
 
 SEED = 20260401
 EPOCH = datetime(2019, 1, 1, 9, 0, 0)
@@ -177,6 +182,10 @@ preferences = Table(
     Column("consent_withdrawn_at", DateTime),
     Column("updated_at", DateTime, nullable=False),
     Column("processing_restricted", Boolean, nullable=False, default=False),
+    # off when the person objects to direct marketing (Art. 21): no channel is used at all
+    Column("marketing_allowed", Boolean, nullable=False, default=True),
+    # set when the person opts out of the sale or sharing of their data (CCPA s.1798.120)
+    Column("sale_sharing_opted_out", Boolean, nullable=False, default=False),
 )
 
 campaign_events = Table(
@@ -617,6 +626,66 @@ def _marketing_rows(
             )
     add(SUBSCRIBER["email"], "Aisha", SUBSCRIBER["phone"], EPOCH + timedelta(days=700), False)
     return rows
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What an import of marketing contacts did: counts only."""
+
+    added: int
+    refused: int  # erased people: never added again
+    limited: int  # added with marketing off or sale/sharing opted out, as they asked
+
+
+def import_marketing_contacts(
+    marketing_url: str,
+    contacts: list[dict[str, Any]],
+    suppression: SuppressionList,
+    at: datetime | None = None,
+) -> ImportReport:
+    """The demo's import path (a partner's sign-up list, an old CSV): every contact is checked
+    against the suppression list first (``dsar.suppression.SuppressionList``). A person who was
+    erased is not added back; one who objected or opted out is added with marketing off or
+    sale and sharing opted out. ``contacts``: ``{"email", "first_name", "mobile"}`` each."""
+    from dsar.suppression import SuppressionReason
+
+    now = at or datetime.now()
+    added = refused = limited = 0
+    engine = create_engine(database_url(marketing_url))
+    try:
+        with engine.begin() as conn:
+            next_id = (conn.execute(select(func.max(preferences.c.id))).scalar() or 0) + 1
+            for contact in contacts:
+                match = suppression.check(
+                    {"email": contact.get("email") or "", "phone": contact.get("mobile") or ""}
+                )
+                if not match.may_be_added:
+                    refused += 1
+                    continue
+                objected = SuppressionReason.OBJECTED.value in match.reasons
+                opted_out = SuppressionReason.OPTED_OUT.value in match.reasons
+                limited += objected or opted_out
+                conn.execute(
+                    preferences.insert().values(
+                        id=next_id,
+                        email=contact["email"],
+                        first_name=contact.get("first_name"),
+                        mobile=contact.get("mobile"),
+                        email_opt_in=not objected,
+                        sms_opt_in=bool(contact.get("mobile")) and not objected,
+                        post_opt_in=False,
+                        consent_given_at=now,
+                        consent_source="partner import",
+                        updated_at=now,
+                        marketing_allowed=not objected,
+                        sale_sharing_opted_out=opted_out,
+                    )
+                )
+                next_id += 1
+                added += 1
+    finally:
+        engine.dispose()
+    return ImportReport(added=added, refused=refused, limited=limited)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -217,6 +217,15 @@ def cmd_redact(args: argparse.Namespace) -> int:
         raise CliError(str(e), EXIT_ERROR) from None
 
 
+def cmd_suppression_check(args: argparse.Namespace) -> int:
+    from dsar.suppression import run_check
+
+    try:
+        return run_check(args)
+    except ValueError as e:
+        raise CliError(str(e), EXIT_ERROR) from None
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from dsar.audit_cli import verify
     from dsar.settings import Settings
@@ -464,6 +473,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_redact)
     p.add_argument("--subject", required=True, type=Path, metavar="SUBJECT.JSON", help="whose copy it is")
     p.add_argument("--json", action="store_true", help="print JSON: the text and the redacted spans")
+
+    p = add("suppression", lambda a: EXIT_ERROR, "the suppression list (erased, objecting, opted out)")
+    suppression = p.add_subparsers(dest="suppression_command", required=True, metavar="ACTION")
+    c = suppression.add_parser(
+        "check",
+        help="which candidate records (JSON lines) an import must not add, or must add with limits",
+        description="One JSON line per candidate record: add yes/no, the reasons and the identifier "
+        "kinds that matched (never values). Exit 1 when a record must not be added.",
+    )
+    c.set_defaults(func=cmd_suppression_check)
+    from dsar.suppression import add_check_arguments
+
+    add_check_arguments(c)
 
     p = add("audit", lambda a: EXIT_ERROR, "audit log tools")
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

@@ -109,6 +109,9 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
             "fields",
             "erasure",
             "restriction",
+            "objection",
+            "opt_out",
+            "limit_use",
             "transaction",
             "sensitive",
         }
@@ -122,6 +125,7 @@ _FIELD_KEYS = frozenset(
     {"category", "purpose", "legal_basis", "retention", "description", "recipients", "source", "erasure"}
 )
 _ERASURE_KEYS = frozenset({"strategy", "reason"})
+#: a marker (restriction, objection, opt_out, limit_use): the column set, and the value it gets
 _RESTRICTION_KEYS = frozenset({"column", "value"})
 #: sql: the columns of a purchase, order or payment a person can quote to prove who they are
 _TRANSACTION_KEYS = frozenset({"reference", "amount", "date"})
@@ -169,6 +173,16 @@ class FieldErasure(StrEnum):
     HASH = "hash"  # replace by a keyed hash: rows still join and count, nobody is named
     ANONYMISE = "anonymise"  # replace by a fixed placeholder ("erased")
     KEEP = "keep"  # leave as it is (an amount kept for the accounts, a join key)
+
+
+class Marker(StrEnum):
+    """A flag that fulfilment sets on the subject's rows, as the data map says per entity: the
+    right each one carries out, and the data map key that names its column and value."""
+
+    RESTRICTION = "restriction"  # Art. 18: stored, not otherwise used
+    OBJECTION = "objection"  # Art. 21: no more direct marketing (or processing on that basis)
+    OPT_OUT = "opt_out"  # CCPA s.1798.120 and the US state laws: no sale or sharing
+    LIMIT_USE = "limit_use"  # CCPA s.1798.121: sensitive data used only as strictly necessary
 
 
 @dataclass(frozen=True)
@@ -229,6 +243,11 @@ class EntityConfig:
     erasure: ErasureRule = ErasureRule()
     #: sql: (column, value) that marks a row as restricted (Art. 18); s3 objects are tagged
     restriction: tuple[str, str] | None = None
+    #: sql: (column, value) set when the person objects (Art. 21), opts out of sale or sharing,
+    #: or limits the use of sensitive data (CCPA); see :class:`Marker`
+    objection: tuple[str, str] | None = None
+    opt_out: tuple[str, str] | None = None
+    limit_use: tuple[str, str] | None = None
     #: sql: (reference, amount, date) columns of a transaction row (an order, a payment): a
     #: person's recent transactions are an identifier they can quote (last_transaction)
     transaction: tuple[str, str, str] | None = None
@@ -246,6 +265,15 @@ class EntityConfig:
     def placeholders(self) -> list[str]:
         """The identifier kinds an s3 prefix template needs, in order."""
         return _PLACEHOLDER.findall(self.prefix)
+
+    def marker(self, kind: Marker) -> tuple[str, str] | None:
+        """The (column, value) that carries out ``kind`` on this entity's rows, if any."""
+        return {
+            Marker.RESTRICTION: self.restriction,
+            Marker.OBJECTION: self.objection,
+            Marker.OPT_OUT: self.opt_out,
+            Marker.LIMIT_USE: self.limit_use,
+        }[kind]
 
     def field_erasure(self, column: str) -> FieldErasure:
         """What anonymising does to ``column``: its own rule, else keep keys and join columns
@@ -311,6 +339,18 @@ class SystemConfig:
                 f"{self.url_env} is not set (it must hold the connection URL of '{self.name}')"
             )
         return value
+
+    def join_columns(self, name: str) -> set[str]:
+        """The columns an entity's rows hang together by: its key, its relation column, and
+        the columns its children join on. Changes never touch them."""
+        entity = self.entities[name]
+        columns = set(entity.key)
+        if entity.relation is not None:
+            columns.add(entity.relation.column)
+        for other in self.entities.values():
+            if other.relation is not None and other.relation.parent == name:
+                columns.add(other.relation.parent_column)
+        return columns
 
     def identity_entities(self) -> list[EntityConfig]:
         """Entities in which the subject can be found directly (locate searches these)."""
@@ -913,15 +953,18 @@ class _Loader:
                     "cannot be traced to the data subject: put an identifier kind in the prefix "
                     "('recordings/{customer_id}/') or give 'identity' sources",
                 )
-        restriction: tuple[str, str] | None = None
-        if "restriction" in items:
-            rnode = items["restriction"][1]
-            rpath = f"{path}.restriction"
+        markers: dict[str, tuple[str, str] | None] = {}
+        for marker in Marker:
+            markers[marker.value] = None
+            if marker.value not in items:
+                continue
+            rnode = items[marker.value][1]
+            rpath = f"{path}.{marker.value}"
             ritems = self.mapping(rnode, rpath, _RESTRICTION_KEYS)
             rcolumn_node = self.required(ritems, "column", rnode, rpath)[1]
             rcolumn = self.text(rcolumn_node, f"{rpath}.column")
             declared(rcolumn, rcolumn_node, f"{rpath}.column")
-            restriction = (
+            markers[marker.value] = (
                 rcolumn,
                 self.text(self.required(ritems, "value", rnode, rpath)[1], f"{rpath}.value"),
             )
@@ -957,7 +1000,10 @@ class _Loader:
             schema=schema,
             description=description,
             erasure=erasure,
-            restriction=restriction,
+            restriction=markers[Marker.RESTRICTION.value],
+            objection=markers[Marker.OBJECTION.value],
+            opt_out=markers[Marker.OPT_OUT.value],
+            limit_use=markers[Marker.LIMIT_USE.value],
             transaction=transaction,
             prefix=prefix,
             format=fmt,

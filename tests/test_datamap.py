@@ -312,3 +312,37 @@ def test_verification_policy_defaults_and_overrides() -> None:
     text = (ROOT / "dsar.example.yaml").read_text().replace("      erasure: 2 ", "      erasure: 7 ")
     with pytest.raises(DataMapError, match=r"verification\.points\.CCPA\.erasure: expected a number"):
         DataMap.parse(text, "x.yaml")
+
+
+def test_markers_for_objection_and_opt_out_sit_beside_restriction() -> None:
+    from dsar.datamap import Marker
+
+    marketing = DataMap.load(ROOT / "demo" / "dsar.yaml").system("marketing")
+    preferences = marketing.entities["preferences"]
+    assert preferences.marker(Marker.RESTRICTION) == ("processing_restricted", "true")
+    assert preferences.objection == ("marketing_allowed", "false")
+    assert preferences.marker(Marker.OPT_OUT) == ("sale_sharing_opted_out", "true")
+    assert preferences.marker(Marker.LIMIT_USE) is None
+    assert marketing.entities["campaign_events"].marker(Marker.OBJECTION) is None
+    path = ROOT / "demo" / "dsar.yaml"
+    text = path.read_text()
+    old = '        opt_out: {column: sale_sharing_opted_out, value: "true"}\n'
+    assert old in text
+    with pytest.raises(
+        DataMapError, match=r"preferences\.opt_out\.column: no column 'do_not_sell'"
+    ) as caught:
+        DataMap.parse(text.replace(old, '        opt_out: {column: do_not_sell, value: "true"}\n'), path)
+    assert str(caught.value).startswith(f"{path} line ")
+    with pytest.raises(DataMapError, match=r"preferences\.opt_out: missing required key 'value'"):
+        DataMap.parse(text.replace(old, "        opt_out: {column: sale_sharing_opted_out}\n"), path)
+    # on an S3 entity, markers are not a key (objects are tagged for restriction only)
+    pod = '        prefix: "pod-exports/"\n'
+    with pytest.raises(DataMapError, match="unknown key 'objection'"):
+        DataMap.parse(text.replace(pod, pod + "        objection: {column: key, value: x}\n"), path)
+
+
+def test_join_columns_are_keys_relations_and_what_children_join_on() -> None:
+    crm = DataMap.load(ROOT / "demo" / "dsar.yaml").system("crm")
+    assert crm.join_columns("customers") == {"id"}
+    assert crm.join_columns("orders") == {"id", "customer_id"}
+    assert crm.join_columns("parcels") == {"id", "order_id"}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from connectors.base import (
     HEARTBEAT_EVERY,
@@ -30,7 +31,7 @@ from connectors.base import (
 )
 from connectors.s3 import MAX_DOCUMENT_BYTES, S3Connector, _lines
 from dsar.blobs import S3ObjectWriter, s3_client
-from dsar.datamap import DataMap, SystemConfig
+from dsar.datamap import DataMap, Marker, SystemConfig
 from tests.s3server import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -594,6 +595,48 @@ def test_restrict_tags_the_subjects_objects_keeping_their_tags(system: SystemCon
     assert tags("recordings/420/000003.wav") == {}
     assert tags("uploads/b.bin") == {}
     assert sum(S3Connector(system).restrict(subject).entities.values()) == 0
+
+
+def test_marks_reads_the_restriction_tag_back_and_other_markers_have_nothing_to_set(
+    system: SystemConfig, s3: Any
+) -> None:
+    seed(s3)
+    connector = S3Connector(system)
+    subject = Subject(MARGARET, connector.locate(MARGARET).person_keys)
+    before = connector.marks(subject, Marker.RESTRICTION)
+    assert before.marked["call_audio"] == 0 and before.unmarked["call_audio"] == 2
+    connector.restrict(subject)
+    after = connector.marks(subject, Marker.RESTRICTION)
+    assert sum(after.unmarked.values()) == 0 and after.marked["call_audio"] == 2
+    # an exempt object is neither tagged nor counted
+    s3.delete_object_tagging(Bucket=BUCKET, Key="recordings/42/000002.wav")
+    exempt = frozenset({"call_audio:recordings/42/000002.wav"})
+    assert connector.mark(subject, Marker.RESTRICTION, exempt).entities["call_audio"] == 0
+    assert connector.marks(subject, Marker.RESTRICTION, exempt).unmarked["call_audio"] == 0
+    assert connector.marks(subject, Marker.RESTRICTION).unmarked["call_audio"] == 1
+    # objection and opt-outs are flags in a register of persons: an object store has none
+    assert connector.mark(subject, Marker.OPT_OUT).entities == {}
+    assert connector.marks(subject, Marker.OBJECTION).marked == {}
+
+
+def test_erase_keeps_the_objects_the_plan_keeps(system: SystemConfig, s3: Any) -> None:
+    seed(s3)
+    connector = S3Connector(system)
+    subject = Subject(MARGARET, connector.locate(MARGARET).person_keys)
+    plan = ErasurePlan.from_datamap(system, subject)
+    for step in plan.entities:
+        if step.entity == "call_audio":
+            step.keep = ["call_audio:recordings/42/000001.wav"]
+        if step.entity == "proof_of_delivery":  # kept in part: an object is kept whole
+            step.keep_fields = {f"proof_of_delivery:{POD_KEY}": ["content"]}
+    erased = connector.erase(plan)
+    assert erased.deleted["call_audio"] == 1 and erased.deleted["proof_of_delivery"] == 0
+    assert erased.kept == {"call_audio": 1, "proof_of_delivery": 1}
+    s3.head_object(Bucket=BUCKET, Key="recordings/42/000001.wav")
+    assert jsonl(POD_LINES) == s3.get_object(Bucket=BUCKET, Key=POD_KEY)["Body"].read()
+    with pytest.raises(ClientError):
+        s3.head_object(Bucket=BUCKET, Key="recordings/42/000002.wav")
+    assert connector.erase(plan).deleted["call_audio"] == 0
 
 
 def test_rectify_sets_the_field_on_the_subjects_lines_only(system: SystemConfig, s3: Any) -> None:

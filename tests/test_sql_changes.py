@@ -32,11 +32,12 @@ from connectors.base import (
     Erased,
     ErasurePlan,
     FieldChange,
+    Marked,
     Rectification,
     Subject,
 )
-from demo.seed import CRM, MARGARET, MARKETING, customers, orders, parcels, seed_demo
-from dsar.datamap import EntityErasure, SystemConfig
+from demo.seed import CRM, MARGARET, MARKETING, customers, orders, parcels, seed_demo, support_tickets
+from dsar.datamap import EntityErasure, Marker, SystemConfig
 from tests.test_sql_connector import DEMO_MAP, Demo, fresh_databases
 
 PEOPLE = 60
@@ -379,3 +380,85 @@ def test_restrict_marks_her_rows_only(demo: ChangesDemo) -> None:
     # the record says so when collected (MariaDB's BOOLEAN is TINYINT(1): 1)
     customer = next(line["record"] for line in collect(demo.connector(), {"email": MARGARET["email"]}))
     assert customer["id"] == MARGARET_ID and customer["processing_restricted"] == 1
+
+
+# -- person keys, markers and exempt records ---------------------------------------------------
+
+
+def test_a_retry_finds_her_rows_by_person_key_after_her_identifiers_were_erased(demo: ChangesDemo) -> None:
+    """Once her identity row is anonymised, her email finds nothing; the person key the search
+    accepted still names the row, so a retried erasure still reaches what hangs from it."""
+    crm = demo.system("crm")
+    plan = ErasurePlan.from_datamap(crm, her_subject(demo), hash_key=HASH_KEY)
+    demo.connector().erase(plan)
+    assert not demo.connector().locate({"email": MARGARET["email"]}).found
+    with demo.engine() as engine, engine.begin() as conn:
+        conn.execute(
+            support_tickets.insert().values(
+                id=90_001,
+                customer_id=MARGARET_ID,
+                opened_at=datetime(2026, 4, 2),
+                channel="email",
+                subject="again",
+                body="written after the erasure began",
+                status="open",
+            )
+        )
+    retry = ErasurePlan.from_datamap(crm, Subject({"email": MARGARET["email"]}, [HER]), hash_key=HASH_KEY)
+    assert demo.connector().erase(retry).deleted["support_tickets"] == 1
+    assert 90_001 not in snapshot(demo)["support_tickets"]
+    # a person key of another table, another system or the wrong type names nothing
+    nobody = Subject({}, ["customers:not-a-number", "preferences:1", "invoices:4", "customers"])
+    assert sum(demo.connector().erase(replace(plan, subject=nobody)).deleted.values()) == 0
+    # collect follows the accepted person too
+    sink = io.BytesIO()
+    demo.connector().collect({"email": MARGARET["email"]}, sink, person_keys=[HER])
+    assert {json.loads(line)["entity"] for line in sink.getvalue().splitlines()} >= {"customers", "orders"}
+
+
+def test_objection_and_opt_out_set_their_markers_and_read_them_back(demo: ChangesDemo) -> None:
+    before = snapshot(demo, "marketing")
+    marketing = demo.connector("marketing")
+    subject = her_subject(demo, "marketing")
+    assert marketing.marks(subject, Marker.OBJECTION) == Marked(
+        "marketing", {"preferences": 0}, {"preferences": 1}
+    )
+    assert marketing.mark(subject, Marker.OBJECTION) == Changed("marketing", {"preferences": 1})
+    assert marketing.mark(subject, Marker.OPT_OUT) == Changed("marketing", {"preferences": 1})
+    assert marketing.marks(subject, Marker.OBJECTION) == Marked(
+        "marketing", {"preferences": 1}, {"preferences": 0}
+    )
+    assert marketing.marks(subject, Marker.OPT_OUT).unmarked == {"preferences": 0}
+    after = snapshot(demo, "marketing")
+    assert after["preferences"][1] == {
+        **before["preferences"][1],
+        "marketing_allowed": False,
+        "sale_sharing_opted_out": True,
+    }
+    assert {i: r for i, r in after["preferences"].items() if i != 1} == {
+        i: r for i, r in before["preferences"].items() if i != 1
+    }
+    assert marketing.mark(subject, Marker.OBJECTION).entities == {"preferences": 0}
+    # the CRM has no such markers: nothing to set, nothing reported
+    assert demo.connector().mark(her_subject(demo), Marker.OPT_OUT) == Changed("crm", {})
+    # a record an exemption covers is left as it is, and not counted
+    crm_subject = her_subject(demo)
+    assert demo.connector().mark(crm_subject, Marker.RESTRICTION, frozenset({HER})) == Changed(
+        "crm", {"customers": 0}
+    )
+    assert demo.connector().marks(crm_subject, Marker.RESTRICTION, frozenset({HER})).unmarked == {
+        "customers": 0
+    }
+    assert demo.connector().marks(crm_subject, Marker.RESTRICTION).unmarked == {"customers": 1}
+
+
+def test_rectify_leaves_exempt_records_as_they_are(demo: ChangesDemo) -> None:
+    subject = her_subject(demo)
+    before = snapshot(demo)
+    her_orders = sorted(i for i, r in before["orders"].items() if r["customer_id"] == MARGARET_ID)
+    exempt = [f"orders:{her_orders[0]}"]
+    change = Rectification(subject, [FieldChange("orders", "delivery_address", "4 New Street")], exempt)
+    assert demo.connector().rectify(change) == Changed("crm", {"orders": len(her_orders) - 1})
+    after = snapshot(demo)
+    assert after["orders"][her_orders[0]] == before["orders"][her_orders[0]]
+    assert all(after["orders"][i]["delivery_address"] == "4 New Street" for i in her_orders[1:])
