@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from activities.audit import AuditActivities
+from activities.change import ChangeActivities
 from activities.export import ExportActivities, FulfilActivities
 from activities.notify import NotifyActivities
 from activities.review import ReviewActivities
@@ -30,11 +31,13 @@ from activities.verify import VerifyActivities
 from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.datamap import DataMap
 from dsar.engine import connect
+from dsar.erasure import erasure_hash_key
 from dsar.guard import GuardStore
 from dsar.logs import configure_logging, get_logger
 from dsar.mail import FileMailer, Mailer, SmtpMailer
 from dsar.settings import Settings
 from dsar.store import CaseStore
+from dsar.suppression import SuppressionList
 from workflows.request import DataSubjectRequest
 
 log = get_logger("dsar.worker")
@@ -55,8 +58,11 @@ def build_workers(
     blobs: BlobStore | None = None,
     mailer: Mailer | None = None,
     task_queue: str | None = None,
+    cache_workflows: bool = True,
 ) -> list[Worker]:
-    """The case worker on the main task queue, then one search worker per connected system."""
+    """The case worker on the main task queue, then one search worker per connected system.
+    ``cache_workflows=False`` replays each case from its history on every task (no sticky queue):
+    for tests that kill a worker on a test server that never hands its tasks on."""
     store = store or CaseStore(settings.resolved_database_url)
     datamap = datamap or DataMap.load(settings.datamap)
     blobs = blobs or blob_store_from_settings(settings)
@@ -68,13 +74,19 @@ def build_workers(
     review = ReviewActivities(blobs, datamap)
     fulfil = FulfilActivities(blobs)
     export = ExportActivities(datamap, blobs, settings, store)
+    change = ChangeActivities(
+        datamap,
+        blobs,
+        SuppressionList.from_settings(settings, store.engine, phone_region=datamap.controller.phone_region),
+        erasure_hash_key(settings),
+    )
     queue = task_queue or settings.task_queue
     executor = ThreadPoolExecutor(max_workers=settings.worker_activity_threads)
     systems = [
         Worker(
             client,
             task_queue=system_task_queue(queue, system.name),
-            activities=[search.search_system],
+            activities=[search.search_system, change.apply_change, change.verify_change],
             activity_executor=executor,
             max_concurrent_activities=system.max_concurrent,
         )
@@ -97,6 +109,8 @@ def build_workers(
             export.build_access_package,
             export.issue_download_link,
             export.push_portable_data,
+            change.plan_change,
+            change.record_suppression,
         ],
         activity_executor=executor,
         max_concurrent_activities=settings.worker_activity_threads,
@@ -107,6 +121,7 @@ def build_workers(
         # tests instead: every case a workflow test runs is replayed there inside the sandbox
         # (tests/conftest.py), which refuses non-deterministic calls and any divergence.
         workflow_runner=UnsandboxedWorkflowRunner(),
+        max_cached_workflows=1000 if cache_workflows else 0,  # 1000: the SDK's default
     )
     return [main, *systems]
 

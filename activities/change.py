@@ -56,6 +56,7 @@ from dsar.changes import (
     RectificationPlan,
     build_mark_plans,
     build_rectifications,
+    corrections_for_identifier,
     verify_marks,
     verify_rectification,
 )
@@ -106,6 +107,9 @@ class ChangePlanInput:
     decisions_ref: str = ""
     #: rectification: the corrected values
     corrections: list[Correction] = field(default_factory=list)
+    #: rectification as the person puts it: identifier kind -> the right value (``phone``), made
+    #: into corrections of every identity column holding that kind (personal data: encrypted)
+    corrected: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -241,7 +245,15 @@ class ChangeActivities:
                 counts[name].keep = totals["keep"]
             summary_text, letter_text = summary.render(), summary.for_person()
         elif inp.request_type is RequestType.RECTIFICATION:
-            rectifications = build_rectifications(self.datamap, subjects, inp.corrections, decisions)
+            corrections = [
+                *inp.corrections,
+                *(
+                    c
+                    for kind, v in inp.corrected.items()
+                    for c in corrections_for_identifier(self.datamap, kind, v)
+                ),
+            ]
+            rectifications = build_rectifications(self.datamap, subjects, corrections, decisions)
             body["rectification"] = {p.system: asdict(p.rectification) for p in rectifications}
             for rectified in rectifications:
                 changed = {c.entity for c in rectified.rectification.changes}

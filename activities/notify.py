@@ -94,6 +94,10 @@ class NotifyActivities:
                 hours=int(facts.get("link_hours", "72")),
                 declaration=bool(facts.get("link_declaration")),
             )
+        if facts.get("outcome_ref"):  # what was erased or changed, and what was kept and why
+            if self.blobs is None:
+                raise ValueError("this letter needs the blob store (its text is kept there)")
+            facts["outcome"] = self.blobs.get(facts["outcome_ref"]).decode().strip()
         if facts.get("link_ref") or facts.get("password_ref"):
             # Credentials of the access package: read from the blob store here, by reference,
             # so that neither the URL nor the password is in the workflow's history.

@@ -231,6 +231,8 @@ class NewRequestBody(BaseModel):
     by_agent: bool = False  # older clients: refused without ``agent`` (nobody to write to)
     #: portability: send the data to another controller's HTTPS endpoint as well (Art. 20(2))
     transfer_to: str = Field(default="", max_length=500)
+    #: rectification: identifier kind -> the value it should hold, e.g. {"phone": "+44 7700 900123"}
+    corrections: dict[str, str] = Field(default_factory=dict, max_length=MAX_IDENTIFIERS)
 
 
 class AgentBody(BaseModel):
@@ -357,6 +359,7 @@ async def submit_request(
                 idempotency_key=key,
                 by_agent=body.by_agent,
                 transfer_to=body.transfer_to,
+                corrections=body.corrections,
                 agent=AgentDetails(**body.agent.model_dump()) if body.agent else None,
             ),
             controller,
@@ -459,6 +462,8 @@ async def review_package(
     if snap.review is None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"case {ref} has no review package yet")
     text = (await asyncio.to_thread(svc.blobs.get, snap.review.package_ref)).decode()
+    if snap.review.plan_ref:  # erasure and the other changes: what will be done in each system
+        text += "\n" + (await asyncio.to_thread(svc.blobs.get, snap.review.plan_ref)).decode()
     return {"status": jsonable_encoder(asdict(snap.review)), "text": text}
 
 

@@ -271,6 +271,9 @@ class CaseInput:
     triage_reason: str = ""
     #: portability: the other controller's HTTPS endpoint the person asked us to send it to
     transfer_to: str = ""
+    #: rectification: identifier kind -> the value it should hold (personal data). Identity is
+    #: checked without these kinds: never with the data in dispute.
+    corrections: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -391,3 +394,5 @@ class ReviewStatus:
     needs_confirmation: list[str] = field(default_factory=list)
     amendments: int = 0
     approved_by: str = ""  # an operator, or "dsar" when approved automatically
+    #: erasure and the other changes: the plan the reviewer approves (text, counts, reasons)
+    plan_ref: str = ""

@@ -46,6 +46,7 @@ import phonenumbers
 from bs4 import BeautifulSoup
 
 from dsar.model import AgentAuthority, AgentDetails, IdentifierKind, Regime, RequestType
+from intake.training.classifier import second_opinion
 from intake.typos import repair_spelling
 
 MB = 1024 * 1024
@@ -190,9 +191,7 @@ def _parse(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessag
     base.notes.extend(body.notes)
     requester = _split_requester(body.text, base.subject, head, walk)
 
-    # an auto-reply's subject quotes ours ("Out of office: Your subject access request")
-    subject_words = "" if _AUTO_SUBJECT.match(base.subject) else _REPLY_PREFIX.sub("", base.subject)
-    classify_text = _for_matching(f"{subject_words}\n{requester.note}\n{requester.text}")
+    classify_text = _classification_text(base.subject, requester)
     scores = _score_types(classify_text)
     request_type, also, type_reason = _pick_type(scores)
     base.request_type, base.also_requested = request_type, also
@@ -210,6 +209,10 @@ def _parse(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessag
         classify_text, found, mailbox_regime, mailbox_rule, policy, _place_lines(requester.text)
     )
     base.regime = regime
+    base.request_type, base.also_requested, fitted = fit_type_to_regime(request_type, also, scores, regime)
+    if fitted:
+        type_reason += f"; {fitted}"
+    request_type = base.request_type
 
     soft_ignore = _soft_ignore(msg, head, base.subject, classify_text)
     spam_flagged = _spam_flagged(head)
@@ -234,7 +237,10 @@ def _parse(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessag
         if not triage:
             triage.append(body.empty_reason or "no readable text in the message")
     elif request_type is None and not is_reply:
-        triage.append("cannot tell the request type: no request wording recognised")
+        request_type, type_reason = _second_opinion(classify_text, scores, regime)
+        base.request_type = request_type
+        if request_type is None:
+            triage.append(f"cannot tell the request type: {type_reason}")
 
     if triage:
         base.outcome = Outcome.TRIAGE
@@ -249,6 +255,21 @@ def _parse(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessag
     if base.by_agent:
         base.reason += "; made by an agent for the person"
     return base
+
+
+def _second_opinion(
+    text: str, scores: dict[RequestType, tuple[int, list[str]]], regime: Regime | None
+) -> tuple[RequestType | None, str]:
+    """When no rule recognised the request: the statistical model's type, if it is sure enough
+    (intake/training/classifier.py), as the regime names it; else None and why."""
+    opinion = second_opinion(text)
+    if opinion is None:
+        return None, "no request wording recognised"
+    if opinion.request_type is None or not opinion.decides:
+        return None, f"no request wording recognised; {opinion.describe()}"
+    fitted_type, _, fitted = fit_type_to_regime(opinion.request_type, [], scores, regime)
+    chosen = fitted_type or opinion.request_type
+    return chosen, f"type {chosen.value} ({opinion.describe()}{f'; {fitted}' if fitted else ''})"
 
 
 def _oversized(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessage:
@@ -1093,6 +1114,25 @@ def _for_matching(text: str) -> str:
     return " ".join(text.lower().split())[:100_000]
 
 
+def _classification_text(subject: str, requester: _Requester) -> str:
+    """What the type rules and the statistical second opinion read: the subject, a forwarder's
+    note and what the requester wrote (quotes, disclaimers and footers already cut)."""
+    # an auto-reply's subject quotes ours ("Out of office: Your subject access request")
+    subject_words = "" if _AUTO_SUBJECT.match(subject) else _REPLY_PREFIX.sub("", subject)
+    return _for_matching(f"{subject_words}\n{requester.note}\n{requester.text}")
+
+
+def classification_text(raw: bytes, policy: MailboxPolicy | None = None) -> str:
+    """The text ``parse_message`` classifies, for building the second opinion's training set
+    (intake/training/extract.py). Personal data: never log or print it."""
+    policy = policy or MailboxPolicy()
+    msg = BytesParser(policy=email_policy.compat32).parsebytes(raw)
+    head = _Headers(msg)
+    subject = clean_header_text(head.get("subject"), 200)
+    walk = _walk(msg, policy)
+    return _classification_text(subject, _split_requester(_body_text(walk).text, subject, head, walk))
+
+
 # --------------------------------------------------------------------------------------------
 # Request type: phrases with weights
 
@@ -1885,6 +1925,71 @@ def _pick_type(
     if len(ranked) > 1:
         reason += f"; also mentions {', '.join(t.value for t in ranked[1:])}"
     return best, ranked[1:], reason
+
+
+#: Regimes with the opt-out of sale/sharing and targeted advertising (CCPA 1798.120, VA, CO, CT, UT)
+#: and, in the CCPA, the right to limit the use of sensitive personal information (1798.121).
+US_REGIMES = frozenset({Regime.CCPA, Regime.VCDPA, Regime.CPA, Regime.CTDPA, Regime.UCPA})
+#: Where a regime lacks a type, the types that carry the same wish there, in order of preference
+#: on a tie (LEGAL.md §1). UK/EU GDPR, LGPD: "opt me out of marketing" or "don't share it with
+#: advertisers" is an objection (Art 21(2): direct marketing, profiling for it; LGPD Art 18 §2),
+#: "only use my health data for the service" an objection or a restriction (LGPD "bloqueio"),
+#: whichever its wording leans to. PIPEDA has neither an opt-out nor a restriction: withdrawing
+#: consent (Sch 1 cl 4.3.8) is its objection. The US laws have no objection or restriction:
+#: wording about selling, sharing, targeted ads or profiling is their opt-out, about sensitive
+#: data (CCPA only) the right to limit.
+_NEAREST_TYPE: dict[tuple[str, RequestType], tuple[RequestType, ...]] = {
+    ("GDPR", OPT): (OBJ, RES),
+    ("GDPR", LIM): (RES, OBJ),
+    ("PIPEDA", OPT): (OBJ,),
+    ("PIPEDA", LIM): (OBJ,),
+    ("CCPA", RES): (LIM, OPT),
+    ("CCPA", OBJ): (LIM, OPT),
+    ("US", RES): (OPT,),
+    ("US", OBJ): (OPT,),
+}
+
+
+def _family(regime: Regime | None) -> str | None:
+    if regime is None:
+        return None
+    if regime is Regime.CCPA:
+        return "CCPA"
+    if regime in US_REGIMES:
+        return "US"
+    return "PIPEDA" if regime is Regime.PIPEDA else "GDPR"
+
+
+def fit_type_to_regime(
+    request_type: RequestType | None,
+    also: list[RequestType],
+    scores: dict[RequestType, tuple[int, list[str]]],
+    regime: Regime | None,
+) -> tuple[RequestType | None, list[RequestType], str | None]:
+    """The request type as the regime names it: a type the law does not have becomes the one
+    that carries the same wish there, chosen by which of them the wording scored higher for.
+    In the US, an objection or restriction stays as read unless the wording also speaks of
+    selling, sharing, ads or sensitive data (then it is the opt-out or the limit)."""
+    family = _family(regime)
+    if request_type is None or family is None:
+        return request_type, also, None
+    options = _NEAREST_TYPE.get((family, request_type), ())
+    found = {t: scores.get(t, (0, []))[0] for t in options}
+    nearest = request_type
+    if family in ("CCPA", "US"):
+        nearest = next((t for t in options if found[t] > 0), request_type)
+    elif options:
+        nearest = max(options, key=lambda t: (found[t], -options.index(t)))
+    # what else it mentions, in the regime's words too (in the US as read: only the main wish is
+    # re-read, since "stop the emails" beside "do not sell" is no opt-out of its own)
+    lacking = family in ("GDPR", "PIPEDA")
+    rest = [_NEAREST_TYPE[(family, t)][0] if lacking and (family, t) in _NEAREST_TYPE else t for t in also]
+    rest = [t for t in dict.fromkeys(rest) if t is not nearest]
+    if nearest is request_type:
+        return nearest, rest, None
+    if lacking:
+        return nearest, rest, f"read as {nearest.value}: {regime} has no {request_type.value} right"
+    return nearest, rest, f"read as {nearest.value}: the {regime} right for this wording"
 
 
 # --------------------------------------------------------------------------------------------

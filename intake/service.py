@@ -85,6 +85,8 @@ class NewRequest:
     triage_reason: str = ""
     #: portability: the other controller's HTTPS endpoint the person asked us to send it to
     transfer_to: str = ""
+    #: rectification: identifier kind -> the value it should hold
+    corrections: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,6 +187,9 @@ async def open_case(
     if new.idempotency_key is not None and not (0 < len(new.idempotency_key) <= MAX_KEY_LENGTH):
         raise IntakeError(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
     transfer_to = clean_transfer_to(new.transfer_to, new.request_type)
+    corrections = clean_identifiers(new.corrections, required=False) if new.corrections else {}
+    if corrections and new.request_type is not RequestType.RECTIFICATION:
+        raise IntakeError("corrections: only a rectification request corrects data")
     received_at = (new.received_at or datetime.now(UTC)).astimezone(UTC)
     row, created = await asyncio.to_thread(
         store.open_case,
@@ -218,6 +223,7 @@ async def open_case(
         agent=agent,
         triage_reason=new.triage_reason,
         transfer_to=transfer_to,
+        corrections=corrections,
     )
     row_token = register_row_token(row)
     if created:

@@ -251,22 +251,6 @@ async def test_opt_out_needs_no_verification(
     )
 
 
-async def test_erasure_waits_for_manual_fulfilment(
-    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
-) -> None:
-    h = await start(ts_env, store, settings, RequestType.ERASURE)
-    await at_stage(h, Stage.VERIFYING)
-    await decide(h, DecisionKind.VERIFY)
-    await at_stage(h, Stage.REVIEWING)
-    await decide(h, DecisionKind.APPROVE)
-    s = await wait_until(h, lambda s: s.waiting_for == "operator: carry out the change by hand")
-    assert s.stage == Stage.FULFILLING
-    assert "needs a reason" in await refused(h, DecisionKind.FULFILLED)
-    await decide(h, DecisionKind.FULFILLED, reason="deleted in crm and marketing by hand, ticket OPS-12")
-    s = await at_stage(h, Stage.RESPONDED)
-    assert "carried out by hand" in s.results["fulfilling"]
-
-
 # --------------------------------------------------------------------------- refused decisions
 
 

@@ -25,6 +25,17 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities, AuditEntry, CaseRecord
+    from activities.change import (
+        CHANGE_TYPES,
+        ChangeActivities,
+        ChangeApplied,
+        ChangeInput,
+        ChangePlan,
+        ChangePlanInput,
+        ChangeVerified,
+        SuppressionInput,
+        SuppressionRecorded,
+    )
     from activities.export import (
         PACKAGE_TYPES,
         ExportActivities,
@@ -147,6 +158,9 @@ class DataSubjectRequest:
         self._package: PackageResult | None = None  # the copy of the data, once built
         self._link: LinkResult | None = None  # how the person downloads it (refs, no URL)
         self._transfer_note = ""  # what happened to a transfer to another controller
+        self._change_plan: ChangePlan | None = None  # erasure and the other changes
+        self._changed: dict[str, str] = {}  # system -> what was changed and verified there
+        self._carried_out = False
         self._manual_fulfilment = False
         self._fulfilled_by_hand = False
         self._ending: tuple[Stage, str, str] | None = None  # (stage, outcome, letter kind)
@@ -372,7 +386,8 @@ class DataSubjectRequest:
                 self._case.reference,
                 self._case.regime.value,
                 self._case.request_type.value,
-                dict(self._identifiers),
+                # never the data in dispute: a correction is verified with other identifiers
+                {k: v for k, v in self._identifiers.items() if k not in self._case.corrections},
             ),
             start_to_close_timeout=timedelta(minutes=10),
             heartbeat_timeout=timedelta(minutes=2),
@@ -688,6 +703,8 @@ class DataSubjectRequest:
             counts=summary.counts,
             needs_confirmation=summary.needs_confirmation,
         )
+        if self._case.request_type in CHANGE_TYPES:
+            await self._plan_change()
         self._review_results()
         self._review_ready = True
         entries = [
@@ -719,6 +736,30 @@ class DataSubjectRequest:
         await self._record(entries)
         await self._wait_for(lambda: self._approved)
 
+    async def _plan_change(self) -> None:
+        """What erasing (correcting, restricting, ...) will do in each system, from the data map
+        and the review's decisions: shown to the reviewer, and what fulfilment carries out."""
+        assert self._review_status is not None
+        plan: ChangePlan = await self._or_end(
+            workflow.execute_activity_method(
+                ChangeActivities.plan_change,
+                ChangePlanInput(
+                    self._case.reference,
+                    self._case.request_type,
+                    dict(self._identifiers),
+                    list(self._systems.values()),
+                    self._review_status.decisions_ref,
+                    corrected=dict(self._case.corrections),
+                ),
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(minutes=5),
+                retry_policy=WORK_RETRY,
+                summary=f"plan the {self._case.request_type.value}",
+            )
+        )
+        self._change_plan = plan
+        self._review_status.plan_ref = plan.summary_ref
+
     def _review_results(self) -> None:
         assert self._review_status is not None
         self._results["reviewing"] = (
@@ -735,6 +776,9 @@ class DataSubjectRequest:
         await self._move(Stage.FULFILLING, flush=False)
         if self._case.request_type in PACKAGE_TYPES:
             await self._build_package()
+            return
+        if self._change_plan is not None:
+            await self._carry_out(self._change_plan)
             return
         result: FulfilResult = await self._or_end(
             workflow.execute_activity_method(
@@ -823,6 +867,100 @@ class DataSubjectRequest:
             ]
         )
 
+    def _manual_changes(self) -> list[str]:
+        """Systems searched by hand that hold the person's data: their owners make the change."""
+        return [
+            s.system
+            for s in self._systems.values()
+            if s.status == "found" and self._change_plan is not None and s.system in self._change_plan.manual
+        ]
+
+    async def _carry_out(self, plan: ChangePlan) -> None:
+        """Apply the approved plan one system at a time, each on its own queue, and prove it by
+        searching again. A worker killed between two systems resumes at the next: each step is
+        an activity in history, and applying a plan twice changes nothing more."""
+        main = workflow.info().task_queue
+        for system in plan.systems:
+            queue = system_task_queue(main, system)
+            step = ChangeInput(self._case.reference, system, plan.plan_ref)
+            applied: ChangeApplied = await self._or_end(
+                workflow.execute_activity_method(
+                    ChangeActivities.apply_change,
+                    step,
+                    task_queue=queue,
+                    start_to_close_timeout=timedelta(hours=1),
+                    heartbeat_timeout=timedelta(minutes=5),
+                    retry_policy=WORK_RETRY,
+                    summary=f"{self._case.request_type.value} in {system}",
+                )
+            )
+            verified: ChangeVerified = await self._or_end(
+                workflow.execute_activity_method(
+                    ChangeActivities.verify_change,
+                    step,
+                    task_queue=queue,
+                    start_to_close_timeout=timedelta(hours=1),
+                    heartbeat_timeout=timedelta(minutes=5),
+                    retry_policy=WORK_RETRY,
+                    summary=f"search {system} again to prove it",
+                )
+            )
+            self._changed[system] = verified.detail
+            counts = {
+                f"{what}:{entity}": str(n)
+                for what, per in (
+                    ("deleted", applied.deleted),
+                    ("anonymised", applied.anonymised),
+                    ("kept", applied.kept),
+                    ("changed", applied.changed),
+                )
+                for entity, n in per.items()
+                if n
+            }
+            await self._record(
+                [
+                    self._entry("change:applied", details={"system": system, **counts}),
+                    self._entry("change:verified", reason=verified.detail, details={"system": system}),
+                ]
+            )
+            self._publish()
+        manual = self._manual_changes()
+        if not plan.systems and not manual and any(s.status == "found" for s in self._systems.values()):
+            # the data map says of no system how to do this: a person does it, and says so
+            manual = ["the systems holding the person's data (the data map gives no automatic way)"]
+        if manual:
+            self._manual_fulfilment = True
+            self._publish()
+            await self._record(
+                [self._entry("fulfilment:manual", reason=f"to do by hand in: {', '.join(manual)}")]
+            )
+            await self._wait_for(lambda: self._fulfilled_by_hand)
+        suppressed: SuppressionRecorded = await workflow.execute_activity_method(
+            ChangeActivities.record_suppression,
+            SuppressionInput(self._case.reference, plan.plan_ref),
+            start_to_close_timeout=timedelta(minutes=10),
+            retry_policy=WORK_RETRY,
+            summary="add the person to the suppression list",
+        )
+        if suppressed.entries:
+            await self._record(
+                [
+                    self._entry(
+                        "suppression:recorded",
+                        reason=suppressed.reason,
+                        details={"entries": str(suppressed.entries)},
+                    )
+                ]
+            )
+        done = "; ".join(f"{s}: {d}" for s, d in self._changed.items()) or "no system held data to change"
+        if manual:
+            done += f"; by hand in {', '.join(manual)}: {self._last_reason(DecisionKind.FULFILLED)}"
+        self._results["fulfilling"] = done
+        self._outcome = (
+            f"{self._case.request_type.value} carried out and verified in {len(self._changed)} system(s)"
+        )
+        self._carried_out = True
+
     async def _transfer(self, what: PackageInput) -> str:
         """Send the data the person provided to the controller they named (Art. 20(2)). A
         refusal (plain HTTP, an untrusted certificate, a 4xx) is told to the person and the team,
@@ -861,6 +999,8 @@ class DataSubjectRequest:
             )
             if self._package.password_ref:
                 await self._letter("package_password", password_ref=self._package.password_ref)
+        elif self._carried_out and self._change_plan is not None:
+            await self._letter("response", outcome_ref=self._change_plan.letter_ref)
         else:
             await self._letter("response", outcome=self._outcome)
         self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
@@ -1083,6 +1223,8 @@ class DataSubjectRequest:
                     needs_confirmation=summary.needs_confirmation,
                     amendments=self._review_status.amendments + len(action.amendments),
                 )
+                if self._case.request_type in CHANGE_TYPES:
+                    await self._plan_change()
                 self._review_results()
                 for a in action.amendments:
                     details = {"action": a.action.value, "system": a.system, "record": a.key}
