@@ -27,7 +27,8 @@ from intake.service import (
     open_case,
     register_row_token,
 )
-from tests.conftest import make_settings
+from tests.conftest import _settle_and_terminate, make_settings
+from worker import build_workers
 
 CALLERS = 8
 ROUNDS = 20  # the race shows in about one round in eight without the fix
@@ -83,12 +84,22 @@ async def end_cases(env: WorkflowEnvironment, references: list[str]) -> None:
 
 
 async def test_simultaneous_intakes_with_one_key_open_one_case(
-    ts_env: WorkflowEnvironment, register: CaseStore, database_url: str, tmp_path: Path
+    ts_env: WorkflowEnvironment,
+    register: CaseStore,
+    database_url: str,
+    tmp_path: Path,
+    demo_env: dict[str, str],  # the cases' worker reads the demo systems
 ) -> None:
     backend = "postgres" if database_url.startswith("postgresql") else "sqlite"
     settings = make_settings(tmp_path / "var", database_url=database_url)
     start = datetime(YEARS[backend], 3, 1, 9, 0, tzinfo=UTC)
     opened: list[str] = []
+    # A worker runs the cases: the time-skipping server keeps its clock locked for a workflow
+    # task nobody has taken, even once the workflow is terminated, which would stall every
+    # later test that skips time.
+    workers = build_workers(ts_env.client, settings, store=register)
+    for w in workers:
+        await w.__aenter__()
     try:
         for i in range(ROUNDS):
             key = f"form:race-{i}"
@@ -123,4 +134,8 @@ async def test_simultaneous_intakes_with_one_key_open_one_case(
         finally:
             restored.close()
     finally:
+        for reference in opened:
+            await _settle_and_terminate(ts_env.client, reference)
+        for w in reversed(workers):
+            await w.__aexit__(None, None, None)
         await end_cases(ts_env, opened)
