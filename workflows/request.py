@@ -736,11 +736,16 @@ class DataSubjectRequest:
         await self._record(entries)
         await self._wait_for(lambda: self._approved)
 
-    async def _plan_change(self) -> None:
+    async def _plan_change(self, in_update: bool = False) -> None:
         """What erasing (correcting, restricting, ...) will do in each system, from the data map
-        and the review's decisions: shown to the reviewer, and what fulfilment carries out."""
+        and the review's decisions: shown to the reviewer, and what fulfilment carries out.
+        (In the ``review`` Update it runs to the end: a case ending meanwhile is the main
+        flow's to handle, and an Update must not raise anything but a failure.)"""
         assert self._review_status is not None
-        plan: ChangePlan = await self._or_end(
+        wrap: Callable[[Awaitable[ChangePlan]], Awaitable[ChangePlan]] = (
+            (lambda aw: aw) if in_update else self._or_end
+        )
+        plan: ChangePlan = await wrap(
             workflow.execute_activity_method(
                 ChangeActivities.plan_change,
                 ChangePlanInput(
@@ -1224,7 +1229,7 @@ class DataSubjectRequest:
                     amendments=self._review_status.amendments + len(action.amendments),
                 )
                 if self._case.request_type in CHANGE_TYPES:
-                    await self._plan_change()
+                    await self._plan_change(in_update=True)
                 self._review_results()
                 for a in action.amendments:
                     details = {"action": a.action.value, "system": a.system, "record": a.key}
