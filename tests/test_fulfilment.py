@@ -236,3 +236,18 @@ async def test_a_worker_killed_between_two_systems_resumes_without_double_effect
         for w in reversed(second):
             await w.__aexit__(None, None, None)
     await replay_in_sandbox(ts_env.client, [h.id])
+
+
+async def test_a_change_the_data_map_gives_no_way_to_make_is_an_operator_task_not_a_claim(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    """No demo system declares a ``limit_use`` marker: the case asks an operator to do it and to
+    say so, instead of telling the person it was done."""
+    h = await start(ts_env, store, settings, RequestType.LIMIT_SENSITIVE, Regime.CCPA, identifiers=IDS)
+    await at_stage(h, Stage.REVIEWING)
+    await decide(h, DecisionKind.APPROVE)
+    s = await at_stage(h, Stage.FULFILLING)
+    assert s.waiting_for == "operator: carry out the change by hand"
+    await decide(h, DecisionKind.FULFILLED, reason="sensitive-data use switched off in the CRM, ticket OPS-7")
+    s = await at_stage(h, Stage.RESPONDED)
+    assert "OPS-7" in s.results["fulfilling"]
