@@ -45,6 +45,8 @@ from connectors.base import (
     Rectification,
     Subject,
     connector_for,
+    json_lines,
+    read_records,
 )
 from dsar.blobs import BlobStore
 from dsar.changes import (
@@ -292,15 +294,14 @@ class ChangeActivities:
     def _decisions(self, ref: str) -> Iterator[RecordDecision]:
         if not ref:
             return
-        for line in _lines(self.blobs.open_reader(ref)):
+        for line in json_lines(self.blobs.open_reader(ref)):
             yield RecordDecision.load(line)
 
     def _records(self, found: list[SystemResult]) -> Iterator[tuple[str, str, dict[str, Any]]]:
         for result in found:
             assert result.blob_ref is not None
-            for line in _lines(self.blobs.open_reader(result.blob_ref)):
-                item = json.loads(line)
-                yield result.system, item["entity"], item["record"]
+            for entity, record in read_records(self.blobs.open_reader(result.blob_ref)):
+                yield result.system, entity, record
 
     # -- 2. apply --------------------------------------------------------------------------
 
@@ -450,19 +451,6 @@ def _rectification(data: dict[str, Any]) -> Rectification:
 
 def _mark(data: dict[str, Any]) -> MarkPlan:
     return MarkPlan(data["system"], _subject(data["subject"]), Marker(data["marker"]), list(data["exempt"]))
-
-
-def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """JSON lines from a stream of chunks, one line in memory at a time."""
-    rest = b""
-    for chunk in chunks:
-        rest += chunk
-        *lines, rest = rest.split(b"\n")
-        for line in lines:
-            if line.strip():
-                yield line
-    if rest.strip():
-        yield rest
 
 
 class _Harvest:

@@ -25,6 +25,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from connectors.base import json_lines, read_records
 from dsar.blobs import BlobStore
 from dsar.datamap import DataMap
 from dsar.exemptions import (
@@ -140,17 +141,8 @@ class ReviewActivities:
                 continue
             if _manual(self.datamap, s):
                 continue  # a manual system's upload: reviewed as a whole by the reviewer
-            pending = b""
-            for chunk in self.blobs.open_reader(s.blob_ref):
-                pending += chunk
-                *lines, pending = pending.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        item = json.loads(line)
-                        yield s.system, item["entity"], item["record"]
-            if pending.strip():
-                item = json.loads(pending)
-                yield s.system, item["entity"], item["record"]
+            for entity, record in read_records(self.blobs.open_reader(s.blob_ref)):
+                yield s.system, entity, record
 
     def _decide(self, inp: ReviewInput, facts: CaseFacts) -> Iterator[tuple[RecordDecision, dict[str, Any]]]:
         assert self.datamap is not None
@@ -225,13 +217,7 @@ class ReviewActivities:
         return CaseFacts(inp.regime, inp.request_type, received, inp.reference)
 
     def _lines(self, ref: str) -> Iterator[bytes]:
-        pending = b""
-        for chunk in self.blobs.open_reader(ref):
-            pending += chunk
-            *lines, pending = pending.split(b"\n")
-            yield from (line for line in lines if line.strip())
-        if pending.strip():
-            yield pending
+        return json_lines(self.blobs.open_reader(ref))
 
     def _package(
         self,

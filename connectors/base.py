@@ -11,8 +11,9 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from abc import ABC, abstractmethod
 from base64 import b64encode
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -356,6 +357,45 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, list | tuple):  # array columns
         return [json_value(item) for item in value]
     return str(value)  # anything else a driver returns (IP addresses, ranges): its text form
+
+
+def json_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The non-empty lines of a stream of chunks (a blob as ``open_reader`` yields it), one line
+    in memory at a time."""
+    rest = b""
+    for chunk in chunks:
+        rest += chunk
+        *lines, rest = rest.split(b"\n")
+        yield from (line for line in lines if line.strip())
+    if rest.strip():
+        yield rest
+
+
+def read_records(chunks: Iterable[bytes]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """``(entity, record)`` pairs back from what :func:`record_line` wrote."""
+    for line in json_lines(chunks):
+        item = json.loads(line)
+        yield item["entity"], item["record"]
+
+
+class RecordSink(ABC):
+    """A :class:`Sink` that hands each record to :meth:`take` as its line arrives: a re-search
+    checked on the fly, without keeping what it reads."""
+
+    def __init__(self) -> None:
+        self._rest = b""
+
+    def write(self, data: bytes, /) -> int:
+        self._rest += data
+        *lines, self._rest = self._rest.split(b"\n")
+        for line in lines:
+            if line.strip():
+                item = json.loads(line)
+                self.take(item["entity"], item["record"])
+        return len(data)
+
+    @abstractmethod
+    def take(self, entity: str, record: Mapping[str, Any]) -> None: ...
 
 
 def record_line(entity: str, record: Mapping[str, Any]) -> bytes:

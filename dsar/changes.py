@@ -18,14 +18,13 @@ field being changed) are left as they are, and verification leaves them out too.
 # No `from __future__ import annotations`: Correction travels as an activity payload, whose
 # converter needs real type hints (see dsar/model.py).
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from connectors.base import Connector, FieldChange, Marked, Rectification, Subject
+from connectors.base import Connector, FieldChange, Marked, RecordSink, Rectification, Subject
 from dsar.datamap import DataMap, Marker, SystemConfig
 from dsar.erasure import resolve_subject
 from dsar.exemptions import Outcome, RecordDecision, record_key
@@ -192,10 +191,11 @@ def verify_marks(connector: Connector, plan: MarkPlan) -> ChangeCheck:
     )
 
 
-class _ReadBack:
+class _ReadBack(RecordSink):
     """A sink checking each record of a corrected entity as it streams by."""
 
     def __init__(self, system: SystemConfig, changes: list[FieldChange], exempt: set[str]) -> None:
+        super().__init__()
         self.system = system
         self.exempt = exempt
         self.wanted: dict[str, dict[str, str | None]] = {}
@@ -206,18 +206,8 @@ class _ReadBack:
         self.positions: dict[str, int] = {}
         #: s3: (entity, object key) -> version (last modified) -> [correct, items, wrong fields]
         self.objects: dict[tuple[str, str], dict[str, list[Any]]] = {}
-        self._buffer = b""
 
-    def write(self, data: bytes, /) -> int:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                item = json.loads(line)
-                self.check(item["entity"], item["record"])
-        return len(data)
-
-    def check(self, name: str, record: Mapping[str, Any]) -> None:
+    def take(self, name: str, record: Mapping[str, Any]) -> None:
         position = self.positions[name] = self.positions.get(name, 0) + 1
         if name not in self.wanted:
             return

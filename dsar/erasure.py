@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
@@ -35,6 +34,7 @@ from connectors.base import (
     Connector,
     EntityErasurePlan,
     ErasurePlan,
+    RecordSink,
     Subject,
 )
 from dsar.datamap import DataMap, EntityErasure, FieldErasure, SystemConfig
@@ -550,10 +550,11 @@ class ErasureCheck:
         )
 
 
-class _Checker:
+class _Checker(RecordSink):
     """A sink for the re-search: checks each record as it streams by, keeping counts only."""
 
     def __init__(self, system: SystemConfig, plan: ErasurePlan) -> None:
+        super().__init__()
         self.system = system
         self.identifiers = _identifier_texts(plan.subject.identifiers)
         self.steps = {step.entity: step for step in plan.entities}
@@ -561,18 +562,8 @@ class _Checker:
         self.checks: dict[str, EntityCheck] = {name: EntityCheck(name) for name in system.entities}
         self.seen: dict[str, set[str]] = {name: set() for name in self.steps}
         self.positions: dict[str, int] = {}
-        self._buffer = b""
 
-    def write(self, data: bytes, /) -> int:
-        self._buffer += data
-        *lines, self._buffer = self._buffer.split(b"\n")
-        for line in lines:
-            if line.strip():
-                item = json.loads(line)
-                self.check(item["entity"], item["record"])
-        return len(data)
-
-    def check(self, name: str, record: Mapping[str, Any]) -> None:
+    def take(self, name: str, record: Mapping[str, Any]) -> None:
         entity = self.system.entities[name]
         result = self.checks[name]
         result.records += 1

@@ -11,8 +11,9 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -68,12 +69,32 @@ async def register_search_attributes(client: Client) -> None:
     )
 
 
+def keep_systems(document: dict[str, Any], keep: Callable[[str, dict[str, Any]], bool]) -> None:
+    """Cut a data map document down to some of its systems, and everything that names the others
+    (exemption rules; the controller's automated decisions and transfers)."""
+    document["systems"] = {k: v for k, v in document["systems"].items() if keep(k, v)}
+    kept = set(document["systems"])
+    document["exemptions"] = [r for r in document.get("exemptions", []) if r["system"] in kept]
+    for section in ("automated_decisions", "transfers"):
+        entries = document.get("controller", {}).get(section)
+        if not entries:
+            continue
+        left = []
+        for entry in entries:
+            if "systems" in entry:
+                entry["systems"] = [name for name in entry["systems"] if name in kept]
+                if not entry["systems"]:
+                    continue
+            left.append(entry)
+        document["controller"][section] = left
+
+
 @functools.cache
 def sql_demo_map() -> Path:
     """The demo data map with its SQL systems only (no S3 store, no system searched by hand):
     what most workflow tests need. Tests of the other systems use ``demo/dsar.yaml`` itself."""
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
-    document["systems"] = {k: v for k, v in document["systems"].items() if v["connector"] == "sql"}
+    keep_systems(document, lambda _, v: v["connector"] == "sql")
     # An operator confirms identity, as the engine's tests drive it; the automatic path is
     # tested with the demo map itself (tests/test_verify_stage.py).
     document["verification"] = {"automatic": False}

@@ -25,7 +25,7 @@ from dsar.settings import Settings
 from dsar.store import CaseStore
 from dsar.suppression import SuppressionList
 from intake.service import NewRequest, open_case
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, keep_systems, make_settings
 from tests.test_workflow import at_stage, decide, letters, start
 from workflows.request import DataSubjectRequest
 
@@ -42,10 +42,9 @@ def private_demo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[di
     for name, url in urls.items():
         monkeypatch.setenv(envs[name], url)
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
-    document["systems"] = {k: v for k, v in document["systems"].items() if k in urls}
+    keep_systems(document, lambda k, _: k in urls)
     for name, env in envs.items():
         document["systems"][name]["url_env"] = env
-    document["exemptions"] = [r for r in document.get("exemptions", []) if r["system"] in urls]
     document["verification"] = {"automatic": False}
     (tmp_path / "dsar.yaml").write_text(yaml.safe_dump(document, sort_keys=False))
     yield urls

@@ -38,7 +38,7 @@ from dsar.mail import SmtpMailer, build_message
 from dsar.model import Channel, Regime, RequestType
 from dsar.settings import Settings
 from dsar.store import CaseStore, NewCase
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, keep_systems, make_settings
 from tests.smtpserver import SmtpServer
 from tests.test_workflow import start, wait_until
 from workflows.request import DataSubjectRequest
@@ -78,7 +78,7 @@ def verifying_map() -> Path:
     """The demo data map with its SQL systems, verifying identity by itself (the default policy):
     cases ask the person to confirm or to say more, as the pages expect."""
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
-    document["systems"] = {k: v for k, v in document["systems"].items() if v["connector"] == "sql"}
+    keep_systems(document, lambda _, v: v["connector"] == "sql")
     document.pop("verification", None)
     path = Path(tempfile.mkdtemp(prefix="dsar-links-map-")) / "dsar.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))

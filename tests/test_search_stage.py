@@ -24,7 +24,7 @@ from dsar.blobs import blob_store_from_settings
 from dsar.model import DecisionKind, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, keep_systems, make_settings
 from tests.pgserver import PrivatePostgres
 from tests.test_api import bearer
 from tests.test_workflow import at_stage, decide, letters, refused, start, subjects, wait_until
@@ -39,8 +39,7 @@ def demo_map(
 ) -> Path:
     """The demo data map with only the systems in ``keep`` (other URL variables, other caps)."""
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
-    document["systems"] = {k: v for k, v in document["systems"].items() if k in keep}
-    document["exemptions"] = [r for r in document.get("exemptions", []) if r["system"] in keep]
+    keep_systems(document, lambda k, _: k in keep)
     for name, env in (url_envs or {}).items():
         document["systems"][name]["url_env"] = env
     for name, cap in (caps or {}).items():

@@ -38,7 +38,7 @@ from dsar.model import (
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from intake.service import IntakeError, NewRequest, open_case
-from tests.conftest import ROOT, make_settings
+from tests.conftest import ROOT, keep_systems, make_settings
 from tests.test_workflow import at_stage, clock_due, decide, start, wait_until
 from workflows.request import DataSubjectRequest
 
@@ -49,7 +49,7 @@ LINK = re.compile(r"http://public\.test/r/DSR-\d{4}-\d+/(?:confirm|provide)\?t=[
 @pytest.fixture
 def settings(tmp_path: Path, demo_env: dict[str, str], register_url: str, smtp_server: object) -> Settings:
     document = yaml.safe_load((ROOT / "demo" / "dsar.yaml").read_text())
-    document["systems"] = {k: v for k, v in document["systems"].items() if v["connector"] == "sql"}
+    keep_systems(document, lambda _, v: v["connector"] == "sql")
     document["verification"] = {"max_attempts": 2}
     path = tmp_path / "dsar.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
