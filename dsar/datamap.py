@@ -16,6 +16,10 @@ Shape (``demo/dsar.yaml`` is a complete example)::
       phone_region: GB                 # default region for national phone numbers
       regimes: [UK_GDPR]
       calendars: {UK_GDPR: GB-EAW}
+      automated_decisions:             # Art. 15(1)(h), told to people in the systems named
+        - {what: ..., logic: ..., significance: ..., systems: [crm]}
+      transfers:                       # Art. 15(2): to whom, where, under which safeguard
+        - {recipient: ..., country: United States, safeguard: UK IDTA, systems: [crm]}
     systems:
       crm:
         connector: sql
@@ -29,7 +33,7 @@ Shape (``demo/dsar.yaml`` is a complete example)::
             identity: {email: email, phone: phone}   # column: identifier kind
             fields:
               id: {category: Identifiers, purpose: Account management}
-              email: {category: Contact details, purpose: Account management}
+              email: {category: Contact details, purpose: Account management, provided: true}
           orders:
             relation: customers.id -> orders.customer_id   # parent.column -> this.column
             fields: ...
@@ -42,7 +46,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -88,7 +92,23 @@ _VERIFICATION_KEYS = frozenset(
     }
 )
 _AGENT_KEYS = frozenset({"subject_verifies", "subject_confirms"})
-_CONTROLLER_KEYS = frozenset({"name", "contact_email", "dpo_email", "phone_region", "regimes", "calendars"})
+_CONTROLLER_KEYS = frozenset(
+    {
+        "name",
+        "contact_email",
+        "dpo_email",
+        "phone_region",
+        "regimes",
+        "calendars",
+        "automated_decisions",
+        "transfers",
+    }
+)
+#: one automated decision (Art. 15(1)(h), Art. 22) and one transfer abroad (Art. 15(2), Art. 46)
+_DECISION_REQUIRED = ("what", "logic", "significance")
+_TRANSFER_REQUIRED = ("recipient", "country", "safeguard")
+_DECISION_KEYS = frozenset({*_DECISION_REQUIRED, "systems"})
+_TRANSFER_KEYS = frozenset({*_TRANSFER_REQUIRED, "systems"})
 _COMMON_SYSTEM_KEYS = frozenset({"connector", "description", "defaults", "entities"})
 #: Keys each connector type takes besides the common ones.
 _SYSTEM_KEYS: dict[str, frozenset[str]] = {
@@ -122,7 +142,17 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
     "manual": frozenset({"description", "defaults", "fields", "sensitive"}),
 }
 _FIELD_KEYS = frozenset(
-    {"category", "purpose", "legal_basis", "retention", "description", "recipients", "source", "erasure"}
+    {
+        "category",
+        "purpose",
+        "legal_basis",
+        "retention",
+        "description",
+        "recipients",
+        "source",
+        "provided",
+        "erasure",
+    }
 )
 _ERASURE_KEYS = frozenset({"strategy", "reason"})
 #: a marker (restriction, objection, opt_out, limit_use): the column set, and the value it gets
@@ -148,6 +178,39 @@ class LegalBasis(StrEnum):
 
 
 @dataclass(frozen=True)
+class AutomatedDecision:
+    """A decision made about people solely by automated means, profiling included (Art. 22):
+    the access report tells the person of it with "meaningful information about the logic
+    involved, as well as the significance and the envisaged consequences" (Art. 15(1)(h))."""
+
+    what: str
+    logic: str
+    significance: str
+    #: the systems whose data it draws on; empty: it concerns everyone the controller holds
+    systems: tuple[str, ...] = ()
+
+    def concerns(self, systems: Iterable[str]) -> bool:
+        """Whether it concerns a person whose data was found in ``systems``."""
+        return not self.systems or not set(self.systems).isdisjoint(systems)
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """Personal data sent to a third country or an international organisation: the person is
+    told of "the appropriate safeguards pursuant to Article 46" (Art. 15(2))."""
+
+    recipient: str
+    country: str  # the third country, or the international organisation
+    safeguard: str  # e.g. "UK International Data Transfer Addendum to the EU SCCs"
+    #: the systems whose data is sent; empty: it concerns everyone the controller holds
+    systems: tuple[str, ...] = ()
+
+    def concerns(self, systems: Iterable[str]) -> bool:
+        """Whether it concerns a person whose data was found in ``systems``."""
+        return not self.systems or not set(self.systems).isdisjoint(systems)
+
+
+@dataclass(frozen=True)
 class Controller:
     name: str
     contact_email: str
@@ -156,6 +219,8 @@ class Controller:
     #: region used to read phone numbers written without a country code (ISO 3166 alpha-2)
     phone_region: str = "GB"
     regimes: tuple[Regime, ...] = ()
+    automated_decisions: tuple[AutomatedDecision, ...] = ()
+    transfers: tuple[Transfer, ...] = ()
 
 
 class EntityErasure(StrEnum):
@@ -204,6 +269,9 @@ class FieldConfig:
     description: str = ""
     recipients: tuple[str, ...] = ()
     source: str = ""
+    #: data the person provided (GDPR Art. 20(1)), observed data included: it goes in a
+    #: portability copy. None: not declared, read from ``source`` (empty or naming the person)
+    provided: bool | None = None
     #: for an entity anonymised on erasure: what happens to this field (None: its default,
     #: ``keep`` for key and relation columns, ``null`` for everything else)
     erasure: FieldErasure | None = None
@@ -563,9 +631,10 @@ class _Loader:
             version_node = top["version"][1]
             if self.text(version_node, "version") != "1":
                 self.fail(version_node, "version", "only version 1 is supported")
-        controller = self.controller(*self.required(top, "controller", root, ""))
+        controller_key, controller_node = self.required(top, "controller", root, "")
         _, systems_node = self.required(top, "systems", root, "")
         systems_items = self.mapping(systems_node, "systems")
+        controller = self.controller(controller_key, controller_node, list(systems_items))
         if not systems_items:
             self.fail(systems_node, "systems", "declare at least one system")
         systems = {
@@ -644,7 +713,7 @@ class _Loader:
             self.fail(node, path, f"expected true or false, got '{value}'")
         return value in ("true", "yes")
 
-    def controller(self, key_node: Node, node: Node) -> Controller:
+    def controller(self, key_node: Node, node: Node, system_names: list[str]) -> Controller:
         path = "controller"
         items = self.mapping(node, path, _CONTROLLER_KEYS)
         name = self.text(self.required(items, "name", key_node, path)[1], f"{path}.name")
@@ -687,6 +756,26 @@ class _Loader:
                         f"unknown calendar '{calendar}' (expected one of: {', '.join(calendar_names())})",
                     )
                 calendars[regime] = calendar
+        decisions = tuple(
+            AutomatedDecision(
+                what=values["what"],
+                logic=values["logic"],
+                significance=values["significance"],
+                systems=systems,
+            )
+            for values, systems in self.declarations(
+                items, "automated_decisions", _DECISION_REQUIRED, system_names
+            )
+        )
+        transfers = tuple(
+            Transfer(
+                recipient=values["recipient"],
+                country=values["country"],
+                safeguard=values["safeguard"],
+                systems=systems,
+            )
+            for values, systems in self.declarations(items, "transfers", _TRANSFER_REQUIRED, system_names)
+        )
         return Controller(
             name=name,
             contact_email=contact,
@@ -694,7 +783,55 @@ class _Loader:
             calendars=calendars,
             phone_region=region,
             regimes=tuple(regimes),
+            automated_decisions=decisions,
+            transfers=transfers,
         )
+
+    def declarations(
+        self,
+        items: dict[str, tuple[Node, Node]],
+        key: str,
+        required: tuple[str, ...],
+        system_names: list[str],
+    ) -> list[tuple[dict[str, str], tuple[str, ...]]]:
+        """``controller.automated_decisions`` or ``controller.transfers``: a list of entries,
+        each with every ``required`` key as non-empty text, and optionally ``systems``: names
+        of systems in the map. Absent, or an empty list: none declared."""
+        if key not in items:
+            return []
+        node = items[key][1]
+        path = f"controller.{key}"
+        if isinstance(node, ScalarNode) and node.tag.endswith(":null"):
+            return []
+        if not isinstance(node, SequenceNode):
+            self.fail(node, path, f"expected a list, got {_kind(node)}")
+        out: list[tuple[dict[str, str], tuple[str, ...]]] = []
+        for index, entry in enumerate(node.value):
+            epath = f"{path}[{index}]"
+            entry_items = self.mapping(entry, epath, frozenset({*required, "systems"}))
+            values = {
+                k: self.text(self.required(entry_items, k, entry, epath)[1], f"{epath}.{k}") for k in required
+            }
+            systems: tuple[str, ...] = ()
+            if "systems" in entry_items:
+                systems_node = entry_items["systems"][1]
+                systems = self.texts(systems_node, f"{epath}.systems")
+                if not systems:
+                    self.fail(
+                        systems_node,
+                        f"{epath}.systems",
+                        "name at least one system, or leave 'systems' out (it then concerns everyone)",
+                    )
+                for system in systems:
+                    if system not in system_names:
+                        self.fail(
+                            systems_node,
+                            f"{epath}.systems",
+                            f"no system '{system}' in the data map "
+                            f"(expected one of: {', '.join(system_names)})",
+                        )
+            out.append((values, systems))
+        return out
 
     def system(self, name: str, key_node: Node, node: Node, controller: Controller) -> SystemConfig:
         path = f"systems.{name}"
@@ -826,6 +963,8 @@ class _Loader:
                 out[key] = LegalBasis(
                     self.choice(value_node, kpath, LegalBasis, [b.value for b in LegalBasis])
                 )
+            elif key == "provided":
+                out[key] = self.flag(value_node, kpath)
             elif key == "erasure":
                 out[key] = FieldErasure(
                     self.choice(value_node, kpath, FieldErasure, [e.value for e in FieldErasure])

@@ -46,7 +46,15 @@ import jinja2
 import pyzipper
 
 from dsar.blobs import BlobStore, BlobWriter, LocalBlobStore, S3BlobStore, parse_ref
-from dsar.datamap import DataMap, EntityConfig, FieldConfig, LegalBasis, SystemConfig
+from dsar.datamap import (
+    AutomatedDecision,
+    DataMap,
+    EntityConfig,
+    FieldConfig,
+    LegalBasis,
+    SystemConfig,
+    Transfer,
+)
 from dsar.exemptions import Basis, CaseFacts, Outcome, RecordDecision, record_key
 from dsar.model import Regime, RequestType, SystemResult
 from dsar.regimes import REGIMES, REQUEST_LABELS
@@ -86,6 +94,7 @@ _GDPR = frozenset({Regime.UK_GDPR, Regime.EU_GDPR})
 #: A data map ``source`` that says the person gave the data themselves (or it was observed
 #: from their own use of the service: WP29 portability guidance). An empty source means the
 #: same: Art. 15(1)(g) asks for the source only "where not collected from the data subject".
+#: Only a fallback: a field's ``provided: true|false`` says it outright, and wins.
 _PROVIDED_SOURCE = re.compile(
     r"^\s*(you\b|yourself|the (data )?subject|the person|the customer|provided by (you|the))", re.I
 )
@@ -129,18 +138,24 @@ class PackageError(Exception):
 
 def provided_by_the_person(regime: Regime, config: FieldConfig, system: SystemConfig) -> bool:
     """Whether a field belongs in a portability copy: data the person provided (GDPR Art 20(1);
-    VA/CT "previously provided"), including data observed from their use of the service, read
-    from the data map's ``source`` (empty, or naming the person); held in a system searched by
-    automated means; and for the GDPR and LGPD, processed on consent or contract.
-
-    The data map has no ``provided`` key yet; ``source`` text stands in for it."""
+    VA/CT "previously provided"), including data observed from their use of the service, as
+    the data map's ``provided`` says; held in a system searched by automated means; and for
+    the GDPR and LGPD, processed on consent or contract."""
     if system.connector == "manual":
         return False
-    if config.source and not _PROVIDED_SOURCE.match(config.source):
+    if not _provided(config):
         return False
     if regime in _CONSENT_OR_CONTRACT_ONLY:
         return config.legal_basis in (LegalBasis.CONSENT, LegalBasis.CONTRACT)
     return True
+
+
+def _provided(config: FieldConfig) -> bool:
+    """The data map's ``provided`` when declared; otherwise its ``source`` stands in (empty,
+    or naming the person, means provided)."""
+    if config.provided is not None:
+        return config.provided
+    return not config.source or _PROVIDED_SOURCE.match(config.source) is not None
 
 
 def package_name(reference: str, request_type: RequestType) -> str:
@@ -398,6 +413,10 @@ class Report:
     gdpr: bool
     ccpa: bool
     left_out: list[Item]  # portability: fields not included, and why
+    #: Art. 15(1)(h) and 15(2): those that concern the person (their data is in a system they
+    #: draw on), as the data map declares them
+    automated_decisions: list[AutomatedDecision]
+    transfers: list[Transfer]
     records: int
     withheld: int
     redacted: int
@@ -796,6 +815,7 @@ def _report(build: _Build, systems: list[SystemSummary], produced: datetime, *, 
     sources = _items((fc.source, fc.category) for fc, _ in held if fc.source)
     consent = any(fc.legal_basis is LegalBasis.CONSENT for fc, _ in held)
     entities = [e for s in systems for e in s.entities]
+    found = [s.name for s in systems if s.status == _STATUS_LABELS["found"]]
     return Report(
         controller=datamap.controller.name,
         contact_email=datamap.controller.contact_email,
@@ -819,6 +839,8 @@ def _report(build: _Build, systems: list[SystemSummary], produced: datetime, *, 
         gdpr=gdpr,
         ccpa=case.regime is Regime.CCPA,
         left_out=_items(build.left_out),
+        automated_decisions=[d for d in datamap.controller.automated_decisions if d.concerns(found)],
+        transfers=[t for t in datamap.controller.transfers if t.concerns(found)],
         records=sum(e.disclosed for e in entities) + sum(s.upload_records for s in systems),
         withheld=sum(e.withheld_total for e in entities),
         redacted=sum(e.redacted_records for e in entities),
@@ -828,8 +850,10 @@ def _report(build: _Build, systems: list[SystemSummary], produced: datetime, *, 
 def _left_out_reason(regime: Regime, fc: FieldConfig, system: SystemConfig) -> str:
     if system.connector == "manual":
         return "Held on paper or equipment we search by hand, not processed by automated means"
-    if fc.source and not _PROVIDED_SOURCE.match(fc.source):
-        return f"Not provided by you (it came from: {fc.source})"
+    if not _provided(fc):
+        if fc.source:
+            return f"Not provided by you (it came from: {fc.source})"
+        return "Created or worked out by us, not provided by you"
     if regime in _CONSENT_OR_CONTRACT_ONLY:
         return (
             "Not processed on the basis of your consent or a contract with you (the right to data "

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from dsar.datamap import DataMap, DataMapError, LegalBasis, Relation
+from dsar.datamap import DataMap, DataMapError, LegalBasis, Relation, Transfer
 from dsar.model import IdentifierKind, Regime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -173,6 +174,17 @@ def _mutated(text: str, old: str, new: str) -> str:
         ),
         ("customers:\n", "customers:\n        key: [uuid]\n", r"no column 'uuid' declared in 'customers'"),
         ("systems:", "systems: []\nx:", r"unknown key 'x'"),
+        (
+            "  name: Test Ltd\n",
+            "  name: Test Ltd\n  transfers: {recipient: x}\n",
+            r"controller\.transfers: expected a list",
+        ),
+        (
+            "  name: Test Ltd\n",
+            "  name: Test Ltd\n  automated_decisions:\n"
+            "    - {what: a, logic: b, significance: c, systems: [crm]}\n",
+            r"automated_decisions\[0\]\.systems: no system 'crm' in the data map \(expected one of: shop\)",
+        ),
         ("      orders:", "      orders:\n        table: [a, b]", r"expected a text value"),
     ],
 )
@@ -228,6 +240,8 @@ def test_the_example_map_loads_and_documents_every_key() -> None:
         | dm._TRANSACTION_KEYS
         | dm._VERIFICATION_KEYS
         | dm._AGENT_KEYS
+        | dm._DECISION_KEYS
+        | dm._TRANSFER_KEYS
         | {k for keys in dm._SYSTEM_KEYS.values() for k in keys}
         | {k for keys in dm._ENTITY_KEYS.values() for k in keys}
     )
@@ -257,8 +271,8 @@ def test_the_example_map_loads_and_documents_every_key() -> None:
         ("          strategy: keep\n          reason: Accounting",
          "          strategy: keep\n          why: Accounting",
          "unknown key 'why'"),
-        ("          account_number: {category: Identifiers, erasure: hash}",
-         "          account_number: {category: Identifiers, erasure: burn}", "unknown value 'burn'"),
+        ("          account_number: {category: Identifiers, erasure: hash,",
+         "          account_number: {category: Identifiers, erasure: burn,", "unknown value 'burn'"),
         ("        restriction: {column: processing_restricted,",
          "        restriction: {column: is_restricted,",
          "no column 'is_restricted' declared in 'customers'"),
@@ -346,3 +360,78 @@ def test_join_columns_are_keys_relations_and_what_children_join_on() -> None:
     assert crm.join_columns("customers") == {"id"}
     assert crm.join_columns("orders") == {"id", "customer_id"}
     assert crm.join_columns("parcels") == {"id", "order_id"}
+
+
+def test_automated_decisions_transfers_and_provided_are_read_from_the_map() -> None:
+    datamap = DataMap.load(ROOT / "demo" / "dsar.yaml")
+    (decision,) = datamap.controller.automated_decisions
+    assert decision.what.startswith("Whether we can offer you a handset") and decision.systems == ("crm",)
+    assert "credit reference agency" in decision.logic and "SIM-only" in decision.significance
+    assert decision.concerns(["crm", "cctv"]) and not decision.concerns(["marketing"])
+    (transfer,) = datamap.controller.transfers
+    assert transfer.country == "United States" and transfer.systems == ("crm", "marketing")
+    assert "International Data Transfer Addendum" in transfer.safeguard
+    assert transfer.concerns(["marketing"]) and not transfer.concerns(["recordings", "cctv"])
+    # without systems, it concerns everyone
+    assert replace(transfer, systems=()).concerns([])
+    # `provided` on a field, in an entity's defaults, and overridden by a field
+    customers = datamap.system("crm").entities["customers"].fields
+    assert customers["email"].provided is True and customers["id"].provided is False
+    assert datamap.system("crm").entities["fraud_markers"].fields["note"].provided is False
+    assert datamap.system("cctv").entities["footage"].fields["footage"].provided is None  # unset
+    # a map that declares none has none; an empty list is none
+    minimal = (MAPS / "minimal.yaml").read_text()
+    assert DataMap.parse(minimal).controller.transfers == ()
+    declared = minimal.replace(
+        "  name: Test Ltd\n",
+        "  name: Test Ltd\n  automated_decisions: []\n  transfers:\n"
+        "    - {recipient: Acme, country: India, safeguard: 'UK IDTA'}\n",
+    )
+    controller = DataMap.parse(declared).controller
+    assert controller.automated_decisions == ()
+    assert controller.transfers == (Transfer("Acme", "India", "UK IDTA"),)
+
+
+DECISION = """    - what: Whether we can offer you a handset on a monthly contract (a credit check)\n"""
+TRANSFER = """      country: United States\n"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        (DECISION, "    - logic: x\n" + DECISION.replace("- what", "  wha"),
+         "controller.automated_decisions[0]: unknown key 'wha'"),
+        (DECISION, "    -\n", "controller.automated_decisions[0]: missing required key 'what'"),
+        (DECISION, "    - what: ''\n", "controller.automated_decisions[0].what: must not be empty"),
+        ("      systems: [crm]\n", "      systems: [crm, billing]\n",
+         "controller.automated_decisions[0].systems: no system 'billing' in the data map"),
+        ("      systems: [crm]\n", "      systems: []\n",
+         "controller.automated_decisions[0].systems: name at least one system"),
+        ("      systems: [crm]\n", "      systems: [crm]\n      appeal: write to us\n",
+         "controller.automated_decisions[0]: unknown key 'appeal'"),
+        (TRANSFER, "", "controller.transfers[0]: missing required key 'country'"),
+        (TRANSFER, "      country: [United States]\n",
+         "controller.transfers[0].country: expected a text value"),
+        (TRANSFER, "      country:\n", "controller.transfers[0].country: must not be empty"),
+        ("      systems: [crm, marketing]\n", "      systems: [crm, marketting]\n",
+         "controller.transfers[0].systems: no system 'marketting' in the data map"),
+        ("          id: {category: Identifiers, provided: false}\n",
+         "          id: {category: Identifiers, provided: maybe}\n",
+         "systems.crm.entities.customers.fields.id.provided: expected true or false, got 'maybe'"),
+        ("          provided: false       # our staff's notes\n",
+         "          provided: sometimes\n",
+         "systems.crm.entities.complaint_notes.defaults.provided: expected true or false"),
+    ],
+)  # fmt: skip
+def test_mistakes_in_decisions_transfers_and_provided_are_located(old: str, new: str, expected: str) -> None:
+    path = ROOT / "demo" / "dsar.yaml"
+    text = path.read_text()
+    assert old in text, old
+    changed = text.replace(old, new, 1)
+    line = changed[: changed.index(new)].count("\n") + 1 if new else text[: text.index(old)].count("\n") + 1
+    with pytest.raises(DataMapError) as caught:
+        DataMap.parse(changed, path)
+    message = str(caught.value)
+    assert expected in message, message
+    assert message.startswith(f"{path} line ")
+    assert abs(int(message.split(" line ")[1].split(":")[0]) - line) <= 2, (message, line)

@@ -32,13 +32,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from markupsafe import escape
 from playwright.async_api import async_playwright
 from sqlalchemy import select
 
 from connectors import connector_for
 from demo.seed import MARGARET, PETER, complaint_notes, fraud_markers, parcels
 from dsar.blobs import LocalBlobStore
-from dsar.datamap import DataMap
+from dsar.datamap import DataMap, FieldConfig, LegalBasis
 from dsar.exemptions import Basis, CaseFacts, FieldDecision, Outcome, RecordDecision, evaluate_stream
 from dsar.model import Regime, RequestType, SystemResult
 from dsar.package import (
@@ -274,7 +275,16 @@ def test_the_report_gives_every_article_15_item_from_the_data_map(searched: Sear
     assert "Card payment processor" in report and "Fraud prevention agencies (Cifas)" in report
     assert crm["identity_documents"].fields["id"].retention in report
     assert "Information Commissioner&#39;s Office" in report and "dpo@northwind.example.com" in report
-    assert "None. We do not make decisions about you based solely on automated processing" in report
+    # the credit check draws on the CRM and the email provider gets CRM and marketing data: she
+    # is in both, so the report gives each as the data map declares it
+    (decision,) = DEMO_MAP.controller.automated_decisions
+    (transfer,) = DEMO_MAP.controller.transfers
+    for text in (decision.what, decision.logic, decision.significance):
+        assert str(escape(text)) in report, text
+    for text in (transfer.recipient, transfer.country, transfer.safeguard):
+        assert str(escape(text)) in report, text
+    assert "None. We do not make decisions about you" not in report
+    assert "Our records show no transfer" not in report
     assert "outside the United Kingdom" in report
     # self-contained: no script, no external resource
     assert (
@@ -282,6 +292,40 @@ def test_the_report_gives_every_article_15_item_from_the_data_map(searched: Sear
     )
     # small entities are shown row by row, each file linked
     assert '<a href="data/crm/orders.csv">' in report and "Handset: Pixel 8, 24 months" in report
+
+
+def test_the_report_says_none_when_no_decision_or_transfer_concerns_her(searched: Searched) -> None:
+    """None declared; or declared only for a system where nothing of hers was found."""
+    decision = DEMO_MAP.controller.automated_decisions[0]
+    transfer = DEMO_MAP.controller.transfers[0]
+    maps = {
+        "none declared": replace(DEMO_MAP.controller, automated_decisions=(), transfers=()),
+        "not her systems": replace(
+            DEMO_MAP.controller,
+            automated_decisions=(replace(decision, systems=("recordings",)),),
+            transfers=(replace(transfer, systems=("cctv", "recordings")),),
+        ),
+    }
+    case = uk_access()
+    for why, controller in maps.items():
+        datamap = replace(DEMO_MAP, controller=controller)
+        built = build_package(searched.blobs, datamap, case, searched.systems, None)
+        report = open_package(searched.blobs.get(built.ref), built.password).report
+        assert "None. We do not make decisions about you based solely on automated processing" in report, why
+        none = "None. Our records show no transfer of your data to a country outside the United Kingdom"
+        assert none in report, why
+        assert str(escape(decision.logic)) not in report and str(escape(transfer.safeguard)) not in report, (
+            why
+        )
+    # declared without systems: it concerns everyone, whatever system holds their data
+    everyone = replace(
+        DEMO_MAP,
+        controller=replace(maps["not her systems"], transfers=(replace(transfer, systems=()),)),
+    )
+    built = build_package(searched.blobs, everyone, case, searched.systems, None)
+    report = open_package(searched.blobs.get(built.ref), built.password).report
+    assert str(escape(transfer.safeguard)) in report and "Our records show no transfer" not in report
+    assert "None. We do not make decisions about you" in report
 
 
 def test_a_ccpa_case_gets_the_1798_110_categories_and_no_gdpr_articles(searched: Searched) -> None:
@@ -416,6 +460,10 @@ def test_portability_holds_only_what_she_provided(searched: Searched) -> None:
     assert included == {"customers", "orders", "support_tickets", "parcels"}  # consent or contract
     (customer,) = package.json("data/crm/customers.json")
     assert "date_of_birth" not in customer  # a legal obligation, not a contract
+    # `provided` decides: what she typed in goes, the numbers we assigned and our flags do not
+    assert customer["email"].lower() == MARGARET["email"] and customer["full_name"] == MARGARET["name"]
+    assert not {"id", "account_number", "processing_restricted"} & set(customer)
+    assert "Identifiers: created or worked out by us, not provided by you." in package.report
     assert set(customer) == {
         c
         for c, f in crm.entities["customers"].fields.items()
@@ -434,6 +482,39 @@ def test_portability_holds_only_what_she_provided(searched: Searched) -> None:
     pod = recordings.entities["proof_of_delivery"].fields["content"]
     assert not provided_by_the_person(Regime.CCPA, pod, recordings)
     assert provided_by_the_person(Regime.CCPA, crm.entities["payments"].fields["amount"], crm)
+
+
+def test_provided_wins_over_source_and_source_is_the_fallback() -> None:
+    crm = DEMO_MAP.system("crm")
+    field = FieldConfig("Contact details", "Account", LegalBasis.CONTRACT, "6 years")
+    ours = replace(field, source="Our delivery partner (Swift Couriers Ltd)")
+    assert provided_by_the_person(Regime.UK_GDPR, field, crm)  # no source: collected from her
+    assert not provided_by_the_person(Regime.UK_GDPR, ours, crm)  # someone else's, by `source`
+    assert provided_by_the_person(Regime.UK_GDPR, replace(ours, provided=True), crm)
+    assert not provided_by_the_person(Regime.UK_GDPR, replace(field, provided=False), crm)
+    assert provided_by_the_person(Regime.UK_GDPR, replace(field, source="You, at sign-up"), crm)
+    # still only consent or contract under the GDPR, and never a system searched by hand
+    legal = replace(field, provided=True, legal_basis=LegalBasis.LEGAL_OBLIGATION)
+    assert not provided_by_the_person(Regime.UK_GDPR, legal, crm)
+    assert provided_by_the_person(Regime.CCPA, legal, crm)
+    assert not provided_by_the_person(Regime.CCPA, replace(field, provided=True), DEMO_MAP.system("cctv"))
+
+
+def test_the_portability_copy_follows_provided(searched: Searched) -> None:
+    """Mark her email not provided and her customer number provided: the copy follows."""
+    crm = DEMO_MAP.system("crm")
+    customers = crm.entities["customers"]
+    fields = dict(customers.fields)
+    fields["email"] = replace(fields["email"], provided=False)
+    fields["id"] = replace(fields["id"], provided=True)
+    entities = {**crm.entities, "customers": replace(customers, fields=fields)}
+    datamap = replace(DEMO_MAP, systems={**DEMO_MAP.systems, "crm": replace(crm, entities=entities)})
+    case = replace(uk_access(), request_type=RequestType.PORTABILITY)
+    built = build_package(searched.blobs, datamap, case, searched.systems, None)
+    (customer,) = open_package(searched.blobs.get(built.ref), built.password).json("data/crm/customers.json")
+    assert "email" not in customer and customer["id"] == 1 and "account_number" not in customer
+    sent = json.loads(b"".join(portable_json(searched.blobs, datamap, case, searched.systems, None)))
+    assert sent["data"]["crm"]["customers"] == [customer]
 
 
 def _self_signed(folder: Path) -> tuple[Path, Path]:
