@@ -168,7 +168,7 @@ def check_link(
     ``used`` (e.g. ``GuardStore.is_used``) a link already used is refused as ``replayed``."""
     if purpose_group not in PAGES:
         raise ValueError(f"unknown page {purpose_group!r}")
-    key = _key_for(token, keys if keys is not None else keyring(settings))
+    key = key_for(token, keys if keys is not None else keyring(settings))
     try:
         payload = jws.verify(token, key, algorithms=[ALGORITHM])
     except (JOSEError, ValueError, TypeError):
@@ -197,7 +197,7 @@ def check_link(
     )
 
 
-def _key_for(token: str, keys: Sequence[str]) -> str:
+def key_for(token: str, keys: Sequence[str]) -> str:
     """The key whose id the token names; ``forged`` if it is not a JWS of ours at all."""
     if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
         raise LinkRefused("forged")
