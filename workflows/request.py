@@ -888,27 +888,11 @@ class DataSubjectRequest:
         for system in plan.systems:
             queue = system_task_queue(main, system)
             step = ChangeInput(self._case.reference, system, plan.plan_ref)
-            applied: ChangeApplied = await self._or_end(
-                workflow.execute_activity_method(
-                    ChangeActivities.apply_change,
-                    step,
-                    task_queue=queue,
-                    start_to_close_timeout=timedelta(hours=1),
-                    heartbeat_timeout=timedelta(minutes=5),
-                    retry_policy=WORK_RETRY,
-                    summary=f"{self._case.request_type.value} in {system}",
-                )
+            applied: ChangeApplied = await self._on_system(
+                ChangeActivities.apply_change, step, queue, f"{self._case.request_type.value} in {system}"
             )
-            verified: ChangeVerified = await self._or_end(
-                workflow.execute_activity_method(
-                    ChangeActivities.verify_change,
-                    step,
-                    task_queue=queue,
-                    start_to_close_timeout=timedelta(hours=1),
-                    heartbeat_timeout=timedelta(minutes=5),
-                    retry_policy=WORK_RETRY,
-                    summary=f"search {system} again to prove it",
-                )
+            verified: ChangeVerified = await self._on_system(
+                ChangeActivities.verify_change, step, queue, f"search {system} again to prove it"
             )
             self._changed[system] = verified.detail
             counts = {
@@ -965,6 +949,23 @@ class DataSubjectRequest:
             f"{self._case.request_type.value} carried out and verified in {len(self._changed)} system(s)"
         )
         self._carried_out = True
+
+    async def _on_system(
+        self, method: Callable[[Any, ChangeInput], T], step: ChangeInput, queue: str, summary: str
+    ) -> T:
+        """One step of a change, on the system's own queue (its worker holds the connection)."""
+        result: T = await self._or_end(
+            workflow.execute_activity_method(
+                method,
+                step,
+                task_queue=queue,
+                start_to_close_timeout=timedelta(hours=1),
+                heartbeat_timeout=timedelta(minutes=5),
+                retry_policy=WORK_RETRY,
+                summary=summary,
+            )
+        )
+        return result
 
     async def _transfer(self, what: PackageInput) -> str:
         """Send the data the person provided to the controller they named (Art. 20(2)). A
