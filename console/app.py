@@ -19,10 +19,13 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
 
-from console.api import ENGINE_UNREACHABLE, EngineUnavailable, Services, codec_router, health_router, router
-from console.downloads import router as downloads_router
-from console.public import router as public_router
-from console.request_form import router as request_form_router
+from console.api.codec import codec_router
+from console.api.health import health_router
+from console.api.requests import router
+from console.public.downloads import router as downloads_router
+from console.public.links import router as public_router
+from console.public.request_form import router as request_form_router
+from console.services import ENGINE_UNREACHABLE, EngineUnavailable, Services
 from dsar.logs import get_logger
 from dsar.settings import Settings
 from dsar.store import CaseStore
