@@ -10,12 +10,14 @@ post or phone) the letter goes to the privacy team to be posted, marked as such.
 # dsar/model.py).
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import jinja2
 from temporalio import activity
 
 from dsar.blobs import BlobStore
+from dsar.casefile import LetterEntry, LetterLog
 from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
 from dsar.mail import Mailer, build_message
@@ -37,6 +39,8 @@ _TO_DPO = frozenset({"escalation", "breach"})
 STAFF_LETTERS = frozenset({"manual_search", "manual_reminder"})
 #: Letters to the address on file (``Letter.to``) rather than the one the request gave.
 ON_FILE_LETTERS = frozenset({"confirm_request"})
+#: What the case file's copy of a letter says instead of a credential the letter carried.
+NOT_KEPT = "[sent to the recipient; not kept in the case file]"
 
 
 @dataclass
@@ -66,10 +70,17 @@ def render(kind: str, facts: dict[str, str]) -> tuple[str, str]:
 
 
 class NotifyActivities:
-    def __init__(self, mailer: Mailer, settings: Settings, blobs: BlobStore | None = None) -> None:
+    def __init__(
+        self,
+        mailer: Mailer,
+        settings: Settings,
+        blobs: BlobStore | None = None,
+        letters: LetterLog | None = None,
+    ) -> None:
         self.mailer = mailer
         self.settings = settings
         self.blobs = blobs
+        self.letters = letters  # files a copy of each letter for the case file (the console)
 
     @activity.defn(name="send_letter")
     def send_letter(self, letter: Letter) -> LetterReceipt:
@@ -80,6 +91,12 @@ class NotifyActivities:
 
     def _send(self, letter: Letter) -> LetterReceipt:
         facts = dict(letter.facts)
+        if letter.kind in STAFF_LETTERS and facts.get("system"):
+            # The owner's task page: whom to look for is there, behind sign-in, not in email.
+            facts["task_link"] = (
+                f"{self.settings.console_url.rstrip('/')}/console/tasks/{letter.reference}/{facts['system']}"
+            )
+        masked: dict[str, str] = {}  # what the case file's copy says instead of a credential
         if facts.get("link_purpose"):
             # The link is signed here, so the token (a credential) never enters workflow
             # history; a retried letter mints a new one, and only the one delivered is used.
@@ -94,6 +111,7 @@ class NotifyActivities:
                 hours=int(facts.get("link_hours", "72")),
                 declaration=bool(facts.get("link_declaration")),
             )
+            masked["link"] = NOT_KEPT
         if facts.get("outcome_ref"):  # what was erased or changed, and what was kept and why
             if self.blobs is None:
                 raise ValueError("this letter needs the blob store (its text is kept there)")
@@ -105,14 +123,16 @@ class NotifyActivities:
                 raise ValueError("this letter needs the blob store (a download link or password)")
             if facts.get("link_ref"):
                 url = self.blobs.get(facts["link_ref"]).decode()
-                facts["outcome"] = response_paragraph(
-                    url,
-                    datetime.fromisoformat(facts["link_expires"]),
-                    encrypted=bool(facts.get("encrypted")),
-                    timezone=self.settings.timezone,
-                ) + (f"\n\n{facts['transfer_note']}" if facts.get("transfer_note") else "")
+                for target, link in ((facts, url), (masked, NOT_KEPT)):
+                    target["outcome"] = response_paragraph(
+                        link,
+                        datetime.fromisoformat(facts["link_expires"]),
+                        encrypted=bool(facts.get("encrypted")),
+                        timezone=self.settings.timezone,
+                    ) + (f"\n\n{facts['transfer_note']}" if facts.get("transfer_note") else "")
             if facts.get("password_ref"):
                 facts["password"] = self.blobs.get(facts["password_ref"]).decode()
+                masked["password"] = NOT_KEPT
         subject, body = render(letter.kind, facts)
         if letter.kind in TEAM_LETTERS:
             to = self.settings.dpo_email if letter.kind in _TO_DPO else self.settings.operator_email
@@ -128,4 +148,20 @@ class NotifyActivities:
             subject = f"[dsar] Please post this letter for {letter.reference}: {subject}"
         msg = build_message(letter.key, self.settings.mail_from, to, subject, body)
         transport = self.mailer.send(letter.key, msg)
+        if masked:
+            copy_subject, copy_body = render(letter.kind, {**facts, **masked})
+            if audience == "post":
+                copy_subject = subject
+            msg = build_message(letter.key, self.settings.mail_from, to, copy_subject, copy_body)
+        self._file(letter, msg, audience, transport)
         return LetterReceipt(key=letter.key, kind=letter.kind, audience=audience, transport=transport)
+
+    def _file(self, letter: Letter, copy: EmailMessage, audience: str, transport: str) -> None:
+        """Keep the case file's copy (encrypted, credentials removed), once per letter key."""
+        if self.letters is None or self.blobs is None or self.letters.filed(letter.key):
+            return
+        ref = self.blobs.put(bytes(copy), case=letter.reference, name=f"letter-{letter.kind}.eml")
+        self.letters.file(
+            LetterEntry(letter.key, letter.kind, audience, transport, ref, datetime.now(UTC)),
+            letter.reference,
+        )

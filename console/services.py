@@ -15,7 +15,8 @@ import re
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import Depends, HTTPException, Path, Request, UploadFile, status
+from fastapi import Depends, HTTPException, Path, Request, status
+from starlette.datastructures import UploadFile
 from temporalio.client import (
     Client,
     WorkflowQueryFailedError,
@@ -30,7 +31,7 @@ from console.auth import OPERATOR, REVIEWER
 from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.datamap import DataMap, DataMapError
 from dsar.logs import get_logger
-from dsar.model import Decision, DecisionKind, Snapshot
+from dsar.model import CaseDetails, Decision, DecisionKind, Snapshot
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from workflows.request import DataSubjectRequest, DecisionResult
@@ -178,6 +179,30 @@ async def snapshot(svc: Services, ref: str) -> Snapshot:
             status.HTTP_502_BAD_GATEWAY, detail=f"case {ref} could not be read; retry"
         ) from None
     return snap
+
+
+async def case_details(svc: Services, ref: str) -> CaseDetails:
+    """Who the requester is (personal data: the caller audits the view) and the clock's rule."""
+    check_reference(ref)
+    client = await svc.client()
+    try:
+        details: CaseDetails = await client.get_workflow_handle(ref).query(
+            DataSubjectRequest.details, rpc_timeout=RPC_TIMEOUT
+        )
+    except RPCError as e:
+        raise engine_error(e, ref) from None
+    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
+        log.error("details query failed", reference=ref, error=type(e).__name__)
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY, detail=f"case {ref} could not be read; retry"
+        ) from None
+    return details
+
+
+def audit_view(store: CaseStore, ref: str, actor: str, via: str, what: str = "requester") -> None:
+    """Record that a member of staff saw the requester's details (UK GDPR Art. 5(1)(f), 5(2):
+    who looked at a person's data, and when, is itself part of the case file)."""
+    store.append_audit(ref, f"{what}:viewed", actor, details={"via": via})
 
 
 def store_upload(blobs: BlobStore, ref: str, name: str, file: UploadFile) -> str:

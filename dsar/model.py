@@ -339,6 +339,23 @@ class Snapshot:
 
 
 @dataclass
+class CaseDetails:
+    """Who the requester is and how the clock is worked out (the ``details`` query): for staff
+    whose role lets them check identity by eye. Personal data: encrypted by the payload codec on
+    its way to the console, never stored in the register, every view audited there."""
+
+    identifiers: dict[str, str]
+    agent: AgentDetails | None
+    corrections: dict[str, str]
+    transfer_to: str
+    #: the regime's rule for this case's due date, one step per line (``StatutoryClock.explain``)
+    clock_rule: list[str]
+    timezone: str
+    calendar: str
+    triage_reason: str = ""
+
+
+@dataclass
 class ProvidedIdentifiers:
     """More identifiers from the person (the secure form, a reply): the ``provide_identifiers``
     Update. Personal data: encrypted in history by the codec, never logged or audited."""

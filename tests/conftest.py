@@ -108,6 +108,7 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
         "var_dir": var_dir,
         "codec_key": TEST_CODEC_KEY,
         "jwt_secret": "test-secret-" + "x" * 32,
+        "auth_mode": "dev",
         "datamap": sql_demo_map(),
         "task_queue": f"dsar-test-{uuid.uuid4().hex[:8]}",
     }

@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from console.app import create_app
-from console.auth import mint_token, verify_token
+from console.auth import mint_token, verify_dev_token
 from dsar.model import Channel, Regime, RequestType
 from dsar.settings import Settings
 from dsar.store import CaseStore, NewCase
@@ -93,7 +93,7 @@ async def test_deadline_answers_every_line_and_never_tracebacks(settings: Settin
 async def test_token_is_a_valid_staff_token(settings: Settings) -> None:
     run = await dsar("token", "--sub", "rita", "--role", "reviewer", env=cli_env(settings))
     assert run.code == 0, run.err
-    who = verify_token(settings, run.out.strip())
+    who = verify_dev_token(settings, run.out.strip())
     assert (who.sub, who.roles) == ("rita", ("reviewer",))
 
     bad = await dsar("token", "--sub", "rita", "--role", "overlord", env=cli_env(settings))

@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         AgentAuthority,
         AgentDetails,
         AuthorityDocument,
+        CaseDetails,
         CaseInput,
         Channel,
         ClockEvent,
@@ -1860,4 +1861,19 @@ class DataSubjectRequest:
             outcome=self._outcome,
             identity=self._identity,
             review=self._review_status,
+        )
+
+    @workflow.query
+    def details(self) -> CaseDetails:
+        """Who the requester is (personal data, for staff allowed to see it) and the working
+        behind the due date."""
+        return CaseDetails(
+            identifiers=dict(self._identifiers),
+            agent=self._case.agent,
+            corrections=dict(self._case.corrections),
+            transfer_to=self._case.transfer_to,
+            clock_rule=self._clock().explain(as_of=self._today()),
+            timezone=self._tz,
+            calendar=self._case.policy.calendar,
+            triage_reason=self._case.triage_reason,
         )

@@ -17,7 +17,7 @@ async def codec_access(
 ) -> None:
     """Decoding shows personal data: staff only, except on the local dev stack."""
     if request.app.state.codec_requires_auth:
-        authenticate(request.app.state.settings, credentials)
+        await authenticate(request, credentials)
 
 
 async def _codec(request: Request, action: str) -> dict[str, Any]:
