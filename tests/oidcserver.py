@@ -122,7 +122,8 @@ class OidcProvider:
                 break
         self.stop()
         raise RuntimeError(
-            "the OpenID provider did not start: " + (self.dir / "provider.log").read_text(errors="replace")[-2000:]
+            "the OpenID provider did not start: "
+            + (self.dir / "provider.log").read_text(errors="replace")[-2000:]
         )
 
     def stop(self) -> None:

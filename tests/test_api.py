@@ -121,7 +121,17 @@ async def test_submit_is_idempotent_and_snapshot_shows_stage_and_due(
     assert snap["regime"] == "UK_GDPR"
     assert snap["request_type"] == "access"
     assert snap["clock_events"][0]["type"] == "received"
-    assert EMAIL not in str(snap)  # the snapshot is the case's shape, not the person's data
+    # Who the requester is, for staff who check identity by eye: under "requester" only, and
+    # each view is in the case's audit trail.
+    assert snap["requester"]["identifiers"]["email"] == EMAIL
+    assert EMAIL not in str({k: v for k, v in snap.items() if k != "requester"})
+    assert snap["clock_rule"] and "received" in snap["clock_rule"][0]
+    trail = await api.get(
+        f"/api/v1/requests/{opened['reference']}/audit", headers=bearer(settings, "operator")
+    )
+    views = [e for e in trail.json()["events"] if e["action"] == "requester:viewed"]
+    assert views and views[-1]["details"] == {"via": "api"}
+    assert views[-1]["actor"].split(":")[0] in ("operator", "reviewer")
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,7 +291,7 @@ async def test_tokens_are_checked(api: httpx.AsyncClient, settings: Settings) ->
     claims = {"sub": "mallory", "roles": ["admin"], "iss": "dsar", "aud": "dsar-api",
               "iat": int(now.timestamp()), "exp": int((now + timedelta(hours=1)).timestamp())}  # fmt: skip
     forged = jwt.encode(claims, "not-the-secret-" + "y" * 32, algorithm="HS256")
-    expired = mint_token(settings, "alice", ["operator"], ttl=timedelta(seconds=-60))
+    expired = mint_token(settings, "alice", ["operator"], ttl=timedelta(seconds=-600))  # past the skew
     wrong_aud = jwt.encode({**claims, "aud": "another-api"}, settings.jwt_secret_value, algorithm="HS256")
     wrong_iss = jwt.encode({**claims, "iss": "elsewhere"}, settings.jwt_secret_value, algorithm="HS256")
     no_sub = jwt.encode({k: v for k, v in claims.items() if k != "sub"}, settings.jwt_secret_value, "HS256")
@@ -295,6 +305,23 @@ async def test_tokens_are_checked(api: httpx.AsyncClient, settings: Settings) ->
         assert r.json()["detail"], name
     r = await api.get(path, headers={"Authorization": f"Bearer {expired}"})
     assert "expired" in r.json()["detail"]
+
+    # Signed with the right key, but claims a library would coerce: refused, never a 5xx.
+    key = settings.jwt_secret_value
+    year = 365 * 24 * 3600
+    strict = {
+        "exp as a string": jwt.encode({**claims, "exp": str(claims["exp"])}, key),
+        "exp far ahead": jwt.encode({**claims, "exp": 1e30}, key),
+        "exp infinite": jwt.encode({**claims, "exp": float("inf")}, key),
+        "exp a boolean": jwt.encode({**claims, "exp": True}, key),
+        "iat a year ahead": jwt.encode({**claims, "iat": int(now.timestamp()) + year}, key),
+        "crit header": jwt.encode(claims, key, headers={"crit": ["exp"]}),
+        "roles not a list": jwt.encode({**claims, "roles": "admin"}, key),
+        "another algorithm": jwt.encode(claims, key, algorithm="HS512"),
+    }
+    for name, token in strict.items():
+        r = await api.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, name
 
     ok = await api.get(
         path, headers={"Authorization": f"Bearer {jwt.encode(claims, settings.jwt_secret_value)}"}

@@ -45,6 +45,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         {
             "DSAR_VAR_DIR": str(settings.var_dir),
             "DSAR_JWT_SECRET": settings.jwt_secret_value,
+            "DSAR_AUTH_MODE": settings.auth_mode,
             "DSAR_CODEC_KEY": settings.codec_key or "",
             "DSAR_DATABASE_URL": settings.resolved_database_url,
         }
@@ -234,9 +235,11 @@ async def test_submit_status_decide_and_queue_through_the_api(
             break
         await asyncio.sleep(0.1)
 
-    # No DSAR_TOKEN: the CLI signs a dev token with the local secret (same as the app's here).
-    dev_env = {k: v for k, v in env.items() if k != "DSAR_TOKEN"}
-    queue = await dsar("queue", "--stage", "reviewing", "--limit", "500", env=dev_env)
+    # No DSAR_TOKEN: the CLI never signs one of its own; it says what to do.
+    no_token = await dsar("queue", env={k: v for k, v in env.items() if k != "DSAR_TOKEN"})
+    assert_one_line_error(no_token)
+    assert "DSAR_TOKEN" in no_token.err
+    queue = await dsar("queue", "--stage", "reviewing", "--limit", "500", env=env)
     assert queue.code == 0, queue.err
     listed = queue.json()
     assert isinstance(listed, dict)

@@ -36,7 +36,6 @@ from intake.service import NewRequest, open_case
 from tests.conftest import ROOT, keep_systems, make_settings
 from tests.oidcserver import OidcProvider
 from tests.test_workflow import wait_until
-from workflows.request import DataSubjectRequest
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -165,7 +164,9 @@ async def new_case(ts_env: WorkflowEnvironment, store: CaseStore, settings: Sett
         ts_env.client,
         store,
         settings,
-        NewRequest(request_type=RequestType.ACCESS, regime=Regime.UK_GDPR, identifiers=ids, channel=Channel.API),
+        NewRequest(
+            request_type=RequestType.ACCESS, regime=Regime.UK_GDPR, identifiers=ids, channel=Channel.API
+        ),
         controller,
     )
     return ts_env.client.get_workflow_handle(opened.reference)
@@ -211,7 +212,9 @@ async def test_a_case_from_queue_to_response(
     )
     await fiona.get_by_role("button", name="Upload what I found").click()
     await expect(fiona.get_by_role("status")).to_contain_text("your answer is on the case")
-    answered = await wait_until(handle, lambda s: any(x.system == "cctv" and x.status == "found" for x in s.systems))
+    answered = await wait_until(
+        handle, lambda s: any(x.system == "cctv" and x.status == "found" for x in s.systems)
+    )
     cctv = next(x for x in answered.systems if x.system == "cctv")
     assert "owner:cctv:fiona" in cctv.detail
 
@@ -285,7 +288,9 @@ async def test_sign_in_csrf_roles_and_scripts(
     # A form without its CSRF token is refused and changes nothing.
     olive = await signed_in(browser, served, "olive")
     before = len(store.audit_trail(ref))
-    refused = await olive.request.post(f"{served.url}/console/cases/{ref}/comments", form={"comment": "hello"})
+    refused = await olive.request.post(
+        f"{served.url}/console/cases/{ref}/comments", form={"comment": "hello"}
+    )
     assert refused.status == 403 and "This form has expired" in await refused.text()
     forged = await olive.request.post(
         f"{served.url}/console/cases/{ref}/decisions", form={"kind": "verify", "csrf": "x" * 43}

@@ -42,6 +42,8 @@ from console.services import (
     Reference,
     Services,
     ServicesDep,
+    audit_view,
+    case_details,
     check_reference,
     engine_error,
     execute_decision,
@@ -253,11 +255,24 @@ async def submit_request(
 
 @router.get("/requests/{ref}")
 async def get_request(
-    ref: Reference, svc: ServicesDep, _: Annotated[Staff, Depends(staff(OPERATOR, REVIEWER))]
+    ref: Reference, svc: ServicesDep, who: Annotated[Staff, Depends(staff(OPERATOR, REVIEWER))]
 ) -> dict[str, Any]:
-    """The case as the workflow sees it now (the ``snapshot`` query)."""
+    """The case as the workflow sees it now (the ``snapshot`` query), with who the requester is
+    (``requester``: what they gave, an agent, corrections; the view is recorded in the case's
+    audit trail) and the working behind the due date (``clock_rule``)."""
     snap = await snapshot(svc, ref)
+    details = await case_details(svc, ref)
+    await asyncio.to_thread(audit_view, svc.store, ref, who.actor(OPERATOR, REVIEWER), "api")
     result: dict[str, Any] = jsonable_encoder(asdict(snap))
+    result["requester"] = jsonable_encoder(
+        {
+            "identifiers": details.identifiers,
+            "agent": asdict(details.agent) if details.agent else None,
+            "corrections": details.corrections,
+            "transfer_to": details.transfer_to,
+        }
+    )
+    result["clock_rule"] = details.clock_rule
     return result
 
 
