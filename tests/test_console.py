@@ -21,7 +21,7 @@ import pytest
 import uvicorn
 import yaml
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -37,9 +37,6 @@ from tests.conftest import ROOT, keep_systems, make_settings
 from tests.oidcserver import OidcProvider
 from tests.test_workflow import wait_until
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 AXE_RULES = {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"]}
 
 
@@ -122,15 +119,6 @@ async def served(
         yield site
     finally:
         await site.close()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    assert CHROMIUM.exists(), "Debian's chromium is missing: run `make install`"
-    async with async_playwright() as p:
-        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        await b.close()
 
 
 async def signed_in(browser: Browser, site: Site, user: str, start: str = "/console") -> Page:

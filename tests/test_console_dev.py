@@ -20,7 +20,6 @@ from tests.conftest import make_settings
 from tests.test_console import (
     Site,
     accessibility_problems,
-    browser,  # noqa: F401 - the module's browser fixture
     console_map,
     new_case,
 )
@@ -66,7 +65,7 @@ async def test_dev_sign_in_and_the_queue_by_keyboard(
     browser: Browser,
     ts_env: WorkflowEnvironment,
     store: CaseStore,
-    settings: Settings,  # noqa: F811
+    settings: Settings,
 ) -> None:
     handle = await new_case(ts_env, store, settings)
     ref = handle.id
@@ -114,7 +113,7 @@ async def test_dev_sign_in_and_the_queue_by_keyboard(
 
 async def test_an_owner_only_sees_tasks_and_docs_work_offline(
     served: Site,
-    browser: Browser,  # noqa: F811
+    browser: Browser,
 ) -> None:
     context = await browser.new_context()
     # Nothing but the app itself: a CDN request would fail, and the page with it.
