@@ -553,3 +553,31 @@ async def test_codec_for_the_dev_stack_needs_no_token_and_allows_the_ui_origin(
         assert "access-control-allow-origin" not in other.headers
         # the API itself still needs a token
         assert (await api.get("/api/v1/requests")).status_code == 401
+
+
+async def test_a_system_owner_answers_only_for_their_system(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """``owner:<system>`` may answer a search by hand of that system, and nothing else."""
+    ref = (await submit(api, settings))["reference"]
+    await wait_stage(api, settings, ref, {"verifying"})
+    owner = bearer(settings, "owner:cctv", sub="fiona")
+    assert (await api.get(f"/api/v1/requests/{ref}", headers=owner)).status_code == 403
+    other = await api.post(
+        f"/api/v1/requests/{ref}/decisions", json={"kind": "nothing_held", "system": "crm"}, headers=owner
+    )
+    assert other.status_code == 403
+    upload = await api.post(
+        f"/api/v1/requests/{ref}/systems/crm/found",
+        files={"file": ("x.jpg", b"\xff\xd8\xffxx")},
+        headers=owner,
+    )
+    assert upload.status_code == 403
+    # Their own system passes the role check; the case then says it is not searching it.
+    own = await api.post(
+        f"/api/v1/requests/{ref}/decisions", json={"kind": "nothing_held", "system": "cctv"}, headers=owner
+    )
+    assert own.status_code == 409, own.text
+    assert "not allowed while the case is verifying" in own.json()["detail"]
+    verify = await api.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"}, headers=owner)
+    assert verify.status_code == 403

@@ -34,7 +34,7 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
-from console.auth import OPERATOR, REVIEWER, Staff, forbidden, staff
+from console.auth import OPERATOR, OWNER_PREFIX, REVIEWER, Staff, forbidden, staff
 from console.services import (
     DECISION_ROLE,
     MAX_REASON,
@@ -312,7 +312,9 @@ async def decide(
     if body.system and not re.match(SYSTEM_RE, body.system):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="system: not a system name")
     role = DECISION_ROLE[body.kind]
-    if not who.has(role):
+    if body.kind == DecisionKind.NOTHING_HELD and body.system and who.owns(body.system):
+        role = f"{OWNER_PREFIX}{body.system}"  # the system's owner answers for it
+    elif not who.has(role):
         raise forbidden(who, [role])
     decision = Decision(
         kind=body.kind,
@@ -370,19 +372,21 @@ async def system_found(
     ref: Reference,
     system: Annotated[str, Path(pattern=SYSTEM_RE)],
     svc: ServicesDep,
-    who: Annotated[Staff, Depends(staff(OPERATOR))],
+    who: Annotated[Staff, Depends(staff())],
     file: Annotated[UploadFile, File(description="what the search by hand found (any format)")],
     reason: Annotated[str, Form(max_length=MAX_REASON)] = "",
     records: Annotated[int, Form(ge=1, le=1_000_000)] = 1,
 ) -> DecisionResultBody:
-    """A manual system's searcher uploads what they found. The upload is encrypted into the
-    blob store as it streams in; if the case refuses it (not waiting for that system), it is
-    deleted again."""
+    """A manual system's searcher (its owner, ``owner:<system>``, or an operator) uploads what
+    they found. The upload is encrypted into the blob store as it streams in; if the case
+    refuses it (not waiting for that system), it is deleted again."""
     check_reference(ref)
+    if not (who.has(OPERATOR) or who.owns(system)):
+        raise forbidden(who, [OPERATOR, f"{OWNER_PREFIX}{system}"])
     attachment = await asyncio.to_thread(store_upload, svc.blobs, ref, f"{system}-manual.bin", file)
     decision = Decision(
         kind=DecisionKind.SYSTEM_FOUND,
-        actor=who.actor(OPERATOR),
+        actor=who.actor(f"{OWNER_PREFIX}{system}", OPERATOR),
         reason=reason.strip(),
         system=system,
         attachment=attachment,
