@@ -203,8 +203,13 @@ class CasePolicy:
     #: approve the review without a person when no exemption fired (nothing withheld,
     #: redacted or kept, and no exemption that needs a person's confirmation)
     review_auto_approve: bool = False
-    #: four-eyes: the reviewer must not be the operator who verified the person's identity
+    #: four-eyes: the approver must not be who verified the person's identity nor who amended
+    #: the review last. ``four_eyes`` covers every case; ``four_eyes_for`` some (selectors:
+    #: "*", a regime, a request type, or "REGIME/type", as ``workflows.rules.policy_applies``)
     four_eyes: bool = False
+    four_eyes_for: list[str] = field(default_factory=list)
+    #: cases whose review needs two approvers, who differ (e.g. ["erasure"])
+    second_approver_for: list[str] = field(default_factory=list)
 
 
 class AgentAuthority(StrEnum):
@@ -411,5 +416,9 @@ class ReviewStatus:
     needs_confirmation: list[str] = field(default_factory=list)
     amendments: int = 0
     approved_by: str = ""  # an operator, or "dsar" when approved automatically
+    #: who has approved so far, in order (two where a second approver is required)
+    approvals: list[str] = field(default_factory=list)
+    #: who made the last amendment (four-eyes: they may not approve)
+    last_amended_by: str = ""
     #: erasure and the other changes: the plan the reviewer approves (text, counts, reasons)
     plan_ref: str = ""

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsar.model import Regime
+from dsar.reviewpolicy import check_selector
 
 #: Default calendar per regime (LEGAL.md §2.1): a controller may override each one.
 DEFAULT_CALENDARS: dict[Regime, str] = {
@@ -123,8 +124,13 @@ class Settings(BaseSettings):
     case_retention_days: int = Field(default=365, ge=1)
     #: approve a case's review without a person when no exemption fired
     review_auto_approve: bool = False
-    #: four-eyes: whoever verified the person's identity may not approve the review
+    #: four-eyes: whoever verified the person's identity, or amended the review last, may not
+    #: approve it. ``four_eyes`` for every case; ``four_eyes_for`` for some, JSON selectors:
+    #: "*", a regime ("UK_GDPR"), a request type ("erasure") or both ("CCPA/access").
     four_eyes: bool = False
+    four_eyes_for: list[str] = Field(default_factory=list)
+    #: reviews that need two different approvers, as selectors, e.g. ["erasure"]
+    second_approver_for: list[str] = Field(default_factory=list)
     #: Email intake (intake/mailparse.py): the regime of mail that names no law or place, and the
     #: regime each privacy mailbox or brand domain serves, JSON, e.g.
     #: {"privacy-us@northwind.example.com": "CCPA"}; the message size caps.
@@ -157,6 +163,12 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _review_selectors(self) -> Settings:
+        for selector in (*self.four_eyes_for, *self.second_approver_for):
+            check_selector(selector)
+        return self
 
     @model_validator(mode="after")
     def _no_dev_sign_in_in_production(self) -> Settings:
