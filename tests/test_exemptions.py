@@ -860,7 +860,7 @@ def test_the_review_package_says_what_happens_and_why(demo_pg: dict[str, str]) -
     assert "    (a person must confirm each use; the person is told it was used)" in bases
     # the reviewer sees what the person will not be told
     crime = bases.index("  uk-dpa-sch2-p1-crime: Crime and taxation (DPA 2018 Sch 2 para 2)")
-    assert "never mentioned to the person" in " ".join(bases[crime : crime + 5])
+    assert "never mentioned to the person" in " ".join(bases[crime : crime + 7])
     assert package.needs_confirmation and set(package.needs_confirmation) == {
         "uk-dpa-sch2-p1-crime",
         "uk-dpa-sch2-p4-legal-privilege",
