@@ -30,7 +30,11 @@ def message_id(key: str) -> str:
     return f"<{digest}@dsar>"
 
 
-def build_message(key: str, sender: str, to: str, subject: str, body: str) -> EmailMessage:
+def build_message(
+    key: str, sender: str, to: str, subject: str, body: str, html: str | None = None
+) -> EmailMessage:
+    """A letter: its text, and when given an HTML alternative with the same content
+    (multipart/alternative: a mail program shows the one it prefers)."""
     msg = EmailMessage()
     msg["From"] = sender
     msg["To"] = to
@@ -38,6 +42,8 @@ def build_message(key: str, sender: str, to: str, subject: str, body: str) -> Em
     msg["Message-ID"] = message_id(key)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg.set_content(body)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
     return msg
 
 

@@ -57,7 +57,8 @@ from dsar.datamap import (
 )
 from dsar.exemptions import Basis, CaseFacts, ExemptionCatalogue, Outcome, RecordDecision, record_key
 from dsar.model import Regime, RequestType, SystemResult
-from dsar.regimes import REGIMES, REQUEST_LABELS
+from dsar.regimes import REGIMES
+from dsar.wording import long_date, request_name
 
 __all__ = [
     "EMBED_ROWS",
@@ -383,6 +384,7 @@ class EntitySummary:
     redactions: Counter[tuple[str, _Ground]] = field(default_factory=Counter)  # (field, why) -> n
     rows: list[list[str]] = field(default_factory=list)  # embedded in the report, if few
     categories: list[str] = field(default_factory=list)
+    label: str = ""  # what the person reads (the data map's label)
 
     @property
     def withheld_total(self) -> int:
@@ -401,6 +403,7 @@ class SystemSummary:
     entities: list[EntitySummary] = field(default_factory=list)
     upload: str = ""  # file found by hand
     upload_records: int = 0
+    label: str = ""  # what the person reads (the data map's label)
 
 
 @dataclass
@@ -646,6 +649,7 @@ class _Build:
             [f"{base}.json", f"{base}.csv"],
             declared,
             categories=sorted({entity.fields[c].category for c in declared}),
+            label=entity.label or entity.name,
         )
         matched: set[str] = set()
 
@@ -812,7 +816,7 @@ def _system(build: _Build, zf: pyzipper.AESZipFile, result: SystemResult) -> Sys
     if config is None:
         raise PackageError(f"system '{result.system}' was searched but is no longer in the data map")
     status = _STATUS_LABELS.get(result.status, "not searched")
-    summary = SystemSummary(config.name, config.description, status)
+    summary = SystemSummary(config.name, config.description, status, label=config.label or config.name)
     if result.status != "found" or not result.blob_ref:
         return summary
     if parse_ref(result.blob_ref)[0] != build.case.reference:
@@ -888,7 +892,7 @@ def _report(build: _Build, systems: list[SystemSummary], produced: datetime, *, 
         reference=case.reference,
         regime=case.regime.value,
         regime_label=REGIMES[case.regime].label,
-        request=REQUEST_LABELS[case.request_type],
+        request=request_name(case.regime, case.request_type).name,
         portability=build.portability,
         received=_long_date(case.received),
         produced=_long_date(produced.date()),
@@ -928,7 +932,7 @@ def _left_out_reason(regime: Regime, fc: FieldConfig, system: SystemConfig) -> s
 
 
 def _long_date(value: date) -> str:
-    return f"{value.day} {value:%B %Y}"
+    return long_date(value)
 
 
 _environment = jinja2.Environment(

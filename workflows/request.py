@@ -91,6 +91,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from dsar.regimes import REGIMES, REQUEST_LABELS
     from dsar.timeutil import end_of_day, local_date, local_instant, local_minute
+    from dsar.wording import request_name
     from workflows.rules import (
         ALLOWED,
         ANSWERS,
@@ -1714,11 +1715,15 @@ class DataSubjectRequest:
         key = f"{self._case.reference}/letter/{kind}/{self._seq}"
         regime = REGIMES[self._case.regime]
         address, greeting = self._requester()
+        name = request_name(self._case.regime, self._case.request_type)
         base = {
             "reference": self._case.reference,
             "greeting": greeting,
             "controller": self._case.policy.controller,
             "request_label": REQUEST_LABELS[self._case.request_type],
+            "request_name": name.name,
+            "a_request": name.a_name,
+            "provision": name.provision,
             "request_type": self._case.request_type.value,
             "regime": regime.label,
             "authority": regime.authority,
