@@ -1338,7 +1338,8 @@ def render_review_package(package: ReviewPackage) -> str:
             out += _para(f"{cited.id}: {cited.title} ({cited.citation})", "  ", "    ")
             out += _para(cited.summary, "    ", "")
             notes = ["a person must confirm each use" if cited.review_required else "applies as mapped"]
-            notes.append("the person is told it was used" if cited.may_mention else "never mentioned to the person")
+            told = "the person is told it was used" if cited.may_mention else "never mentioned to the person"
+            notes.append(told)
             if not cited.verified:
                 notes.append("wording not verified against the source: check before quoting it")
             out += _para(f"({'; '.join(notes)})", "    ", " ")

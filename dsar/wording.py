@@ -55,6 +55,7 @@ _GDPR_NAMES: dict[RequestType, RequestName] = {
     RequestType.OPT_OUT_SALE_SHARING: _n("objection to the use of your personal data", "Article 21"),
     RequestType.LIMIT_SENSITIVE: _n("request to restrict the use of your personal data", "Article 18"),
 }
+_LIMIT = "request to limit the use of sensitive personal information"
 #: CCPA/CPRA: the rights as Cal. Civ. Code §§1798.100-.121 name them.
 _CCPA_NAMES: dict[RequestType, RequestName] = {
     RequestType.ACCESS: _n("request to know", "§1798.110"),
@@ -62,8 +63,8 @@ _CCPA_NAMES: dict[RequestType, RequestName] = {
     RequestType.ERASURE: _n("request to delete", "§1798.105"),
     RequestType.RECTIFICATION: _n("request to correct", "§1798.106"),
     RequestType.OPT_OUT_SALE_SHARING: _n("request to opt out of sale or sharing", "§1798.120"),
-    RequestType.LIMIT_SENSITIVE: _n("request to limit the use of sensitive personal information", "§1798.121"),
-    RequestType.RESTRICTION: _n("request to limit the use of sensitive personal information", "§1798.121"),
+    RequestType.LIMIT_SENSITIVE: _n(_LIMIT, "§1798.121"),
+    RequestType.RESTRICTION: _n(_LIMIT, "§1798.121"),
     RequestType.OBJECTION: _n("request to opt out of sale or sharing", "§1798.120"),
 }
 #: Virginia, Colorado, Connecticut, Utah: "a consumer may invoke the right to ..."

@@ -128,7 +128,11 @@ async def test_erasure_is_carried_out_verified_suppressed_and_the_letter_says_wh
     # an import that would add her again is refused
     suppression = SuppressionList.from_settings(settings, store.engine)
     assert suppression.is_suppressed({"email": MARGARET["email"]})
-    response = next(m for m in letters(settings) if "Our response" in str(m["Subject"])).get_content()
+    response = (
+        next(m for m in letters(settings) if "Our response" in str(m["Subject"]))
+        .get_body(("plain",))
+        .get_content()
+    )
     assert "Companies Act" in response and "kept" in response.lower()
     kept = response.split("What we kept")[1]
     assert "fraud" not in kept.lower()  # the open investigation's marker is kept without a word

@@ -13,8 +13,8 @@ import hashlib
 import io
 import ipaddress
 import json
-import re
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -197,7 +197,8 @@ def test_the_access_package_holds_her_data_with_the_review_applied(
     assert [row[0] for row in package.csv("data/crm/fraud_markers.csv")[1:]] == [str(m["id"]) for m in shown]
     assert open_marker.note not in package.everything()
     report = package.report
-    for trace in ("crime and taxation", "DPA 2018 Sch 2 para 2", "An open fraud investigation", "investigation"):
+    traces = ("crime and taxation", "DPA 2018 Sch 2 para 2", "An open fraud investigation", "investigation")
+    for trace in traces:
         assert trace.lower() not in package.everything().lower(), trace
     assert re.search(rf"We found {len(shown)} records? \(Fraud prevention", report)  # the closed one(s) only
 

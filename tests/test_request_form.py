@@ -223,7 +223,7 @@ async def test_a_person_sends_the_form_and_gets_a_reference_and_an_acknowledgeme
     assert case.agent is None
 
     letter = await mail_to(smtp_server, MARGARET["email"], f"We have received your request ({reference})")
-    body = letter.get_content()
+    body = letter.get_body(("plain",)).get_content()
     assert "Dear Margaret Ellis" in body and f"Your case reference is {reference}" in body
     due = re.search(r"We will reply by (\d{4}-\d{2}-\d{2})", body)
     assert due, "no due date in the acknowledgement"
@@ -315,7 +315,7 @@ async def test_an_agent_sends_the_signed_permission_with_the_request(
     assert blob_store_from_settings(settings).get(case.agent.document) == PDF  # kept, encrypted
 
     ack = await mail_to(smtp_server, AGENT["email"], f"We have received your request ({reference})")
-    assert "Dear Priya Shah" in ack.get_content()
+    assert "Dear Priya Shah" in ack.get_body(("plain",)).get_content()
 
 
 async def test_an_agent_without_the_permission_is_asked_for_it_by_email(
@@ -337,7 +337,7 @@ async def test_an_agent_without_the_permission_is_asked_for_it_by_email(
     asked = await mail_to(
         smtp_server, AGENT["email"], f"Please send proof of your authority to act ({reference})"
     )
-    assert f"/r/{reference}/authority?t=" in asked.get_content()
+    assert f"/r/{reference}/authority?t=" in asked.get_body(("plain",)).get_content()
 
 
 async def test_an_upload_that_is_not_a_document_or_too_large_is_refused(

@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
         SearchPlan,
         system_task_queue,
     )
-    from activities.verify import VerifyActivities, VerifyInput, VerifyOutcome
+    from activities.verify import ASKABLE, VerifyActivities, VerifyInput, VerifyOutcome
     from dsar.blobs import parse_ref
     from dsar.clock import ClockPolicy, DeadlineKind, DeadlineNotApplicable, StatutoryClock, primary_kind
     from dsar.model import (
@@ -218,9 +218,12 @@ class DataSubjectRequest:
             else:
                 await self._verify()
             await self._search()
-            await self._review()
-            await self._fulfil()
-            await self._respond()
+            if self._holds_nothing():
+                await self._respond_nothing_held()
+            else:
+                await self._review()
+                await self._fulfil()
+                await self._respond()
         except CaseEnded:
             await self._end()
         watcher.cancel()
@@ -363,9 +366,22 @@ class DataSubjectRequest:
                     + ("; confirmed by the person from the address on file" if purpose else "")
                 )
                 return
+            if check.rounds > 1:
+                await self._operator_decides_identity()
+                break
             await self._ask_for_more(outcome)
         if "verifying" not in self._results:
             self._results["verifying"] = "identity confirmed by an operator"
+
+    async def _operator_decides_identity(self) -> None:
+        """The person answered and is still short: an operator decides (verify, reject, or
+        no data held). Everyone is asked once and in the same words, whatever matched: asking
+        again, and for what, would tell an impostor (or a non-customer) what we hold."""
+        self._identity.reason += "; still short after the person's answer: an operator decides"
+        self._publish()
+        rounds = str(self._identity.rounds)
+        await self._record([self._entry("identity:operator_decides", details={"rounds": rounds})])
+        await self._wait_for(lambda: self._verified)
 
     async def _unless_verified(self, aw: Awaitable[T]) -> T | None:
         """Run ``aw`` unless an operator verifies meanwhile (a system may be down for hours)."""
@@ -493,7 +509,9 @@ class DataSubjectRequest:
         self._clock_version += 1
         self._changes += 1
         until = local_date(workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz)
-        missing = outcome.needed - outcome.points
+        # what we ask depends only on what the person gave, never on what matched: one more
+        # when the email matched or not alike (the number would otherwise tell)
+        missing = outcome.needed - (len(ASKABLE) - len(outcome.ask_for))
         # An agent's request: the person verifies directly with us, where the policy says so
         # (CCPA §7063(a)(2)): to the address we hold for them, else the one the agent gave.
         direct = self._case.agent is not None and outcome.subject_verifies and not self._power_of_attorney()
@@ -866,6 +884,7 @@ class DataSubjectRequest:
                         "records": str(package.records),
                         "withheld": str(package.withheld),
                         "redacted": str(package.redacted),
+                        "untold": str(package.untold),
                         "encrypted": "yes" if package.encrypted else "no",
                         "link_expires": link.expires_at.isoformat(),
                     },
@@ -996,6 +1015,11 @@ class DataSubjectRequest:
 
     async def _respond(self) -> None:
         assert self._outcome is not None
+        package = self._package
+        if package is not None and not (package.records or package.withheld or package.redacted):
+            # all it would hold is left out without a word: an empty copy would tell
+            await self._respond_nothing_held()
+            return
         if self._link is not None and self._package is not None:
             await self._letter(
                 "response",
@@ -1022,9 +1046,52 @@ class DataSubjectRequest:
         facts: dict[str, str] = {"reason": outcome}
         if stage == Stage.EXPIRED:
             facts["awaited"] = outcome
+        if letter == "nothing_held":
+            facts = self._nothing_held_facts()
         await self._letter(letter, **facts)
+        if stage == Stage.RESPONDED:
+            self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
+            self._results["responded"] = f"responded on {self._today()}: no personal data held"
         self._clock_version += 1
         await self._move(stage, reason=outcome)
+
+    def _holds_nothing(self) -> bool:
+        """The search found nothing of the person anywhere it looked."""
+        return not any(s.status == "found" for s in self._systems.values())
+
+    def _nothing_held_facts(self) -> dict[str, str]:
+        """What the "we hold nothing" letter may say, from the search as recorded: the systems
+        searched, and those not searched (skipped, or a search that failed)."""
+        systems = self._systems.values()
+        return {
+            # "found" too: a copy left empty by exemptions the person must not hear of reads as
+            # nothing held (neither confirm nor deny)
+            "searched": ",".join(s.system for s in systems if s.status in ("none", "found")),
+            "skipped": ",".join(s.system for s in systems if s.status in ("skipped", "failed")),
+            "retention_days": str(self._case.policy.case_retention_days),
+        }
+
+    async def _respond_nothing_held(self) -> None:
+        """We hold no personal data about the person: a plain letter says so, with what the law
+        still asks us to tell them; no empty package, no review of nothing."""
+        self._outcome = "no personal data held: the person was told so"
+        self._results["fulfilling"] = "nothing to fulfil: the search found no personal data"
+        await self._letter("nothing_held", **self._nothing_held_facts())
+        self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
+        self._clock_version += 1
+        self._results["responded"] = f"responded on {self._today()}: no personal data held"
+        await self._move(Stage.RESPONDED, reason="no personal data held")
+
+    def _end_identity_waits(self) -> str:
+        """An operator verified while the case waited for the person's identity or an agent's
+        authority: the wait ends, and the clock records the answer that day (identity is
+        settled then, as if it had arrived)."""
+        ended = []
+        for asked in (DecisionKind.REQUEST_IDENTITY, DecisionKind.REQUEST_AUTHORITY):
+            if WAITS[asked].name in self._awaiting:
+                self._answered(asked)
+                ended.append(WAITS[asked].name)
+        return ",".join(ended)
 
     def _outcome_text(self, result: FulfilResult) -> str:
         if result.mode == "package":
@@ -1115,6 +1182,11 @@ class DataSubjectRequest:
         today = self._today().isoformat()
         if d.kind == DecisionKind.VERIFY:
             self._verified = True
+            ended = self._end_identity_waits()
+            if ended:
+                details["wait_ended"] = ended
+        elif d.kind == DecisionKind.NO_DATA_HELD:
+            self._ending = (Stage.RESPONDED, "no personal data held about the person", "nothing_held")
         elif d.kind == DecisionKind.APPROVE:
             self._approved = True
             if self._review_status is not None:
@@ -1481,7 +1553,9 @@ class DataSubjectRequest:
             raise ValueError(f"nothing was asked of the person for '{ANSWERS[d.kind].name}'")
         if d.kind == DecisionKind.VERIFY and self._verified:
             raise ValueError("identity is already confirmed")
-        if d.kind in (DecisionKind.VERIFY, DecisionKind.APPROVE) and self._awaiting:
+        if d.kind == DecisionKind.NO_DATA_HELD:
+            self._validate_no_data_held(d)
+        if d.kind == DecisionKind.APPROVE and self._awaiting:
             raise ValueError(
                 f"still waiting for the person ({', '.join(sorted(self._awaiting))}): record the answer first"
             )
@@ -1500,6 +1574,13 @@ class DataSubjectRequest:
                 )
             if d.regime not in {r.value for r in Regime}:
                 raise ValueError(f"'classify' needs a regime, one of: {', '.join(r.value for r in Regime)}")
+
+    def _validate_no_data_held(self, d: Decision) -> None:
+        if not d.reason.strip():
+            raise ValueError("'no_data_held' needs a reason: how you know we hold nothing (it is recorded)")
+        found = [s.system for s in self._systems.values() if s.status == "found"]
+        if found:
+            raise ValueError(f"the search found the person's data in {', '.join(found)}: it is held")
 
     def _validate_system_decision(self, d: Decision) -> None:
         result = self._systems.get(d.system)
