@@ -542,7 +542,7 @@ class DataSubjectRequest:
         plan: SearchPlan = await self._or_end(
             workflow.execute_local_activity_method(
                 SearchActivities.plan_search,
-                PlanInput(self._case.reference, sorted(self._identifiers)),
+                PlanInput(self._case.reference, sorted(self._identifiers), self._case.request_type.value),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=WORK_RETRY,
                 summary="plan search from the data map",
