@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -40,7 +41,7 @@ from dsar.model import (
 )
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from dsar.timeutil import end_of_day, local_date, local_instant
+from dsar.timeutil import due_attribute, end_of_day, local_date, local_instant
 from intake.service import NewRequest, open_case
 from tests.conftest import read
 from workflows.request import DataSubjectRequest
@@ -228,7 +229,10 @@ async def test_search_attributes_show_stage_and_due(
     attrs = {k.name: v for k, v in ((p.key, p.value) for p in desc.typed_search_attributes)}
     assert attrs["DsrStage"] == "verifying"
     assert attrs["DsrRegime"] == "CCPA" and attrs["DsrType"] == "access"
-    assert attrs["DsrDue"] == end_of_day(date.fromisoformat(s.due), TZ)
+    due_at = attrs["DsrDue"]
+    assert due_at == due_attribute(date.fromisoformat(s.due), TZ)
+    # the Web UI, in the controller's time zone, shows the statutory due date itself
+    assert due_at.astimezone(ZoneInfo(TZ)).date() == date.fromisoformat(s.due)
     assert attrs["DsrBreached"] is False
     # personal data never in search attributes
     assert not any("margaret" in str(v).lower() for v in attrs.values())

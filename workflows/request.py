@@ -90,7 +90,7 @@ with workflow.unsafe.imports_passed_through():
         SystemResult,
     )
     from dsar.regimes import REGIMES, REQUEST_LABELS
-    from dsar.timeutil import end_of_day, local_date, local_instant, local_minute
+    from dsar.timeutil import due_attribute, end_of_day, local_date, local_instant, local_minute
     from dsar.wording import request_name
     from workflows.rules import (
         ALLOWED,
@@ -1905,7 +1905,7 @@ class DataSubjectRequest:
         while True:
             await workflow.wait_condition(lambda: self._publish_wanted)
             self._publish_wanted = False
-            due = end_of_day(self._due(), self._tz)
+            due = due_attribute(self._due(), self._tz)
             current = (self._stage, due, self._breached)
             if current != self._published:
                 self._published = current
