@@ -21,7 +21,7 @@ from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
 from dsar.mail import Mailer, build_message
 from dsar.settings import Settings
-from dsar.wording import lay_out, long_date, plural, system_labels
+from dsar.wording import lay_out, long_date, long_time, plural, system_labels
 
 log = get_logger("dsar.activities.notify")
 
@@ -34,6 +34,7 @@ _TEMPLATES = jinja2.Environment(
     lstrip_blocks=True,
 )
 _TEMPLATES.filters["long_date"] = long_date
+_TEMPLATES.filters["long_time"] = long_time
 _TEMPLATES.globals["plural"] = plural
 
 #: Letters addressed to the privacy team rather than the person (escalations to the DPO).

@@ -244,7 +244,7 @@ def response_paragraph(
     lines = [
         "We have prepared a copy of the personal data we hold about you. You can download it here:",
         "",
-        url,
+        "    " + url,  # to copy exactly: never wrapped, and a link in the HTML alternative
         "",
         f"The link works until {_when(expires_at, timezone)}. Open report.html in the download first: it "
         "explains what we hold, why, who we share it with and how long we keep it.",

@@ -21,6 +21,7 @@ from datetime import date, datetime
 from markupsafe import Markup, escape
 
 from dsar.model import Regime, RequestType
+from dsar.regimes import REGIMES, REQUEST_LABELS
 
 #: Columns of a letter's text part (RFC 5322 recommends lines of at most 78 characters).
 WIDTH = 72
@@ -109,6 +110,12 @@ def long_date(value: date | datetime | str) -> str:
     if isinstance(value, str):
         value = date.fromisoformat(value[:10])
     return f"{value.day} {value:%B %Y}"
+
+
+def long_time(value: str) -> str:
+    """``10:02 on 5 January 2027`` from ``2027-01-05 10:02`` (a local time as the case shows it)."""
+    day, _, clock = value.partition(" ")
+    return f"{clock} on {long_date(day)}" if clock else long_date(day)
 
 
 def plural(n: int, word: str, words: str | None = None) -> str:
@@ -233,3 +240,40 @@ def system_labels(datamap: object, names: str) -> str:
         label = config.label if config is not None else words(name)
         labels.append("our " + (label if label[:2].isupper() else label[:1].lower() + label[1:]))
     return and_list(labels)
+
+
+def letter_facts(
+    reference: str,
+    regime: Regime,
+    request_type: RequestType,
+    *,
+    greeting: str,
+    controller: str,
+    received: str,
+    due: str,
+    stage: str,
+    waiting_for: str,
+    clock_note: str = "",
+) -> dict[str, str]:
+    """What every letter may say, from the case as it stands (the workflow's record of it);
+    a letter's own facts are added to these. Dates are ISO here: templates write them out."""
+    facts = REGIMES[regime]
+    name = request_name(regime, request_type)
+    return {
+        "reference": reference,
+        "greeting": greeting,
+        "controller": controller,
+        "request_label": REQUEST_LABELS[request_type],
+        "request_name": name.name,
+        "a_request": name.a_name,
+        "provision": name.provision,
+        "request_type": request_type.value,
+        "regime": facts.label,
+        "authority": facts.authority,
+        "legal_basis": facts.extension_basis or "",
+        "received": received,
+        "due": due,
+        "stage": stage,
+        "waiting_for": waiting_for,
+        "clock_note": clock_note,
+    }

@@ -138,7 +138,7 @@ async def test_short_points_ask_for_more_through_a_form_and_the_answer_verifies(
     h = await start(ts_env, store, settings, regime=Regime.CCPA, identifiers=ids)
     s = await wait_until(h, lambda s: s.waiting_for == "person: identity")
     due_before = s.due
-    letter = await mail_to(smtp_server, MARGARET["email"], "a little more information")
+    letter = await mail_to(smtp_server, MARGARET["email"], "More information needed")
     body = read(letter)
     assert "Please give us 1 more piece of information about yourself" in body
     for held in (MARGARET["phone"], "7911", MARGARET["postcode"], MARGARET["date_of_birth"]):
@@ -399,7 +399,7 @@ async def test_an_agents_request(
         await at_stage(h, Stage.REVIEWING)
     elif path == "direct":
         await wait_until(h, lambda s: s.waiting_for == "person: identity")
-        letter = await mail_to(smtp_server, MARGARET["email"], "a little more information")
+        letter = await mail_to(smtp_server, MARGARET["email"], "More information needed")
         assert "on your behalf" in read(letter)
         assert not [m for m in letters_to(smtp_server, AGENT.email) if "more information" in m]
     assert AGENT.email not in str([(e.reason, e.details) for e in store.audit_trail(h.id)])

@@ -91,7 +91,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from dsar.regimes import REGIMES, REQUEST_LABELS
     from dsar.timeutil import due_attribute, end_of_day, local_date, local_instant, local_minute
-    from dsar.wording import request_name
+    from dsar.wording import letter_facts
     from workflows.rules import (
         ALLOWED,
         ANSWERS,
@@ -1794,27 +1794,19 @@ class DataSubjectRequest:
         team letters, otherwise to the person."""
         self._seq += 1
         key = f"{self._case.reference}/letter/{kind}/{self._seq}"
-        regime = REGIMES[self._case.regime]
         address, greeting = self._requester()
-        name = request_name(self._case.regime, self._case.request_type)
-        base = {
-            "reference": self._case.reference,
-            "greeting": greeting,
-            "controller": self._case.policy.controller,
-            "request_label": REQUEST_LABELS[self._case.request_type],
-            "request_name": name.name,
-            "a_request": name.a_name,
-            "provision": name.provision,
-            "request_type": self._case.request_type.value,
-            "regime": regime.label,
-            "authority": regime.authority,
-            "legal_basis": regime.extension_basis or "",
-            "received": self._received.isoformat(),
-            "due": self._due().isoformat(),
-            "stage": self._stage.value,
-            "waiting_for": self._waiting_for() or "nothing",
-            "clock_note": self._clock_note(kind),
-        }
+        base = letter_facts(
+            self._case.reference,
+            self._case.regime,
+            self._case.request_type,
+            greeting=greeting,
+            controller=self._case.policy.controller,
+            received=self._received.isoformat(),
+            due=self._due().isoformat(),
+            stage=self._stage.value,
+            waiting_for=self._waiting_for() or "nothing",
+            clock_note=self._clock_note(kind),
+        )
         recipient = to or (None if kind in TEAM_LETTERS else address)
         if not facts.get("greeting"):
             facts.pop("greeting", None)
