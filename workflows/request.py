@@ -1186,7 +1186,7 @@ class DataSubjectRequest:
             if ended:
                 details["wait_ended"] = ended
         elif d.kind == DecisionKind.NO_DATA_HELD:
-            self._ending = (Stage.RESPONDED, "no personal data held about the person", "nothing_held")
+            self._ending = (Stage.RESPONDED, "no personal data held: the person was told so", "nothing_held")
         elif d.kind == DecisionKind.APPROVE:
             self._approved = True
             if self._review_status is not None:
@@ -1260,7 +1260,9 @@ class DataSubjectRequest:
         await workflow.wait_condition(lambda: True)
         await self._record([])
         if self._ending is not None:
-            await workflow.wait_condition(lambda: self._stage in FINAL_STAGES)
+            # the case ends in a final stage, or answered (no data held): wait for the letter
+            end = self._ending[0]
+            await workflow.wait_condition(lambda: self._stage in FINAL_STAGES or self._stage == end)
         return DecisionResult(
             stage=self._stage, due=self._due().isoformat(), message=self._decision_message(d)
         )
