@@ -250,6 +250,29 @@ def test_the_access_package_holds_her_data_with_the_review_applied(
     )
 
 
+def test_a_person_whose_only_fraud_markers_are_open_gets_a_copy_with_no_trace_of_them(
+    searched: Searched,
+    demo_pg: dict[str, str],  # noqa: F811
+) -> None:
+    """Every marker of hers withheld under the crime exemption: the copy has no file, count,
+    category, purpose, recipient or reason of them, and the system shows only what is left."""
+    case = uk_access()
+    crime = Basis("uk-dpa-sch2-p1-crime", "Crime and taxation", "DPA 2018 Sch 2 para 2", "open", "always")
+    markers = truth(demo_pg, select(fraud_markers).where(fraud_markers.c.customer_id == 1))
+    silent = [
+        RecordDecision("crm", "fraud_markers", f"fraud_markers:{m.id}", Outcome.WITHHOLD, [], [crime])
+        for m in markers
+    ]
+    built, package = build(searched, case, searched.decisions(case, silent))
+    assert not [n for n in package.files if "fraud" in n]
+    everything = package.everything().lower()
+    for trace in ("fraud", "cifas", "crime", "sch 2 para 2", "investigation"):
+        assert trace not in everything, trace
+    manifest = json.loads(package.files["manifest.json"])
+    assert not [n for n in manifest["files"] if "fraud" in n]
+    assert built.untold >= len(markers) and built.withheld == 0
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
