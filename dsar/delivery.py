@@ -233,8 +233,10 @@ def deliver_via_s3(
 def _when(moment: datetime, timezone: str) -> str:
     from zoneinfo import ZoneInfo
 
+    from dsar.wording import long_date
+
     local = moment.astimezone(ZoneInfo(timezone))
-    return f"{local:%H:%M} on {local.day} {local:%B %Y}"
+    return f"{local:%H:%M} on {long_date(local.date())}"
 
 
 def response_paragraph(

@@ -105,11 +105,16 @@ def request_name(regime: Regime, request_type: RequestType) -> RequestName:
     return _OTHER_NAMES[request_type]
 
 
+#: Month names (not strftime's %B, which follows the server's locale).
+MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+          "October", "November", "December")  # fmt: skip
+
+
 def long_date(value: date | datetime | str) -> str:
     """``5 January 2027``: the form a person reads without thinking (never 2027-01-05 or 01/05)."""
     if isinstance(value, str):
         value = date.fromisoformat(value[:10])
-    return f"{value.day} {value:%B %Y}"
+    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
 
 
 def long_time(value: str) -> str:
