@@ -473,7 +473,7 @@ async def test_the_report_opens_in_headless_chromium(searched: Searched, tmp_pat
             ]
             for name in ("Automated decisions, including profiling", "Complaining to the regulator"):
                 assert await page.get_by_role("heading", name=name).is_visible()
-            table = page.get_by_role("table", name="Orders in crm: 3 records")
+            table = page.get_by_role("table", name="Orders (Customer database): 3 records")
             assert await table.is_visible()
             assert await page.locator("a[href='data/crm/orders.csv']").first.is_visible()
             assert await accessibility_problems(page) == []

@@ -33,7 +33,17 @@ from console.app import create_app
 from demo.seed import MARGARET as HER
 from demo.seed import seed_demo
 from dsar.datamap import DataMap
-from dsar.model import AgentDetails, Channel, Decision, DecisionKind, Regime, RequestType, Snapshot, Stage
+from dsar.model import (
+    AgentDetails,
+    Channel,
+    ClockEventType,
+    Decision,
+    DecisionKind,
+    Regime,
+    RequestType,
+    Snapshot,
+    Stage,
+)
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from dsar.wording import request_name
@@ -357,6 +367,10 @@ async def test_every_claim_in_the_letters_and_the_report_holds_against_the_recor
                 )
         if not systems:  # closed by an operator before any search
             assert "We have checked our records" in response
+            assert "decision:no_data_held" in [e.action for e in case.audit]
+        # the clock and the audit trail record the answer
+        assert ClockEventType.RESPONDED in [e.type for e in s.clock_events]
+        assert "stage:responded" in [e.action for e in case.audit]
         return
     assert "we hold no personal data" not in response
 
