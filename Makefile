@@ -34,7 +34,14 @@ system-packages:
 	      || { echo "could not install $$pkg"; exit 1; }; \
 	  fi; done
 
-install: $(STAMP) bytecode system-packages
+# Front-end packages the app serves itself (HTMX, Swagger UI: no CDN) and the OpenID provider the
+# sign-in tests run (oidc-provider on the machine's Node.js), pinned in package-lock.json.
+NODE_STAMP := node_modules/.installed-stamp
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+install: $(STAMP) bytecode system-packages $(NODE_STAMP)
 
 ## make run: Temporal dev server + Web UI (8233), worker, HTTP app (8000), demo company. Ctrl-C stops all.
 run: install
@@ -54,4 +61,4 @@ bench: install
 	$(PY) bench/throughput.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) var node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

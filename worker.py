@@ -29,6 +29,7 @@ from activities.review import ReviewActivities
 from activities.search import SearchActivities, system_task_queue
 from activities.verify import VerifyActivities
 from dsar.blobs import BlobStore, blob_store_from_settings
+from dsar.casefile import LetterLog
 from dsar.datamap import DataMap
 from dsar.engine import connect
 from dsar.erasure import erasure_hash_key
@@ -68,7 +69,7 @@ def build_workers(
     blobs = blobs or blob_store_from_settings(settings)
     mailer = mailer or mailer_from_settings(settings)
     audit = AuditActivities(store, blobs)
-    notify = NotifyActivities(mailer, settings, blobs, datamap)
+    notify = NotifyActivities(mailer, settings, blobs, LetterLog(store.engine), datamap)
     search = SearchActivities(datamap, blobs)
     verify = VerifyActivities(datamap, GuardStore.from_settings(settings))
     review = ReviewActivities(blobs, datamap)

@@ -10,12 +10,14 @@ post or phone) the letter goes to the privacy team to be posted, marked as such.
 # dsar/model.py).
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
+from email.message import EmailMessage
 
 import jinja2
 from temporalio import activity
 
 from dsar.blobs import BlobStore
+from dsar.casefile import LetterEntry, LetterLog
 from dsar.datamap import DataMap
 from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
@@ -44,6 +46,8 @@ _TO_DPO = frozenset({"escalation", "breach"})
 STAFF_LETTERS = frozenset({"manual_search", "manual_reminder"})
 #: Letters to the address on file (``Letter.to``) rather than the one the request gave.
 ON_FILE_LETTERS = frozenset({"confirm_request"})
+#: What the case file's copy of a letter says instead of a credential the letter carried.
+NOT_KEPT = "[sent to the recipient; not kept in the case file]"
 
 
 @dataclass
@@ -87,12 +91,14 @@ class NotifyActivities:
         mailer: Mailer,
         settings: Settings,
         blobs: BlobStore | None = None,
+        letters: LetterLog | None = None,
         datamap: DataMap | None = None,
     ) -> None:
         self.mailer = mailer
         self.settings = settings
         self.blobs = blobs
-        self.datamap = datamap
+        self.letters = letters  # files a copy of each letter for the case file (the console)
+        self.datamap = datamap  # the labels the person reads for system names
 
     @activity.defn(name="send_letter")
     def send_letter(self, letter: Letter) -> LetterReceipt:
@@ -103,6 +109,12 @@ class NotifyActivities:
 
     def _send(self, letter: Letter) -> LetterReceipt:
         facts = dict(letter.facts)
+        if letter.kind in STAFF_LETTERS and facts.get("system"):
+            # The owner's task page: whom to look for is there, behind sign-in, not in email.
+            facts["task_link"] = (
+                f"{self.settings.console_url.rstrip('/')}/console/tasks/{letter.reference}/{facts['system']}"
+            )
+        masked: dict[str, str] = {}  # what the case file's copy says instead of a credential
         if facts.get("link_purpose"):
             # The link is signed here, so the token (a credential) never enters workflow
             # history; a retried letter mints a new one, and only the one delivered is used.
@@ -117,6 +129,7 @@ class NotifyActivities:
                 hours=int(facts.get("link_hours", "72")),
                 declaration=bool(facts.get("link_declaration")),
             )
+            masked["link"] = NOT_KEPT
         if facts.get("outcome_ref"):  # what was erased or changed, and what was kept and why
             if self.blobs is None:
                 raise ValueError("this letter needs the blob store (its text is kept there)")
@@ -128,14 +141,16 @@ class NotifyActivities:
                 raise ValueError("this letter needs the blob store (a download link or password)")
             if facts.get("link_ref"):
                 url = self.blobs.get(facts["link_ref"]).decode()
-                facts["outcome"] = response_paragraph(
-                    url,
-                    datetime.fromisoformat(facts["link_expires"]),
-                    encrypted=bool(facts.get("encrypted")),
-                    timezone=self.settings.timezone,
-                ) + (f"\n\n{facts['transfer_note']}" if facts.get("transfer_note") else "")
+                for target, link in ((facts, url), (masked, NOT_KEPT)):
+                    target["outcome"] = response_paragraph(
+                        link,
+                        datetime.fromisoformat(facts["link_expires"]),
+                        encrypted=bool(facts.get("encrypted")),
+                        timezone=self.settings.timezone,
+                    ) + (f"\n\n{facts['transfer_note']}" if facts.get("transfer_note") else "")
             if facts.get("password_ref"):
                 facts["password"] = self.blobs.get(facts["password_ref"]).decode()
+                masked["password"] = NOT_KEPT
         for key in ("searched", "skipped"):  # system names, as the person reads them
             if key in facts:
                 facts[key] = system_labels(self.datamap, facts[key])
@@ -154,4 +169,20 @@ class NotifyActivities:
             subject = f"[dsar] Please post this letter for {letter.reference}: {subject}"
         msg = build_message(letter.key, self.settings.mail_from, to, subject, body, html)
         transport = self.mailer.send(letter.key, msg)
+        if masked:
+            copy_subject, copy_body = render(letter.kind, {**facts, **masked})
+            if audience == "post":
+                copy_subject = subject
+            msg = build_message(letter.key, self.settings.mail_from, to, copy_subject, copy_body)
+        self._file(letter, msg, audience, transport)
         return LetterReceipt(key=letter.key, kind=letter.kind, audience=audience, transport=transport)
+
+    def _file(self, letter: Letter, copy: EmailMessage, audience: str, transport: str) -> None:
+        """Keep the case file's copy (encrypted, credentials removed), once per letter key."""
+        if self.letters is None or self.blobs is None or self.letters.filed(letter.key):
+            return
+        ref = self.blobs.put(bytes(copy), case=letter.reference, name=f"letter-{letter.kind}.eml")
+        self.letters.file(
+            LetterEntry(letter.key, letter.kind, audience, transport, ref, datetime.now(UTC)),
+            letter.reference,
+        )

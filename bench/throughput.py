@@ -434,7 +434,7 @@ def tokens(a: argparse.Namespace, var: Path) -> tuple[str, str]:
     """(operator, reviewer) tokens: --token for both, or minted with the stack's JWT secret."""
     if a.token:
         return a.token, a.token
-    settings = Settings(var_dir=var)
+    settings = Settings(var_dir=var, auth_mode="dev")
     return (
         mint_token(settings, "bench-operator", ["operator"]),
         mint_token(settings, "bench-reviewer", ["reviewer"]),

@@ -16,13 +16,20 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from temporalio.client import Client
 
-from console.api import ENGINE_UNREACHABLE, EngineUnavailable, Services, codec_router, health_router, router
-from console.downloads import router as downloads_router
-from console.public import router as public_router
-from console.request_form import router as request_form_router
+from console.api.codec import codec_router
+from console.api.health import health_router
+from console.api.requests import router
+from console.assets import mount_assets
+from console.public.downloads import router as downloads_router
+from console.public.links import router as public_router
+from console.public.request_form import router as request_form_router
+from console.services import ENGINE_UNREACHABLE, EngineUnavailable, Services
+from console.staff import router as staff_router
+from console.staff.pages import engine_unavailable_page
+from console.staff.pages import install as install_staff_pages
 from dsar.logs import get_logger
 from dsar.settings import Settings
 from dsar.store import CaseStore
@@ -50,6 +57,8 @@ def create_app(
     demand if Temporal was not up yet); without a ``store`` it opens the configured register.
     ``codec_requires_auth=False`` is for the local dev stack only, where the Web UI has no login.
     """
+    if not codec_requires_auth and settings.environment == "production":
+        raise ValueError("the codec endpoint must require sign-in in production")
     from dsar.codec import EncryptionCodec
 
     services = Services(settings, client, store)
@@ -68,7 +77,8 @@ def create_app(
         title="dsar",
         summary="Data-subject requests as durable workflows",
         version="1",
-        docs_url="/docs",
+        docs_url=None,  # served from the app's own Swagger UI files (console.assets)
+        redoc_url=None,
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -88,8 +98,22 @@ def create_app(
     app.include_router(public_router)
     app.include_router(request_form_router)
     app.include_router(downloads_router)
+    app.include_router(staff_router)
+    mount_assets(app)
+    _shortcuts(app)
     install_error_handlers(app)
+    install_staff_pages(app)
     return app
+
+
+def _shortcuts(app: FastAPI) -> None:
+    """Where people type: the root and the obvious names lead to the console."""
+
+    async def to_console() -> Response:
+        return RedirectResponse("/console", status_code=status.HTTP_307_TEMPORARY_REDIRECT)
+
+    for path in ("/", "/cases", "/queue"):
+        app.add_api_route(path, to_console, methods=["GET"], include_in_schema=False)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -144,7 +168,9 @@ async def _intake_error(request: Request, exc: IntakeError) -> JSONResponse:
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-async def _engine_unavailable(request: Request, exc: EngineUnavailable) -> JSONResponse:
+async def _engine_unavailable(request: Request, exc: EngineUnavailable) -> Response:
+    if request.url.path.startswith("/console"):
+        return await engine_unavailable_page(request)
     return JSONResponse(
         {"detail": ENGINE_UNREACHABLE},
         status_code=status.HTTP_503_SERVICE_UNAVAILABLE,

@@ -37,14 +37,15 @@ class CliError(Exception):
 
 
 def _token() -> str:
-    token = os.environ.get("DSAR_TOKEN")
+    """The staff token the API calls carry: always given, never made up here (a CLI that signed
+    its own admin token would let anyone with the machine's files act as anyone)."""
+    token = os.environ.get("DSAR_TOKEN", "").strip()
     if token:
         return token
-    # Local development: sign a token with this machine's secret (var/jwt.secret).
-    from console.auth import mint_token
-    from dsar.settings import Settings
-
-    return mint_token(Settings(), "cli", ["admin"])
+    raise CliError(
+        "set DSAR_TOKEN to your staff token: `make run` prints one; on a development machine "
+        "`dsar token --sub NAME --role operator` signs one; in production ask your identity provider"
+    )
 
 
 def _error_text(response: Any) -> str:
@@ -190,11 +191,13 @@ def cmd_queue(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from console.auth import mint_token
+    from console.auth import AuthError, mint_token
     from dsar.settings import Settings
 
     try:
         token = mint_token(Settings(), args.sub, args.role or ["operator"], ttl=timedelta(hours=args.hours))
+    except AuthError as e:
+        raise CliError(str(e)) from None
     except ValueError as e:
         raise CliError(str(e), EXIT_ERROR) from None
     sys.stdout.write(token + "\n")
@@ -286,6 +289,11 @@ def cmd_web(args: argparse.Namespace) -> int:
 
     settings = Settings()
     configure_logging(settings.log_level)
+    if settings.auth_mode == "dev" and settings.http_host not in ("127.0.0.1", "localhost", "::1"):
+        raise CliError(
+            "DSAR_AUTH_MODE=dev (a sign-in page with a role picker) serves loopback only; "
+            "configure DSAR_OIDC_ISSUER and DSAR_OIDC_CLIENT_ID to serve other hosts"
+        )
     uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
     return 0
 

@@ -115,7 +115,7 @@ _COMMON_SYSTEM_KEYS = frozenset({"connector", "label", "description", "defaults"
 _SYSTEM_KEYS: dict[str, frozenset[str]] = {
     "sql": frozenset({"url_env", "max_concurrent"}),
     "s3": frozenset({"bucket", "endpoint_env", "region", "max_concurrent"}),
-    "manual": frozenset({"owner", "instructions", "remind_every_days", "escalate_after_days"}),
+    "manual": frozenset({"owner", "instructions", "remind_every_days", "escalate_after_days", "identifiers"}),
 }
 _ENTITY_KEYS: dict[str, frozenset[str]] = {
     "sql": frozenset(
@@ -366,6 +366,9 @@ class ManualTask:
     instructions: str
     remind_every_days: int = 3
     escalate_after_days: int = 7
+    #: what the owner is shown of the person, and nothing more (data minimisation): the kinds
+    #: they need to search this system (a name for CCTV, an account number for an archive)
+    identifiers: tuple[IdentifierKind, ...] = (IdentifierKind.NAME,)
 
 
 @dataclass(frozen=True)
@@ -897,6 +900,7 @@ class _Loader:
                 ),
                 remind_every_days=self.count(items, "remind_every_days", path, 3),
                 escalate_after_days=self.count(items, "escalate_after_days", path, 7),
+                identifiers=self.manual_identifiers(items, path),
             )
         description = (
             self.text(items["description"][1], f"{path}.description", empty=True)
@@ -938,6 +942,20 @@ class _Loader:
         if not _ENV_NAME.match(value):
             self.fail(node, path, f"'{value}' is not an environment variable name")
         return value
+
+    def manual_identifiers(
+        self, items: dict[str, tuple[Node, Node]], path: str
+    ) -> tuple[IdentifierKind, ...]:
+        """What a manually searched system's owner may see of the person (default: the name)."""
+        if "identifiers" not in items:
+            return (IdentifierKind.NAME,)
+        node = items["identifiers"][1]
+        names = self.texts(node, f"{path}.identifiers")
+        known = {k.value for k in IdentifierKind}
+        odd = [n for n in names if n not in known]
+        if odd or not names:
+            self.fail(node, f"{path}.identifiers", f"list identifier kinds, from: {', '.join(sorted(known))}")
+        return tuple(IdentifierKind(n) for n in dict.fromkeys(names))
 
     def count(self, items: dict[str, tuple[Node, Node]], key: str, path: str, default: int) -> int:
         """A whole number from 1 to 1000 (a concurrency cap, a number of days)."""

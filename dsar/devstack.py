@@ -117,6 +117,11 @@ class Stack:
                 "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "demo"),
             }
         )
+        # The embedded stack is a development machine: the sign-in page with a role picker and
+        # tokens signed with var/jwt.secret, unless an OpenID provider is configured.
+        env.setdefault("DSAR_AUTH_MODE", "dev")
+        env.setdefault("DSAR_CONSOLE_URL", f"http://127.0.0.1:{self.ports.http}")
+        env.setdefault("DSAR_TEMPORAL_UI_URL", f"http://127.0.0.1:{self.ports.ui}" if self.ui else "")
         env.update(self.extra_env)
         return env
 
@@ -286,23 +291,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         refs = [] if args.no_demo_cases else asyncio.run(_demo_cases(stack))
         from console.auth import mint_token
 
-        token = mint_token(Settings(var_dir=var), "dev", ["admin"])
+        dev = stack.env["DSAR_AUTH_MODE"] == "dev"
+        token = mint_token(Settings(var_dir=var, auth_mode="dev"), "dev", ["admin"]) if dev else ""
+        sign_in = "development sign-in: pick a name and roles" if dev else "your identity provider"
         print(
             f"""
 dsar is up in {time.monotonic() - t0:.1f}s
 
+  Staff console       http://127.0.0.1:{stack.ports.http}/console   ({sign_in})
+  Public request form http://127.0.0.1:{stack.ports.http}/request
   HTTP API and docs   http://127.0.0.1:{stack.ports.http}/docs
   Temporal Web UI     http://127.0.0.1:{stack.ports.ui}   (cases are workflows named DSR-...)
   Recordings (S3)     {stack.s3_endpoint}   (moto server, in memory: the demo's call recordings)
   Letters sent        {var / "outbox"}   (no SMTP server configured: one .eml file per letter)
   Logs                {var}/{{temporal,worker-N,web}}.log   ({stack.workers} worker process(es))
 {("  Demo cases opened   " + ", ".join(refs)) if refs else ""}
-Try it (an admin token for this machine is in DSAR_TOKEN below):
-  export DSAR_TOKEN={token}
+Work cases in the console: sign in as an operator to verify, as owner:cctv to answer the CCTV
+search, as a reviewer to approve. From a terminal or a script (an admin token for this machine):
+  export DSAR_TOKEN={token or "<a token from your identity provider>"}
   dsar submit --type access --regime UK_GDPR --name "Margaret Ellis" --email margaret.ellis@example.com
   dsar status DSR-...            # then: dsar decide DSR-... verify
-  dsar systems nothing-held DSR-... cctv --reason "no footage"   # CCTV is searched by hand
-  dsar decide DSR-... approve
+  curl -H "Authorization: Bearer $DSAR_TOKEN" http://127.0.0.1:{stack.ports.http}/console   # the queue
   set -a; . {var / "demo.env"}; set +a; dsar systems check   # the demo's systems
 
 Ctrl-C stops everything this command started.

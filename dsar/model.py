@@ -206,8 +206,13 @@ class CasePolicy:
     #: approve the review without a person when no exemption fired (nothing withheld,
     #: redacted or kept, and no exemption that needs a person's confirmation)
     review_auto_approve: bool = False
-    #: four-eyes: the reviewer must not be the operator who verified the person's identity
+    #: four-eyes: the approver must not be who verified the person's identity nor who amended
+    #: the review last. ``four_eyes`` covers every case; ``four_eyes_for`` some (selectors:
+    #: "*", a regime, a request type, or "REGIME/type", as ``workflows.rules.policy_applies``)
     four_eyes: bool = False
+    four_eyes_for: list[str] = field(default_factory=list)
+    #: cases whose review needs two approvers, who differ (e.g. ["erasure"])
+    second_approver_for: list[str] = field(default_factory=list)
 
 
 class AgentAuthority(StrEnum):
@@ -342,6 +347,23 @@ class Snapshot:
 
 
 @dataclass
+class CaseDetails:
+    """Who the requester is and how the clock is worked out (the ``details`` query): for staff
+    whose role lets them check identity by eye. Personal data: encrypted by the payload codec on
+    its way to the console, never stored in the register, every view audited there."""
+
+    identifiers: dict[str, str]
+    agent: AgentDetails | None
+    corrections: dict[str, str]
+    transfer_to: str
+    #: the regime's rule for this case's due date, one step per line (``StatutoryClock.explain``)
+    clock_rule: list[str]
+    timezone: str
+    calendar: str
+    triage_reason: str = ""
+
+
+@dataclass
 class ProvidedIdentifiers:
     """More identifiers from the person (the secure form, a reply): the ``provide_identifiers``
     Update. Personal data: encrypted in history by the codec, never logged or audited."""
@@ -397,5 +419,9 @@ class ReviewStatus:
     needs_confirmation: list[str] = field(default_factory=list)
     amendments: int = 0
     approved_by: str = ""  # an operator, or "dsar" when approved automatically
+    #: who has approved so far, in order (two where a second approver is required)
+    approvals: list[str] = field(default_factory=list)
+    #: who made the last amendment (four-eyes: they may not approve)
+    last_amended_by: str = ""
     #: erasure and the other changes: the plan the reviewer approves (text, counts, reasons)
     plan_ref: str = ""

@@ -19,6 +19,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from dsar.model import Regime
+from dsar.reviewpolicy import check_selector
 
 #: Default calendar per regime (LEGAL.md §2.1): a controller may override each one.
 DEFAULT_CALENDARS: dict[Regime, str] = {
@@ -43,7 +44,39 @@ class Settings(BaseSettings):
     temporal_namespace: str = "default"
     task_queue: str = "dsar"
     codec_key: str | None = None  # base64 of 32 bytes; default: var/codec.key
-    jwt_secret: str | None = None  # HS256 secret for staff tokens; default: var/jwt.secret
+    #: Staff sign-in. "oidc": an OpenID provider signs staff in and issues API tokens
+    #: (production). "dev": a sign-in page with a role picker and tokens signed with
+    #: ``jwt_secret`` (``make run``); refused in production and off loopback.
+    auth_mode: Literal["oidc", "dev"] = "oidc"
+    #: "production" refuses development shortcuts (the dev sign-in, unauthenticated codec).
+    environment: Literal["development", "production"] = "development"
+    jwt_secret: str | None = None  # dev mode's HS256 secret for staff tokens; default: var/jwt.secret
+    #: The OpenID provider (``auth_mode=oidc``): its issuer URL (discovery is read from
+    #: ``<issuer>/.well-known/openid-configuration``), this app's client id and, for a
+    #: confidential client, its secret (PKCE is used either way).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_scopes: str = "openid profile email"
+    #: Where the roles are in the ID token and API tokens: a dotted path ("roles",
+    #: "realm_access.roles", "groups"); a list or a space-separated string.
+    oidc_roles_claim: str = "roles"
+    #: The provider's group names -> dsar roles, JSON, e.g. {"privacy-ops": "operator"}.
+    oidc_role_map: dict[str, str] = Field(default_factory=dict)
+    #: Which claim names a member of staff in the audit trail (falls back to ``sub``).
+    oidc_username_claim: str = "preferred_username"
+    #: The ``aud`` of API bearer tokens (JWT access tokens, RFC 9068); default: the client id.
+    oidc_api_audience: str | None = None
+    oidc_clock_skew_seconds: int = Field(default=60, ge=0, le=300)
+    #: No token may claim to last longer than this (a bound on ``exp``).
+    max_token_hours: int = Field(default=24, ge=1, le=168)
+    #: Where staff reach the console: the start of the sign-in redirect URI and of the links
+    #: in letters to staff (a manual system owner's task).
+    console_url: str = "http://127.0.0.1:8000"
+    staff_idle_minutes: int = Field(default=30, ge=1)
+    staff_session_hours: int = Field(default=12, ge=1, le=24)
+    #: The Temporal Web UI, for the console's link to a case's workflow ("" for none).
+    temporal_ui_url: str = "http://127.0.0.1:8233"
     #: Signs the links sent to the person (HS256); default: var/link.secret. Several keys,
     #: comma-separated, rotate it: the first signs, any of them verifies.
     link_secret: str | None = None
@@ -91,8 +124,13 @@ class Settings(BaseSettings):
     case_retention_days: int = Field(default=365, ge=1)
     #: approve a case's review without a person when no exemption fired
     review_auto_approve: bool = False
-    #: four-eyes: whoever verified the person's identity may not approve the review
+    #: four-eyes: whoever verified the person's identity, or amended the review last, may not
+    #: approve it. ``four_eyes`` for every case; ``four_eyes_for`` for some, JSON selectors:
+    #: "*", a regime ("UK_GDPR"), a request type ("erasure") or both ("CCPA/access").
     four_eyes: bool = False
+    four_eyes_for: list[str] = Field(default_factory=list)
+    #: reviews that need two different approvers, as selectors, e.g. ["erasure"]
+    second_approver_for: list[str] = Field(default_factory=list)
     #: Email intake (intake/mailparse.py): the regime of mail that names no law or place, and the
     #: regime each privacy mailbox or brand domain serves, JSON, e.g.
     #: {"privacy-us@northwind.example.com": "CCPA"}; the message size caps.
@@ -125,6 +163,21 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _review_selectors(self) -> Settings:
+        for selector in (*self.four_eyes_for, *self.second_approver_for):
+            check_selector(selector)
+        return self
+
+    @model_validator(mode="after")
+    def _no_dev_sign_in_in_production(self) -> Settings:
+        if self.auth_mode == "dev" and self.environment == "production":
+            raise ValueError(
+                "DSAR_AUTH_MODE=dev (tokens signed with a shared secret, a sign-in page with a role "
+                "picker) is refused in production: configure DSAR_OIDC_ISSUER and DSAR_OIDC_CLIENT_ID"
+            )
+        return self
 
     @model_validator(mode="after")
     def _s3_blob_store_needs_a_bucket(self) -> Settings:

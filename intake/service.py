@@ -168,6 +168,8 @@ def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePoli
         case_retention_days=settings.case_retention_days,
         review_auto_approve=settings.review_auto_approve,
         four_eyes=settings.four_eyes,
+        four_eyes_for=list(settings.four_eyes_for),
+        second_approver_for=list(settings.second_approver_for),
     )
 
 

@@ -108,6 +108,7 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
         "var_dir": var_dir,
         "codec_key": TEST_CODEC_KEY,
         "jwt_secret": "test-secret-" + "x" * 32,
+        "auth_mode": "dev",
         "datamap": sql_demo_map(),
         "task_queue": f"dsar-test-{uuid.uuid4().hex[:8]}",
     }
@@ -252,6 +253,23 @@ async def replay_in_sandbox(
     )
     for history in histories:
         await replayer.replay_workflow(history)
+
+
+# --- A browser: Debian's chromium (from `make install`, never Playwright's download), headless ---
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    from playwright.async_api import async_playwright
+
+    assert CHROMIUM.exists(), "Debian's chromium is missing: run `make install`"
+    async with async_playwright() as p:
+        b = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        await b.close()
 
 
 # --- S3: a real moto server on loopback, shared by the S3 connector and blob store tests ---

@@ -121,7 +121,17 @@ async def test_submit_is_idempotent_and_snapshot_shows_stage_and_due(
     assert snap["regime"] == "UK_GDPR"
     assert snap["request_type"] == "access"
     assert snap["clock_events"][0]["type"] == "received"
-    assert EMAIL not in str(snap)  # the snapshot is the case's shape, not the person's data
+    # Who the requester is, for staff who check identity by eye: under "requester" only, and
+    # each view is in the case's audit trail.
+    assert snap["requester"]["identifiers"]["email"] == EMAIL
+    assert EMAIL not in str({k: v for k, v in snap.items() if k != "requester"})
+    assert snap["clock_rule"] and "received" in snap["clock_rule"][0]
+    trail = await api.get(
+        f"/api/v1/requests/{opened['reference']}/audit", headers=bearer(settings, "operator")
+    )
+    views = [e for e in trail.json()["events"] if e["action"] == "requester:viewed"]
+    assert views and views[-1]["details"] == {"via": "api"}
+    assert views[-1]["actor"].split(":")[0] in ("operator", "reviewer")
 
 
 # --------------------------------------------------------------------------------------------
@@ -281,7 +291,7 @@ async def test_tokens_are_checked(api: httpx.AsyncClient, settings: Settings) ->
     claims = {"sub": "mallory", "roles": ["admin"], "iss": "dsar", "aud": "dsar-api",
               "iat": int(now.timestamp()), "exp": int((now + timedelta(hours=1)).timestamp())}  # fmt: skip
     forged = jwt.encode(claims, "not-the-secret-" + "y" * 32, algorithm="HS256")
-    expired = mint_token(settings, "alice", ["operator"], ttl=timedelta(seconds=-60))
+    expired = mint_token(settings, "alice", ["operator"], ttl=timedelta(seconds=-600))  # past the skew
     wrong_aud = jwt.encode({**claims, "aud": "another-api"}, settings.jwt_secret_value, algorithm="HS256")
     wrong_iss = jwt.encode({**claims, "iss": "elsewhere"}, settings.jwt_secret_value, algorithm="HS256")
     no_sub = jwt.encode({k: v for k, v in claims.items() if k != "sub"}, settings.jwt_secret_value, "HS256")
@@ -295,6 +305,23 @@ async def test_tokens_are_checked(api: httpx.AsyncClient, settings: Settings) ->
         assert r.json()["detail"], name
     r = await api.get(path, headers={"Authorization": f"Bearer {expired}"})
     assert "expired" in r.json()["detail"]
+
+    # Signed with the right key, but claims a library would coerce: refused, never a 5xx.
+    key = settings.jwt_secret_value
+    year = 365 * 24 * 3600
+    strict = {
+        "exp as a string": jwt.encode({**claims, "exp": str(claims["exp"])}, key),
+        "exp far ahead": jwt.encode({**claims, "exp": 1e30}, key),
+        "exp infinite": jwt.encode({**claims, "exp": float("inf")}, key),
+        "exp a boolean": jwt.encode({**claims, "exp": True}, key),
+        "iat a year ahead": jwt.encode({**claims, "iat": int(now.timestamp()) + year}, key),
+        "crit header": jwt.encode(claims, key, headers={"crit": ["exp"]}),
+        "roles not a list": jwt.encode({**claims, "roles": "admin"}, key),
+        "another algorithm": jwt.encode(claims, key, algorithm="HS512"),
+    }
+    for name, token in strict.items():
+        r = await api.get(path, headers={"Authorization": f"Bearer {token}"})
+        assert r.status_code == 401, name
 
     ok = await api.get(
         path, headers={"Authorization": f"Bearer {jwt.encode(claims, settings.jwt_secret_value)}"}
@@ -526,3 +553,31 @@ async def test_codec_for_the_dev_stack_needs_no_token_and_allows_the_ui_origin(
         assert "access-control-allow-origin" not in other.headers
         # the API itself still needs a token
         assert (await api.get("/api/v1/requests")).status_code == 401
+
+
+async def test_a_system_owner_answers_only_for_their_system(
+    api: httpx.AsyncClient, settings: Settings
+) -> None:
+    """``owner:<system>`` may answer a search by hand of that system, and nothing else."""
+    ref = (await submit(api, settings))["reference"]
+    await wait_stage(api, settings, ref, {"verifying"})
+    owner = bearer(settings, "owner:cctv", sub="fiona")
+    assert (await api.get(f"/api/v1/requests/{ref}", headers=owner)).status_code == 403
+    other = await api.post(
+        f"/api/v1/requests/{ref}/decisions", json={"kind": "nothing_held", "system": "crm"}, headers=owner
+    )
+    assert other.status_code == 403
+    upload = await api.post(
+        f"/api/v1/requests/{ref}/systems/crm/found",
+        files={"file": ("x.jpg", b"\xff\xd8\xffxx")},
+        headers=owner,
+    )
+    assert upload.status_code == 403
+    # Their own system passes the role check; the case then says it is not searching it.
+    own = await api.post(
+        f"/api/v1/requests/{ref}/decisions", json={"kind": "nothing_held", "system": "cctv"}, headers=owner
+    )
+    assert own.status_code == 409, own.text
+    assert "not allowed while the case is verifying" in own.json()["detail"]
+    verify = await api.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"}, headers=owner)
+    assert verify.status_code == 403

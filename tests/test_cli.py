@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from console.app import create_app
-from console.auth import mint_token, verify_token
+from console.auth import mint_token, verify_dev_token
 from dsar.model import Channel, Regime, RequestType
 from dsar.settings import Settings
 from dsar.store import CaseStore, NewCase
@@ -45,6 +45,7 @@ def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
         {
             "DSAR_VAR_DIR": str(settings.var_dir),
             "DSAR_JWT_SECRET": settings.jwt_secret_value,
+            "DSAR_AUTH_MODE": settings.auth_mode,
             "DSAR_CODEC_KEY": settings.codec_key or "",
             "DSAR_DATABASE_URL": settings.resolved_database_url,
         }
@@ -93,7 +94,7 @@ async def test_deadline_answers_every_line_and_never_tracebacks(settings: Settin
 async def test_token_is_a_valid_staff_token(settings: Settings) -> None:
     run = await dsar("token", "--sub", "rita", "--role", "reviewer", env=cli_env(settings))
     assert run.code == 0, run.err
-    who = verify_token(settings, run.out.strip())
+    who = verify_dev_token(settings, run.out.strip())
     assert (who.sub, who.roles) == ("rita", ("reviewer",))
 
     bad = await dsar("token", "--sub", "rita", "--role", "overlord", env=cli_env(settings))
@@ -234,9 +235,11 @@ async def test_submit_status_decide_and_queue_through_the_api(
             break
         await asyncio.sleep(0.1)
 
-    # No DSAR_TOKEN: the CLI signs a dev token with the local secret (same as the app's here).
-    dev_env = {k: v for k, v in env.items() if k != "DSAR_TOKEN"}
-    queue = await dsar("queue", "--stage", "reviewing", "--limit", "500", env=dev_env)
+    # No DSAR_TOKEN: the CLI never signs one of its own; it says what to do.
+    no_token = await dsar("queue", env={k: v for k, v in env.items() if k != "DSAR_TOKEN"})
+    assert_one_line_error(no_token)
+    assert "DSAR_TOKEN" in no_token.err
+    queue = await dsar("queue", "--stage", "reviewing", "--limit", "500", env=env)
     assert queue.code == 0, queue.err
     listed = queue.json()
     assert isinstance(listed, dict)

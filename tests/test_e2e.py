@@ -55,7 +55,7 @@ def stack() -> Iterator[Stack]:
 
 
 def api(stack: Stack, role: str = "operator") -> httpx.Client:
-    settings = Settings(var_dir=stack.var)
+    settings = Settings(var_dir=stack.var, auth_mode="dev")
     token = mint_token(settings, f"{role}-e2e", [role])
     return httpx.Client(
         base_url=f"http://127.0.0.1:{stack.ports.http}",

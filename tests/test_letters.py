@@ -66,8 +66,16 @@ EXTRA: dict[str, dict[str, str]] = {
         "owner": "facilities@northwind.example.com",
         "instructions": "Search the CCTV recorder at the Coventry depot.",
     },
-    "manual_reminder": {"system": "cctv", "instructions": "Search the CCTV recorder at the Coventry depot."},
-    "manual_search": {"system": "cctv", "instructions": "Search the CCTV recorder at the Coventry depot."},
+    "manual_reminder": {
+        "system": "cctv",
+        "instructions": "Search the CCTV recorder at the Coventry depot.",
+        "task_link": "https://privacy.northwind.example.com/console/tasks/DSR-2027-000042/cctv",
+    },
+    "manual_search": {
+        "system": "cctv",
+        "instructions": "Search the CCTV recorder at the Coventry depot.",
+        "task_link": "https://privacy.northwind.example.com/console/tasks/DSR-2027-000042/cctv",
+    },
     "nothing_held": {
         "searched": "our customer database and our marketing database",
         "skipped": "",

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from console.app import create_app
-from console.request_form import Answers, check_answers, long_date
+from console.public.request_form import Answers, check_answers, long_date
 from demo.seed import MARGARET
 from dsar.blobs import blob_store_from_settings
 from dsar.datamap import Controller

@@ -238,11 +238,13 @@ async def test_a_copy_withholds_the_open_fraud_marker_redacts_others_and_takes_t
     package = b"".join(blobs.open_reader(s.review.package_ref)).decode()  # type: ignore[union-attr]
     assert "Amended by the reviewer (reviewer:bob)" in package and "Names a witness" in package
 
-    await review(h, "reviewer:bob", approve=True)
+    # four-eyes: bob amended last, so someone else approves what he changed
+    assert "amended this review last" in await review_refused(h, "reviewer:bob", approve=True)
+    await review(h, "reviewer:carol", approve=True)
     s = await wait_until(h, lambda s: s.stage not in (Stage.REVIEWING,))
-    assert s.review is not None and s.review.approved_by == "reviewer:bob"
+    assert s.review is not None and s.review.approved_by == "reviewer:carol"
     approved = audit(store, h.id, "review:approved")
-    assert [e.actor for e in approved] == ["reviewer:bob"]  # type: ignore[attr-defined]
+    assert [e.actor for e in approved] == ["reviewer:carol"]  # type: ignore[attr-defined]
 
 
 async def _decide_refused(h: Handle, d: Decision) -> str:
@@ -322,6 +324,61 @@ async def test_an_erasure_review_keeps_recent_orders_identity_documents_and_the_
     plan = blobs.get(s.review.plan_ref).decode()
     assert "small-claims" in plan
     # (not approved here: carrying the erasure out is tests/test_fulfilment.py's, on its own copy)
+
+
+@pytest.mark.review(systems=("marketing",), four_eyes_for=["UK_GDPR/access"], second_approver_for=["access"])
+async def test_two_different_reviewers_approve_and_an_amendment_asks_them_again(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    h = await reviewing(ts_env, store, settings)
+    await wait_until(h, lambda s: s.review is not None)
+    assert "second reviewer must approve" in await review(h, "reviewer:bob", approve=True)
+    s = await wait_until(h, lambda s: s.waiting_for == "reviewer: second approval of the review package")
+    assert s.review is not None and s.review.approvals == ["reviewer:bob"] and not s.review.approved_by
+    assert "approved this review already" in await review_refused(h, "admin:bob", approve=True)
+    # carol amends: bob's approval was of the package before, so two approvals are needed again
+    key = next(iter(decisions(blob_store_from_settings(settings), s)))
+    await review(
+        h, "reviewer:carol",
+        ReviewAmendment(ReviewActionKind.WITHHOLD, "marketing", key, reason="Consent record under dispute"),
+    )  # fmt: skip
+    s = await wait_until(h, lambda s: s.review is not None and s.review.amendments == 1)
+    assert s.review is not None and s.review.approvals == [] and s.review.last_amended_by == "reviewer:carol"
+    assert "amended this review last" in await review_refused(h, "reviewer:carol", approve=True)
+    assert "send them without approving" in await review_refused(
+        h,
+        "reviewer:dave",
+        ReviewAmendment(ReviewActionKind.WITHHOLD, "marketing", key, reason="x"),
+        approve=True,
+    )
+    await review(h, "reviewer:bob", approve=True)
+    await review(h, "reviewer:dave", approve=True)
+    s = await wait_until(h, lambda s: s.stage != Stage.REVIEWING)
+    assert s.review is not None and s.review.approved_by == "reviewer:dave"
+    approved = audit(store, h.id, "review:approved")
+    assert [(e.actor, e.details["approval"]) for e in approved] == [  # type: ignore[attr-defined]
+        ("reviewer:bob", "1 of 2"),
+        ("reviewer:bob", "1 of 2"),
+        ("reviewer:dave", "2 of 2"),
+    ]
+    amended = audit(store, h.id, "review:amended")
+    assert amended[0].details["earlier_approvals"] == "withdrawn: the package changed"  # type: ignore[attr-defined]
+
+
+def test_review_policy_selectors() -> None:
+    from dsar.model import Regime
+    from dsar.reviewpolicy import check_selector, policy_applies
+
+    assert policy_applies(["erasure"], Regime.CCPA, RequestType.ERASURE)
+    assert policy_applies(["UK_GDPR/erasure"], Regime.UK_GDPR, RequestType.ERASURE)
+    assert not policy_applies(["UK_GDPR/erasure"], Regime.EU_GDPR, RequestType.ERASURE)
+    assert not policy_applies(["CCPA"], Regime.UK_GDPR, RequestType.ACCESS)
+    assert policy_applies(["*"], Regime.LGPD, RequestType.OBJECTION)
+    for bad in ("MARS", "UK_GDPR/teleport", "erasure/UK_GDPR"):
+        with pytest.raises(ValueError):
+            check_selector(bad)
+    with pytest.raises(ValueError):
+        make_settings(Path("/nonexistent"), second_approver_for=["deletion"])
 
 
 # --------------------------------------------------------------------------- automatic approval

@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         AgentAuthority,
         AgentDetails,
         AuthorityDocument,
+        CaseDetails,
         CaseInput,
         Channel,
         ClockEvent,
@@ -90,6 +91,7 @@ with workflow.unsafe.imports_passed_through():
         SystemResult,
     )
     from dsar.regimes import REGIMES, REQUEST_LABELS
+    from dsar.reviewpolicy import policy_applies
     from dsar.timeutil import due_attribute, end_of_day, local_date, local_instant, local_minute
     from dsar.wording import letter_facts
     from workflows.rules import (
@@ -741,6 +743,7 @@ class DataSubjectRequest:
             self._case.policy.review_auto_approve
             and summary.exemptions_applied == 0
             and not summary.needs_confirmation
+            and self._approvals_needed() == 1  # a second approver is two people, never the engine
         ):
             self._approved = True
             self._review_status.approved_by = "dsar"
@@ -1188,9 +1191,7 @@ class DataSubjectRequest:
         elif d.kind == DecisionKind.NO_DATA_HELD:
             self._ending = (Stage.RESPONDED, "no personal data held: the person was told so", "nothing_held")
         elif d.kind == DecisionKind.APPROVE:
-            self._approved = True
-            if self._review_status is not None:
-                self._review_status.approved_by = d.actor
+            entries.append(self._approval(d.actor, d.reason))
         elif d.kind == DecisionKind.FULFILLED:
             self._fulfilled_by_hand = True
         elif d.kind == DecisionKind.PERSON_CONFIRMED:
@@ -1307,8 +1308,14 @@ class DataSubjectRequest:
                 if self._case.request_type in CHANGE_TYPES:
                     await self._plan_change(in_update=True)
                 self._review_results()
+                withdrawn = bool(self._review_status.approvals)
+                self._review_status.approvals = []  # an approval was of the package before this
+                self._review_status.last_amended_by = action.actor
                 for a in action.amendments:
                     details = {"action": a.action.value, "system": a.system, "record": a.key}
+                    if withdrawn:
+                        details["earlier_approvals"] = "withdrawn: the package changed"
+                        withdrawn = False
                     details.update({k: v for k, v in (("field", a.field), ("outcome", a.outcome)) if v})
                     if a.text:
                         details["words"] = "given (not recorded here)"
@@ -1317,24 +1324,23 @@ class DataSubjectRequest:
                         self._entry("review:amended", actor=action.actor, reason=a.reason, details=details)
                     )
             if action.approve:
-                self._approved = True
-                self._review_status.approved_by = action.actor
                 self._decisions.append(
                     DecisionRecord(
                         DecisionKind.APPROVE, action.actor, action.note, "", workflow.now(), self._stage
                     )
                 )
-                counts = {k: str(v) for k, v in self._review_status.counts.items()}
-                entries.append(
-                    self._entry("review:approved", actor=action.actor, reason=action.note, details=counts)
-                )
+                entries.append(self._approval(action.actor, action.note))
             self._changes += 1
             self._pending += entries
             self._publish()
             await workflow.wait_condition(lambda: True)
             await self._record([])
             message = (
-                "approved: fulfilment starts now" if action.approve else "amended: review the new package"
+                "approved: fulfilment starts now"
+                if self._approved
+                else "approval recorded: a second reviewer must approve too"
+                if action.approve
+                else "amended: review the new package"
             )
             return DecisionResult(stage=self._stage, due=self._due().isoformat(), message=message)
 
@@ -1348,7 +1354,11 @@ class DataSubjectRequest:
             )
         if not action.approve and not action.amendments:
             raise ValueError("a review needs amendments, approve, or both")
-        self._validate_reviewer(action.actor)
+        self._validate_reviewer(action.actor, approving=action.approve)
+        if action.approve and action.amendments and self._four_eyes():
+            raise ValueError(
+                "four-eyes: another member of staff approves your amendments; send them without approving"
+            )
         family = outcome_family(self._case.request_type)
         allowed = ALLOWED_OUTCOMES[family]
         for a in action.amendments:
@@ -1369,7 +1379,7 @@ class DataSubjectRequest:
             if a.action == ReviewActionKind.WITHHOLD and family != "disclosing":
                 raise ValueError("'withhold' is for a copy of the data; for other requests use 'override'")
 
-    def _validate_reviewer(self, actor: str) -> None:
+    def _validate_reviewer(self, actor: str, approving: bool = True) -> None:
         if not self._review_ready:
             raise ValueError("the review package is not ready yet")
         if self._approved:
@@ -1380,10 +1390,48 @@ class DataSubjectRequest:
             )
         # actors are "role:person": the same person under another role is still the same person
         verifier = next((d.actor for d in self._decisions if d.kind == DecisionKind.VERIFY), None)
-        if self._case.policy.four_eyes and verifier and _person(verifier) == _person(actor):
+        if self._four_eyes() and verifier and _person(verifier) == _person(actor):
             raise ValueError(
                 f"four-eyes: {actor} verified this person's identity, so another member of staff must review"
             )
+        status = self._review_status
+        if not approving or status is None:
+            return
+        if any(_person(a) == _person(actor) for a in status.approvals):
+            raise ValueError(
+                f"{actor} has approved this review already: a second reviewer must approve it too"
+            )
+        if self._four_eyes() and status.last_amended_by and _person(status.last_amended_by) == _person(actor):
+            raise ValueError(
+                f"four-eyes: {actor} amended this review last, so another member of staff must approve it"
+            )
+
+    def _four_eyes(self) -> bool:
+        policy = self._case.policy
+        return policy.four_eyes or policy_applies(
+            policy.four_eyes_for, self._case.regime, self._case.request_type
+        )
+
+    def _approvals_needed(self) -> int:
+        """Two different people approve where the policy asks for a second approver."""
+        policy = self._case.policy
+        return (
+            2 if policy_applies(policy.second_approver_for, self._case.regime, self._case.request_type) else 1
+        )
+
+    def _approval(self, actor: str, note: str) -> AuditEntry:
+        """One approval, recorded; the review is approved once enough different people have."""
+        assert self._review_status is not None
+        status = self._review_status
+        status.approvals = [*status.approvals, actor]
+        needed = self._approvals_needed()
+        details = {k: str(v) for k, v in status.counts.items()}
+        if needed > 1:
+            details["approval"] = f"{len(status.approvals)} of {needed}"
+        if len(status.approvals) >= needed:
+            self._approved = True
+            status.approved_by = actor
+        return self._entry("review:approved", actor=actor, reason=note, details=details)
 
     @workflow.update
     async def provide_identifiers(self, p: ProvidedIdentifiers) -> str:
@@ -1862,6 +1910,8 @@ class DataSubjectRequest:
             parts += [f"unreachable: {', '.join(down)}"] if down else []
             return "; ".join(parts) or None
         if self._stage == Stage.REVIEWING and self._review_ready and not self._approved:
+            if self._review_status is not None and self._review_status.approvals:
+                return "reviewer: second approval of the review package"
             return "reviewer: approve the review package"
         if self._stage == Stage.FULFILLING and self._manual_fulfilment and not self._fulfilled_by_hand:
             return "operator: carry out the change by hand"
@@ -1940,4 +1990,19 @@ class DataSubjectRequest:
             outcome=self._outcome,
             identity=self._identity,
             review=self._review_status,
+        )
+
+    @workflow.query
+    def details(self) -> CaseDetails:
+        """Who the requester is (personal data, for staff allowed to see it) and the working
+        behind the due date."""
+        return CaseDetails(
+            identifiers=dict(self._identifiers),
+            agent=self._case.agent,
+            corrections=dict(self._case.corrections),
+            transfer_to=self._case.transfer_to,
+            clock_rule=self._clock().explain(as_of=self._today()),
+            timezone=self._tz,
+            calendar=self._case.policy.calendar,
+            triage_reason=self._case.triage_reason,
         )

@@ -18,28 +18,33 @@ that only a robot fills in, and per-identifier lockouts after repeated failed ve
 from __future__ import annotations
 
 import asyncio
-import functools
-import logging
 import unicodedata
-import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
-import jinja2
-from fastapi import APIRouter, HTTPException, Request, status
+from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, Response
-from fastapi.templating import Jinja2Templates
-from slowapi import Limiter
-from slowapi.errors import RateLimitExceeded
-from slowapi.util import get_remote_address
 from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from console.api import UPDATE_TIMEOUT, EngineUnavailable, Services
+from console.public.pages import (
+    BIDI_CONTROLS,
+    GET_LIMIT,
+    HONEYPOT,
+    MAX_VALUE_LENGTH,
+    POST_LIMIT,
+    REFUSALS,
+    Stop,
+    guard_of,
+    limited,
+    message,
+    read_form,
+    render,
+    services_of,
+)
+from console.services import UPDATE_TIMEOUT, EngineUnavailable
 from console.uploads import MAX_DOCUMENT_BYTES, UploadRefused, read_upload
 from dsar.guard import GuardStore
 from dsar.links import PROVIDABLE_KINDS, REFERENCE_RE, LinkClaims, LinkRefused, check_link
@@ -49,18 +54,7 @@ from dsar.store import CaseStore
 from workflows.request import DataSubjectRequest
 
 log = get_logger("dsar.public")
-# slowapi logs the client's IP address when a limit is hit: personal data, so not at all.
-logging.getLogger("slowapi").setLevel(logging.CRITICAL)
 
-#: Per client address. A person needs a handful of requests; a script trying tokens needs many.
-GET_LIMIT = "20/minute"
-POST_LIMIT = "5/minute"
-#: The largest form body accepted: eight fields of 200 characters, percent-encoded, and a token.
-MAX_BODY_BYTES = 32 * 1024
-MAX_FIELDS = 20
-MAX_VALUE_LENGTH = 200
-#: The field only a robot fills in (hidden from people and from screen readers).
-HONEYPOT = "website"
 #: The Update the workflow takes the form's identifiers through.
 PROVIDE_UPDATE = "provide_identifiers"
 AUTHORITY_UPDATE = "provide_authority"
@@ -103,168 +97,6 @@ REQUEST_PHRASES: dict[str, str] = {
     RequestType.LIMIT_SENSITIVE: "to limit how we use your sensitive data",
 }
 
-#: Why a link was refused, in plain words, and the status that goes with it.
-REFUSALS: dict[str, tuple[int, str, tuple[str, ...]]] = {
-    "forged": (
-        status.HTTP_400_BAD_REQUEST,
-        "This link does not work",
-        (
-            "We could not recognise this link. Please open the link exactly as it appears in the "
-            "email we sent you.",
-            "If it still does not work, reply to our email and we will send you a new one.",
-        ),
-    ),
-    "altered": (
-        status.HTTP_400_BAD_REQUEST,
-        "This link is incomplete or has been changed",
-        (
-            "Part of this link is missing or has been changed. Copy the whole link from our email "
-            "into your browser.",
-            "If it still does not work, reply to our email and we will send you a new one.",
-        ),
-    ),
-    "expired": (
-        status.HTTP_410_GONE,
-        "This link has expired",
-        ("This link has expired; ask for a new one by replying to our email.",),
-    ),
-    "other_case": (
-        status.HTTP_400_BAD_REQUEST,
-        "This link is for a different request",
-        (
-            "This link belongs to another request. Please use the link in the email about this request.",
-            "If you cannot find it, reply to our email and we will send you a new one.",
-        ),
-    ),
-    "replayed": (
-        status.HTTP_410_GONE,
-        "This link has already been used",
-        (
-            "Each link works only once, and this one has been used.",
-            "If you did not use it, or need to do this again, reply to our email.",
-        ),
-    ),
-}
-
-_HEADERS = {
-    "Cache-Control": "no-store",
-    # The token is in the URL: it must not leak to another site through the Referer header.
-    "Referrer-Policy": "no-referrer",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "X-Robots-Tag": "noindex, nofollow",
-}
-
-_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
-
-templates = Jinja2Templates(
-    env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
-)
-
-
-# --------------------------------------------------------------------------------------------
-# Rate limits: one in-memory limiter, counted separately for each app (tests build many)
-
-
-def _client_key(request: Request) -> str:
-    scope = getattr(request.app.state, "public_rate_scope", None)
-    if scope is None:
-        scope = request.app.state.public_rate_scope = uuid.uuid4().hex
-    return f"{scope}:{get_remote_address(request)}"
-
-
-limiter = Limiter(key_func=_client_key, storage_uri="memory://", headers_enabled=False)
-
-Endpoint = Callable[..., Awaitable[Response]]
-
-
-def _limited(limit: str) -> Callable[[Endpoint], Endpoint]:
-    """slowapi's limit, answered with a page rather than its JSON error."""
-
-    def decorate(func: Endpoint) -> Endpoint:
-        checked = limiter.limit(limit)(func)
-
-        @functools.wraps(func)
-        async def endpoint(*args: Any, **kwargs: Any) -> Response:
-            try:
-                response: Response = await checked(*args, **kwargs)
-            except RateLimitExceeded:
-                request: Request = kwargs["request"]
-                log.warning("public page rate limit", path=request.url.path)
-                return await _message(
-                    request,
-                    status.HTTP_429_TOO_MANY_REQUESTS,
-                    "Too many attempts",
-                    ("Please wait a minute, then try again.",),
-                    headers={"Retry-After": "60"},
-                )
-            return response
-
-        return endpoint
-
-    return decorate
-
-
-# --------------------------------------------------------------------------------------------
-# Helpers
-
-
-class _Stop(Exception):
-    """A request ended early with a page (body too large, not a form, ...)."""
-
-    def __init__(self, response: Response) -> None:
-        self.response = response
-
-
-def _services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-async def _guard(request: Request) -> GuardStore:
-    guard: GuardStore | None = getattr(request.app.state, "guard", None)
-    if guard is None:
-        svc = _services(request)
-        guard = await asyncio.to_thread(GuardStore.from_settings, svc.settings, svc.store.engine)
-        request.app.state.guard = guard
-    return guard
-
-
-def _controller(request: Request) -> str:
-    try:
-        return _services(request).controller()
-    except HTTPException:  # the data map cannot be read: the pages still work
-        return "The privacy team"
-
-
-async def _page(request: Request, template: str, status_code: int, **context: Any) -> Response:
-    context.setdefault("has_errors", False)
-    context["controller"] = _controller(request)
-    response: Response = templates.TemplateResponse(
-        request, template, context, status_code=status_code, headers=_HEADERS
-    )
-    return response
-
-
-async def _message(
-    request: Request,
-    status_code: int,
-    title: str,
-    paragraphs: tuple[str, ...],
-    headers: dict[str, str] | None = None,
-) -> Response:
-    response = await _page(request, "message.html", status_code, title=title, paragraphs=paragraphs)
-    response.headers.update(headers or {})
-    return response
-
 
 async def _refused(
     request: Request, guard: GuardStore, ref: str, page: str, refusal: LinkRefused
@@ -274,11 +106,11 @@ async def _refused(
     await asyncio.to_thread(guard.record_refusal, reference, purpose, refusal.reason)
     if reference is not None:
         await asyncio.to_thread(
-            _audit_refusal, _services(request).store, reference, page, purpose, refusal.reason
+            _audit_refusal, services_of(request).store, reference, page, purpose, refusal.reason
         )
     log.warning("link refused", reference=reference, page=page, reason=refusal.reason)
     code, title, paragraphs = REFUSALS[refusal.reason]
-    return await _message(request, code, title, paragraphs)
+    return await message(request, code, title, paragraphs)
 
 
 def _audit_refusal(store: CaseStore, reference: str, page: str, purpose: str, reason: str) -> None:
@@ -292,8 +124,8 @@ def _audit_refusal(store: CaseStore, reference: str, page: str, purpose: str, re
 
 
 async def _check(request: Request, ref: str, token: str, page: str) -> LinkClaims | Response:
-    guard = await _guard(request)
-    settings = _services(request).settings
+    guard = await guard_of(request)
+    settings = services_of(request).settings
     try:
         if not REFERENCE_RE.match(ref):
             raise LinkRefused("forged")
@@ -304,7 +136,7 @@ async def _check(request: Request, ref: str, token: str, page: str) -> LinkClaim
 
 async def _use(request: Request, claims: LinkClaims) -> Response | None:
     """Use the link; a page if it was used already (two clicks racing: one wins)."""
-    guard = await _guard(request)
+    guard = await guard_of(request)
     if await asyncio.to_thread(guard.use_link, claims.jti, claims.reference, claims.purpose):
         return None
     return await _refused(
@@ -312,53 +144,11 @@ async def _use(request: Request, claims: LinkClaims) -> Response | None:
     )
 
 
-async def _form(request: Request) -> dict[str, str]:
-    """The urlencoded body, at most ``MAX_BODY_BYTES``, first value of each field."""
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type != "application/x-www-form-urlencoded":
-        raise _Stop(
-            await _message(
-                request,
-                status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                "This form could not be read",
-                ("Please go back to the form and send it again.",),
-            )
-        )
-    declared = request.headers.get("content-length", "")
-    too_large = (
-        status.HTTP_413_CONTENT_TOO_LARGE,
-        "This form is too large",
-        ("Please go back to the form, shorten your answers and send it again.",),
-    )
-    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _Stop(await _message(request, *too_large))
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise _Stop(await _message(request, *too_large))
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FIELDS)
-    except (UnicodeDecodeError, ValueError):
-        raise _Stop(
-            await _message(
-                request,
-                status.HTTP_400_BAD_REQUEST,
-                "This form could not be read",
-                ("Please go back to the form and send it again.",),
-            )
-        ) from None
-    form: dict[str, str] = {}
-    for name, value in pairs:
-        form.setdefault(name, value)
-    return form
-
-
 async def _send_update(request: Request, claims: LinkClaims, update: Any, arg: Any) -> Response | None:
     """Hand the link's action to the workflow; a page if it did not take it (None: it did).
     If the engine could not be reached nothing arrived, so the link is made usable again."""
     ref = claims.reference
-    svc = _services(request)
+    svc = services_of(request)
     try:
         client = await svc.client()
         await client.get_workflow_handle(ref).execute_update(update, arg, rpc_timeout=UPDATE_TIMEOUT)
@@ -380,7 +170,7 @@ async def _send_update(request: Request, claims: LinkClaims, update: Any, arg: A
 
 
 async def _not_needed(request: Request) -> Response:
-    return await _message(
+    return await message(
         request,
         status.HTTP_409_CONFLICT,
         "Your request no longer needs this",
@@ -393,9 +183,9 @@ async def _not_needed(request: Request) -> Response:
 
 
 async def _try_later(request: Request, claims: LinkClaims) -> Response:
-    guard = await _guard(request)
+    guard = await guard_of(request)
     await asyncio.to_thread(guard.release_link, claims.jti)
-    return await _message(
+    return await message(
         request,
         status.HTTP_503_SERVICE_UNAVAILABLE,
         "Please try again in a few minutes",
@@ -440,15 +230,15 @@ def _confirm_wording(claims: LinkClaims, request_type: str | None) -> tuple[str,
 
 
 @router.get("/r/{ref}/confirm", response_class=HTMLResponse)
-@_limited(GET_LIMIT)
+@limited(GET_LIMIT)
 async def confirm_page(request: Request, ref: str, t: str = "") -> Response:
     """What is being confirmed, and the button that confirms it (the GET changes nothing)."""
     claims = await _check(request, ref, t, "confirm")
     if isinstance(claims, Response):
         return claims
-    row = await asyncio.to_thread(_services(request).store.get, ref)
+    row = await asyncio.to_thread(services_of(request).store.get, ref)
     title, paragraphs, button = _confirm_wording(claims, row.request_type if row else None)
-    return await _page(
+    return await render(
         request,
         "confirm.html",
         status.HTTP_200_OK,
@@ -461,12 +251,12 @@ async def confirm_page(request: Request, ref: str, t: str = "") -> Response:
 
 
 @router.post("/r/{ref}/confirm", response_class=HTMLResponse)
-@_limited(POST_LIMIT)
+@limited(POST_LIMIT)
 async def confirm_submit(request: Request, ref: str) -> Response:
     """Use the link and tell the case that the person confirmed."""
     try:
-        form = await _form(request)
-    except _Stop as stop:
+        form = await read_form(request)
+    except Stop as stop:
         return stop.response
     claims = await _check(request, ref, form.get("t", ""), "confirm")
     if isinstance(claims, Response):
@@ -478,7 +268,7 @@ async def confirm_submit(request: Request, ref: str) -> Response:
     failed = await _send_update(request, claims, DataSubjectRequest.decide, decision)
     if failed is not None:
         return failed
-    return await _message(
+    return await message(
         request,
         status.HTTP_200_OK,
         "Thank you, we have received your confirmation",
@@ -532,7 +322,7 @@ def _clean(field: _Field) -> str:
         return ""
     if len(value) > MAX_VALUE_LENGTH:
         field.error = f"Your {label} must be {MAX_VALUE_LENGTH} characters or fewer"
-    elif any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+    elif any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in value):
         field.error = f"Your {label} contains characters we cannot accept; please type it again"
     return value
 
@@ -552,7 +342,7 @@ async def _provide_form(
         else None
     )
     has_errors = any(f.error for f in fields) or bool(declaration_error)
-    return await _page(
+    return await render(
         request,
         "provide.html",
         status_code,
@@ -570,7 +360,7 @@ async def _provide_form(
 
 
 @router.get("/r/{ref}/provide", response_class=HTMLResponse)
-@_limited(GET_LIMIT)
+@limited(GET_LIMIT)
 async def provide_page(request: Request, ref: str, t: str = "") -> Response:
     """A form asking only for the identifier kinds the link names."""
     claims = await _check(request, ref, t, "provide")
@@ -580,16 +370,16 @@ async def provide_page(request: Request, ref: str, t: str = "") -> Response:
 
 
 @router.post("/r/{ref}/provide", response_class=HTMLResponse)
-@_limited(POST_LIMIT)
+@limited(POST_LIMIT)
 async def provide_submit(request: Request, ref: str) -> Response:
     """Check the answers, use the link, and give them to the case."""
     try:
-        form = await _form(request)
-    except _Stop as stop:
+        form = await read_form(request)
+    except Stop as stop:
         return stop.response
     if form.get(HONEYPOT, ""):
         log.warning("public form honeypot filled", reference=ref if REFERENCE_RE.match(ref) else None)
-        return await _message(
+        return await message(
             request,
             status.HTTP_400_BAD_REQUEST,
             "This form could not be sent",
@@ -619,11 +409,11 @@ async def provide_submit(request: Request, ref: str) -> Response:
             declaration_checked=declared,
             declaration_error=declaration_error,
         )
-    guard = await _guard(request)
+    guard = await guard_of(request)
     locked = await asyncio.to_thread(lambda: any(guard.is_locked(k, v) for k, v in identifiers.items()))
     if locked:  # too many failed attempts with one of these: nothing is sent, the link stays unused
         log.warning("public form refused: identifier locked out", reference=claims.reference)
-        return await _message(
+        return await message(
             request,
             status.HTTP_429_TOO_MANY_REQUESTS,
             "Please try again later",
@@ -641,7 +431,7 @@ async def provide_submit(request: Request, ref: str) -> Response:
     failed = await _send_update(request, claims, PROVIDE_UPDATE, provided)
     if failed is not None:
         return failed
-    return await _message(
+    return await message(
         request,
         status.HTTP_200_OK,
         "Thank you, we have received it",
@@ -656,7 +446,7 @@ async def provide_submit(request: Request, ref: str) -> Response:
 async def _authority_form(
     request: Request, claims: LinkClaims, token: str, status_code: int, error: str = ""
 ) -> Response:
-    return await _page(
+    return await render(
         request,
         "authority.html",
         status_code,
@@ -671,7 +461,7 @@ async def _authority_form(
 
 
 @router.get("/r/{ref}/authority", response_class=HTMLResponse)
-@_limited(GET_LIMIT)
+@limited(GET_LIMIT)
 async def authority_page(request: Request, ref: str, t: str = "") -> Response:
     """Where an agent uploads the permission the person signed, or a power of attorney."""
     claims = await _check(request, ref, t, "authority")
@@ -681,7 +471,7 @@ async def authority_page(request: Request, ref: str, t: str = "") -> Response:
 
 
 @router.post("/r/{ref}/authority", response_class=HTMLResponse)
-@_limited(POST_LIMIT)
+@limited(POST_LIMIT)
 async def authority_submit(request: Request, ref: str, t: str = "") -> Response:
     """Check the link before reading the upload; store the document encrypted; tell the case.
     The token rides in the form's action URL, so a forged link costs no upload."""
@@ -700,7 +490,7 @@ async def authority_submit(request: Request, ref: str, t: str = "") -> Response:
     refused = await _use(request, claims)
     if refused is not None:
         return refused
-    blobs = _services(request).blobs
+    blobs = services_of(request).blobs
     attachment = await asyncio.to_thread(
         blobs.put, document, case=claims.reference, name="agent-authority.bin"
     )
@@ -710,7 +500,7 @@ async def authority_submit(request: Request, ref: str, t: str = "") -> Response:
     if failed is not None:
         await asyncio.to_thread(blobs.delete, attachment)
         return failed
-    return await _message(
+    return await message(
         request,
         status.HTTP_200_OK,
         "Thank you, we have received it",
@@ -718,4 +508,4 @@ async def authority_submit(request: Request, ref: str, t: str = "") -> Response:
     )
 
 
-__all__ = ["FIELDS", "GET_LIMIT", "POST_LIMIT", "limiter", "router"]
+__all__ = ["FIELDS", "router"]

@@ -29,18 +29,18 @@ from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 from temporalio.service import RPCError
 
-from console.api import EngineUnavailable
-from console.public import (
-    _BIDI_CONTROLS,
+from console.public.pages import (
+    BIDI_CONTROLS,
     GET_LIMIT,
     HONEYPOT,
     MAX_VALUE_LENGTH,
     POST_LIMIT,
-    _limited,
-    _message,
-    _page,
-    _services,
+    limited,
+    message,
+    render,
+    services_of,
 )
+from console.services import EngineUnavailable
 from console.uploads import MAX_DOCUMENT_BYTES, UploadRefused, read_upload
 from dsar.datamap import Controller, DataMap, DataMapError
 from dsar.logs import get_logger
@@ -206,7 +206,7 @@ def _unacceptable(value: str, what: str) -> str:
     """Why a typed value cannot be taken ("" if it can): too long, or invisible characters."""
     if len(value) > MAX_VALUE_LENGTH:
         return f"{what} must be {MAX_VALUE_LENGTH} characters or fewer"
-    if any(unicodedata.category(ch) == "Cc" or ch in _BIDI_CONTROLS for ch in value):
+    if any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in value):
         return f"{what} contains characters we cannot accept; please type it again"
     return ""
 
@@ -354,7 +354,7 @@ async def _controller_facts(request: Request) -> Controller | None:
     state = request.app.state
     if getattr(state, "request_form_controller", None) is None:
         try:
-            datamap = await asyncio.to_thread(DataMap.load, _services(request).settings.datamap)
+            datamap = await asyncio.to_thread(DataMap.load, services_of(request).settings.datamap)
         except DataMapError as e:
             log.error("data map cannot be loaded", error=str(e))
             return None
@@ -402,7 +402,7 @@ async def _form_page(
     summary = [
         (_summary_target(name), problems.fields[name]) for name in FIELD_ORDER if name in problems.fields
     ]
-    return await _page(
+    return await render(
         request,
         "request.html",
         status_code,
@@ -427,24 +427,24 @@ async def _form_page(
 
 
 @router.get("/request", response_class=HTMLResponse)
-@_limited(GET_LIMIT)
+@limited(GET_LIMIT)
 async def request_page(request: Request) -> Response:
     """The empty form, with a fresh token."""
     return await _form_page(request, status.HTTP_200_OK)
 
 
 @router.post("/request", response_class=HTMLResponse)
-@_limited(POST_LIMIT)
+@limited(POST_LIMIT)
 async def request_submit(request: Request) -> Response:
     """Check every answer; open the case (or find the one this form already opened)."""
     try:
         upload = await read_upload(request)
     except UploadRefused as e:
         paragraphs = (f"{e}.", "Please go back to the form and send it again.")
-        return await _message(request, e.status, "This form could not be sent", paragraphs)
+        return await message(request, e.status, "This form could not be sent", paragraphs)
     if upload.fields.get(HONEYPOT, ""):
         log.warning("request form honeypot filled")
-        return await _message(
+        return await message(
             request,
             status.HTTP_400_BAD_REQUEST,
             "This form could not be sent",
@@ -490,7 +490,7 @@ REFUSED = "We could not accept this request as it is. Please check your answers,
 
 
 async def _open(request: Request, checked: CheckedRequest) -> OpenedCase | Problems:
-    svc = _services(request)
+    svc = services_of(request)
     key = checked.new.idempotency_key or ""
     lock = _SUBMITTING.get(key)
     if lock is None:
@@ -512,7 +512,7 @@ async def _open(request: Request, checked: CheckedRequest) -> OpenedCase | Probl
 
 async def _done_page(request: Request, opened: OpenedCase, checked: CheckedRequest) -> Response:
     new = checked.new
-    return await _page(
+    return await render(
         request,
         "request_done.html",
         status.HTTP_200_OK,

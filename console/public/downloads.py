@@ -22,8 +22,8 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from slowapi.util import get_remote_address
 
-from console.api import Services
-from console.public import REFUSALS, templates
+from console.public.pages import REFUSALS, templates
+from console.services import Services
 from dsar.blobs import BlobStore, parse_ref
 from dsar.delivery import DOWNLOAD_PURPOSE, DownloadClaims, check_download_token
 from dsar.guard import GuardStore
@@ -39,14 +39,14 @@ router = APIRouter(include_in_schema=False)
 DOWNLOAD_LIMIT = "20/minute"
 ACTOR = "public"
 
-_HEADERS = {
+HEADERS = {
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",  # the token is in the URL
     "X-Content-Type-Options": "nosniff",
     "X-Robots-Tag": "noindex, nofollow",
 }
 _PAGE_HEADERS = {
-    **_HEADERS,
+    **HEADERS,
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
     "X-Frame-Options": "DENY",
 }
@@ -64,16 +64,16 @@ _LIMIT = parse(DOWNLOAD_LIMIT)
 _limiter = MovingWindowRateLimiter(MemoryStorage())
 
 
-def _services(request: Request) -> Services:
+def services_of(request: Request) -> Services:
     svc: Services = request.app.state.services
     return svc
 
 
 @router.get("/d/{ref}")
 async def download(request: Request, ref: str, t: str = "") -> Response:
-    svc = _services(request)
+    svc = services_of(request)
     if not _limiter.hit(_LIMIT, "download", _scope(request)):
-        response = _page(
+        response = render(
             request, status.HTTP_429_TOO_MANY_REQUESTS, "Too many attempts", ("Please wait a minute.",)
         )
         response.headers["Retry-After"] = "60"
@@ -91,7 +91,7 @@ async def download(request: Request, ref: str, t: str = "") -> Response:
     return StreamingResponse(
         _stream(svc.blobs, claims.package),
         media_type="application/zip",
-        headers={**_HEADERS, "Content-Disposition": f'attachment; filename="{claims.filename}"'},
+        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{claims.filename}"'},
     )
 
 
@@ -121,7 +121,7 @@ def _audit_download(store: CaseStore, claims: DownloadClaims) -> None:
 
 
 async def _refused(request: Request, ref: str, reason: str) -> Response:
-    svc = _services(request)
+    svc = services_of(request)
     reference = ref if REFERENCE_RE.match(ref) else None
     guard: GuardStore | None = getattr(request.app.state, "guard", None)
     if guard is None:
@@ -132,7 +132,7 @@ async def _refused(request: Request, ref: str, reason: str) -> Response:
         await asyncio.to_thread(_audit_refusal, svc.store, reference, reason)
     log.warning("download refused", reference=reference, reason=reason)
     code, title, paragraphs = _GONE if reason == "gone" else REFUSALS[reason]
-    return _page(request, code, title, paragraphs)
+    return render(request, code, title, paragraphs)
 
 
 def _audit_refusal(store: CaseStore, reference: str, reason: str) -> None:
@@ -141,9 +141,9 @@ def _audit_refusal(store: CaseStore, reference: str, reason: str) -> None:
     store.append_audit(reference, "package:download_refused", ACTOR, reason=reason)
 
 
-def _page(request: Request, code: int, title: str, paragraphs: tuple[str, ...]) -> Response:
+def render(request: Request, code: int, title: str, paragraphs: tuple[str, ...]) -> Response:
     try:
-        controller = _services(request).controller()
+        controller = services_of(request).controller()
     except Exception:  # the data map cannot be read: the page still works
         controller = "The privacy team"
     response: Response = templates.TemplateResponse(

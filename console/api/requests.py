@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import asdict
-from datetime import date, timedelta
+from datetime import date
 from typing import Annotated, Any
 
 from fastapi import (
@@ -26,27 +26,31 @@ from fastapi import (
     HTTPException,
     Path,
     Query,
-    Request,
     Response,
     UploadFile,
     status,
 )
 from fastapi.encoders import jsonable_encoder
-from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, ConfigDict, Field
-from temporalio.client import (
-    Client,
-    WorkflowQueryFailedError,
-    WorkflowQueryRejectedError,
-    WorkflowUpdateFailedError,
-    WorkflowUpdateRPCTimeoutOrCancelledError,
-)
-from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
-from console.auth import OPERATOR, REVIEWER, Staff, authenticate, bearer, forbidden, staff
-from dsar.blobs import BlobStore, blob_store_from_settings
-from dsar.datamap import DataMap, DataMapError
+from console.auth import OPERATOR, OWNER_PREFIX, REVIEWER, Staff, forbidden, staff
+from console.services import (
+    DECISION_ROLE,
+    MAX_REASON,
+    SYSTEM_RE,
+    Reference,
+    Services,
+    ServicesDep,
+    audit_view,
+    case_details,
+    check_reference,
+    engine_error,
+    execute_decision,
+    run_update,
+    snapshot,
+    store_upload,
+)
 from dsar.logs import get_logger
 from dsar.model import (
     AgentAuthority,
@@ -63,140 +67,17 @@ from dsar.model import (
     ReviewAmendment,
     Stage,
 )
-from dsar.settings import Settings
-from dsar.store import CaseNotFound, CaseStore
+from dsar.store import CaseNotFound
 from intake.service import MAX_KEY_LENGTH, IntakeError, NewRequest, open_case
 from workflows.request import DataSubjectRequest, DecisionResult
 
 log = get_logger("dsar.api")
 
-#: Case references as the register allocates them (``DSR-2026-000123``; more digits after a
-#: million cases). Checked before Temporal is asked, so junk never reaches the engine.
-REFERENCE_RE = re.compile(r"^DSR-\d{4}-\d{6,12}$")
-
 #: What an identifier kind looks like; anything else is refused without being echoed.
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
-ENGINE_UNREACHABLE = "the workflow engine is unreachable; retry"
 MAX_IDENTIFIERS = 20
-MAX_REASON = 2000
 MAX_GROUND = 100
-#: The largest upload from a manual search (a zip of CCTV stills, a scanned file).
-MAX_UPLOAD_BYTES = 200 * 1024 * 1024
-#: System names as the data map allows them.
-SYSTEM_RE = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
-
-#: Who may take each decision: a reviewer approves what is disclosed or erased; every other
-#: decision is an operator's (admin may do either).
-DECISION_ROLE: dict[DecisionKind, str] = {kind: OPERATOR for kind in DecisionKind} | {
-    DecisionKind.APPROVE: REVIEWER
-}
-
-#: How long to wait for Temporal before telling the caller to retry.
-RPC_TIMEOUT = timedelta(seconds=15)
-UPDATE_TIMEOUT = timedelta(seconds=60)
-
-
-class EngineUnavailable(Exception):
-    """Temporal cannot be reached (or did not answer in time); the caller should retry."""
-
-
-class Services:
-    """What the routes need, held on ``app.state.services``.
-
-    The Temporal client is connected lazily and again after a failure, so the API starts (and
-    answers ``/healthz``) while Temporal is still coming up, instead of refusing to start.
-    """
-
-    def __init__(self, settings: Settings, client: Client | None, store: CaseStore | None) -> None:
-        self.settings = settings
-        self._client = client
-        self._owns_store = store is None
-        self._store = store
-        self._controller: str | None = None
-        self._blobs: BlobStore | None = None
-        self._lock = asyncio.Lock()
-
-    @property
-    def blobs(self) -> BlobStore:
-        if self._blobs is None:
-            self._blobs = blob_store_from_settings(self.settings)
-        return self._blobs
-
-    @property
-    def store(self) -> CaseStore:
-        if self._store is None:
-            self._store = CaseStore(self.settings.resolved_database_url)
-        return self._store
-
-    async def client(self) -> Client:
-        if self._client is not None:
-            return self._client
-        async with self._lock:
-            if self._client is None:
-                from dsar.engine import connect
-
-                try:
-                    self._client = await asyncio.wait_for(connect(self.settings), timeout=10)
-                except Exception as e:  # connection refused, DNS, TLS: all mean "not now"
-                    log.warning(
-                        "temporal unreachable", address=self.settings.temporal_address, error=type(e).__name__
-                    )
-                    raise EngineUnavailable(ENGINE_UNREACHABLE) from None
-            return self._client
-
-    def has_client(self) -> bool:
-        return self._client is not None
-
-    def controller(self) -> str:
-        """The controller's name from the data map (read once: letters sign off with it)."""
-        if self._controller is None:
-            try:
-                self._controller = DataMap.load(self.settings.datamap).controller.name
-            except DataMapError as e:
-                log.error("data map cannot be loaded", error=str(e))
-                raise HTTPException(
-                    status.HTTP_503_SERVICE_UNAVAILABLE,
-                    detail=f"intake is unavailable: the data map is invalid ({e})",
-                ) from None
-        return self._controller
-
-    def close(self) -> None:
-        if self._owns_store and self._store is not None:
-            self._store.close()
-
-
-def services(request: Request) -> Services:
-    svc: Services = request.app.state.services
-    return svc
-
-
-ServicesDep = Annotated[Services, Depends(services)]
-Reference = Annotated[str, Path(description="Case reference, e.g. DSR-2026-000123", max_length=40)]
-
-
-def check_reference(ref: str) -> str:
-    if not REFERENCE_RE.match(ref):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, detail="no such case: a reference looks like DSR-2026-000123"
-        )
-    return ref
-
-
-def engine_error(e: RPCError, ref: str | None = None) -> HTTPException:
-    """Translate a Temporal RPC failure into what the caller can act on."""
-    if e.status == RPCStatusCode.NOT_FOUND and ref is not None:
-        if "already completed" in e.message:
-            return HTTPException(
-                status.HTTP_409_CONFLICT, detail=f"case {ref} is finished: no further decisions"
-            )
-        return HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no such case: {ref}")
-    if e.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
-        return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=ENGINE_UNREACHABLE)
-    log.error("temporal rpc failed", status=e.status.name if e.status else None, reference=ref)
-    return HTTPException(
-        status.HTTP_502_BAD_GATEWAY, detail=f"the workflow engine refused the call ({e.status})"
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -374,23 +255,24 @@ async def submit_request(
 
 @router.get("/requests/{ref}")
 async def get_request(
-    ref: Reference, svc: ServicesDep, _: Annotated[Staff, Depends(staff(OPERATOR, REVIEWER))]
+    ref: Reference, svc: ServicesDep, who: Annotated[Staff, Depends(staff(OPERATOR, REVIEWER))]
 ) -> dict[str, Any]:
-    """The case as the workflow sees it now (the ``snapshot`` query)."""
-    check_reference(ref)
-    client = await svc.client()
-    try:
-        snap = await client.get_workflow_handle(ref).query(
-            DataSubjectRequest.snapshot, rpc_timeout=RPC_TIMEOUT
-        )
-    except RPCError as e:
-        raise engine_error(e, ref) from None
-    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
-        log.error("snapshot query failed", reference=ref, error=type(e).__name__)
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, detail=f"case {ref} could not be read; retry"
-        ) from None
+    """The case as the workflow sees it now (the ``snapshot`` query), with who the requester is
+    (``requester``: what they gave, an agent, corrections; the view is recorded in the case's
+    audit trail) and the working behind the due date (``clock_rule``)."""
+    snap = await snapshot(svc, ref)
+    details = await case_details(svc, ref)
+    await asyncio.to_thread(audit_view, svc.store, ref, who.actor(OPERATOR, REVIEWER), "api")
     result: dict[str, Any] = jsonable_encoder(asdict(snap))
+    result["requester"] = jsonable_encoder(
+        {
+            "identifiers": details.identifiers,
+            "agent": asdict(details.agent) if details.agent else None,
+            "corrections": details.corrections,
+            "transfer_to": details.transfer_to,
+        }
+    )
+    result["clock_rule"] = details.clock_rule
     return result
 
 
@@ -430,7 +312,9 @@ async def decide(
     if body.system and not re.match(SYSTEM_RE, body.system):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="system: not a system name")
     role = DECISION_ROLE[body.kind]
-    if not who.has(role):
+    if body.kind == DecisionKind.NOTHING_HELD and body.system and who.owns(body.system):
+        role = f"{OWNER_PREFIX}{body.system}"  # the system's owner answers for it
+    elif not who.has(role):
         raise forbidden(who, [role])
     decision = Decision(
         kind=body.kind,
@@ -442,7 +326,7 @@ async def decide(
         regime=body.regime.value if body.regime else "",
         fee=body.fee.strip(),
     )
-    return await _execute(svc, ref, decision)
+    return await _decided(svc, ref, decision)
 
 
 @router.get("/requests/{ref}/review")
@@ -451,14 +335,7 @@ async def review_package(
 ) -> dict[str, Any]:
     """The review package a reviewer approves: what will be disclosed, redacted, withheld or
     kept, and why (record keys and reasons, never the records' values)."""
-    check_reference(ref)
-    client = await svc.client()
-    try:
-        snap = await client.get_workflow_handle(ref).query(
-            DataSubjectRequest.snapshot, rpc_timeout=RPC_TIMEOUT
-        )
-    except RPCError as e:
-        raise engine_error(e, ref) from None
+    snap = await snapshot(svc, ref)
     if snap.review is None:
         raise HTTPException(status.HTTP_409_CONFLICT, detail=f"case {ref} has no review package yet")
     text = (await asyncio.to_thread(svc.blobs.get, snap.review.package_ref)).decode()
@@ -483,7 +360,7 @@ async def review(
         amendments=[ReviewAmendment(**a.model_dump()) for a in body.amendments],
         note=body.note.strip(),
     )
-    result: DecisionResult = await _update(svc, ref, DataSubjectRequest.review, action, "review")
+    result: DecisionResult = await run_update(svc, ref, DataSubjectRequest.review, action, "review")
     log.info(
         "review", reference=ref, approve=body.approve, amendments=len(body.amendments), actor=action.actor
     )
@@ -495,26 +372,28 @@ async def system_found(
     ref: Reference,
     system: Annotated[str, Path(pattern=SYSTEM_RE)],
     svc: ServicesDep,
-    who: Annotated[Staff, Depends(staff(OPERATOR))],
+    who: Annotated[Staff, Depends(staff())],
     file: Annotated[UploadFile, File(description="what the search by hand found (any format)")],
     reason: Annotated[str, Form(max_length=MAX_REASON)] = "",
     records: Annotated[int, Form(ge=1, le=1_000_000)] = 1,
 ) -> DecisionResultBody:
-    """A manual system's searcher uploads what they found. The upload is encrypted into the
-    blob store as it streams in; if the case refuses it (not waiting for that system), it is
-    deleted again."""
+    """A manual system's searcher (its owner, ``owner:<system>``, or an operator) uploads what
+    they found. The upload is encrypted into the blob store as it streams in; if the case
+    refuses it (not waiting for that system), it is deleted again."""
     check_reference(ref)
-    attachment = await asyncio.to_thread(_store_upload, svc.blobs, ref, f"{system}-manual.bin", file)
+    if not (who.has(OPERATOR) or who.owns(system)):
+        raise forbidden(who, [OPERATOR, f"{OWNER_PREFIX}{system}"])
+    attachment = await asyncio.to_thread(store_upload, svc.blobs, ref, f"{system}-manual.bin", file)
     decision = Decision(
         kind=DecisionKind.SYSTEM_FOUND,
-        actor=who.actor(OPERATOR),
+        actor=who.actor(f"{OWNER_PREFIX}{system}", OPERATOR),
         reason=reason.strip(),
         system=system,
         attachment=attachment,
         records=records,
     )
     try:
-        return await _execute(svc, ref, decision)
+        return await _decided(svc, ref, decision)
     except HTTPException:
         await asyncio.to_thread(svc.blobs.delete, attachment)
         raise
@@ -530,10 +409,10 @@ async def agent_authority(
     """An operator files the agent's proof of authority (received by post or email). Stored
     encrypted as it streams in; removed again if the case does not take it."""
     check_reference(ref)
-    attachment = await asyncio.to_thread(_store_upload, svc.blobs, ref, "agent-authority.bin", file)
+    attachment = await asyncio.to_thread(store_upload, svc.blobs, ref, "agent-authority.bin", file)
     doc = AuthorityDocument(document=attachment, via=f"staff:{who.actor(OPERATOR)}")
     try:
-        await _update(svc, ref, DataSubjectRequest.provide_authority, doc, "authority")
+        await run_update(svc, ref, DataSubjectRequest.provide_authority, doc, "authority")
     except HTTPException:
         await asyncio.to_thread(svc.blobs.delete, attachment)
         raise
@@ -541,63 +420,8 @@ async def agent_authority(
 
 
 async def _state(svc: Services, ref: str, message: str) -> DecisionResultBody:
-    client = await svc.client()
-    try:
-        snap = await client.get_workflow_handle(ref).query(
-            DataSubjectRequest.snapshot, rpc_timeout=RPC_TIMEOUT
-        )
-    except RPCError as e:
-        raise engine_error(e, ref) from None
+    snap = await snapshot(svc, ref)
     return DecisionResultBody(stage=snap.stage, due=snap.due, message=message)
-
-
-def _store_upload(blobs: BlobStore, ref: str, name: str, file: UploadFile) -> str:
-    size = 0
-    try:
-        with blobs.open_writer(ref, name) as writer:
-            while chunk := file.file.read(1024 * 1024):
-                size += len(chunk)
-                if size > MAX_UPLOAD_BYTES:
-                    raise HTTPException(
-                        status.HTTP_413_CONTENT_TOO_LARGE,
-                        detail=f"the upload is larger than {MAX_UPLOAD_BYTES // (1024 * 1024)} MB: "
-                        "split it or share it another way",
-                    )
-                writer.write(chunk)
-    finally:
-        file.file.close()
-    if size == 0:
-        blobs.delete(writer.ref)
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            detail="the upload is empty"
-            + (': answer "nothing held" instead' if name.endswith("-manual.bin") else ""),
-        )
-    return writer.ref
-
-
-async def _execute(svc: Services, ref: str, decision: Decision) -> DecisionResultBody:
-    result: DecisionResult = await _update(svc, ref, DataSubjectRequest.decide, decision, decision.kind.value)
-    log.info("decision taken", reference=ref, kind=decision.kind.value, actor=decision.actor)
-    return DecisionResultBody(stage=result.stage, due=result.due, message=result.message)
-
-
-async def _update(svc: Services, ref: str, update: Any, arg: Any, what: str) -> Any:
-    """Run an Update on the case; the workflow's validator's refusal is a 409 with its words."""
-    client = await svc.client()
-    try:
-        return await client.get_workflow_handle(ref).execute_update(update, arg, rpc_timeout=UPDATE_TIMEOUT)
-    except WorkflowUpdateFailedError as e:
-        if isinstance(e.cause, ApplicationError):
-            raise HTTPException(status.HTTP_409_CONFLICT, detail=e.cause.message) from None
-        log.error("update failed", reference=ref, kind=what, error=type(e.cause).__name__)
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, detail="the decision could not be carried out; retry"
-        ) from None
-    except WorkflowUpdateRPCTimeoutOrCancelledError:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=ENGINE_UNREACHABLE) from None
-    except RPCError as e:
-        raise engine_error(e, ref) from None
 
 
 @router.get("/requests/{ref}/audit")
@@ -614,65 +438,6 @@ async def audit_trail(
     return {"reference": ref, "events": [e.to_dict() for e in events], "chain": asdict(report)}
 
 
-# --------------------------------------------------------------------------------------------
-# The codec server for the Temporal Web UI
-
-codec_router = APIRouter(prefix="/codec", tags=["codec"])
-
-
-async def codec_access(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
-) -> None:
-    """Decoding shows personal data: staff only, except on the local dev stack."""
-    if request.app.state.codec_requires_auth:
-        authenticate(request.app.state.settings, credentials)
-
-
-async def _codec(request: Request, action: str) -> dict[str, Any]:
-    from dsar.codec import CodecError, codec_endpoint_payloads
-
-    try:
-        body = await request.json()
-    except ValueError:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail="malformed JSON body") from None
-    if not isinstance(body, dict):
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail='body must be {"payloads": [...]}')
-    try:
-        return await codec_endpoint_payloads(request.app.state.codec, body, action)  # type: ignore[arg-type]
-    except CodecError as e:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(e)) from None
-    except ValueError as e:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, detail=str(e)) from None
-
-
-@codec_router.post("/encode", dependencies=[Depends(codec_access)])
-async def codec_encode(request: Request) -> dict[str, Any]:
-    """Encrypt payloads (``temporal.api.common.v1.Payloads`` JSON), as the Web UI asks."""
-    return await _codec(request, "encode")
-
-
-@codec_router.post("/decode", dependencies=[Depends(codec_access)])
-async def codec_decode(request: Request) -> dict[str, Any]:
-    """Decrypt payloads so that the Web UI can show a case's history to staff."""
-    return await _codec(request, "decode")
-
-
-# --------------------------------------------------------------------------------------------
-# Health
-
-health_router = APIRouter(tags=["health"])
-
-
-@health_router.get("/healthz")
-async def healthz(svc: ServicesDep) -> dict[str, bool]:
-    """Liveness of the app and reachability of Temporal (for load balancers and ``make run``)."""
-
-    async def probe() -> bool:
-        client = await svc.client()
-        return await client.service_client.check_health(timeout=timedelta(seconds=2))
-
-    try:
-        temporal = await asyncio.wait_for(probe(), timeout=3)
-    except Exception:  # any failure means "not reachable now", which is the answer
-        temporal = False
-    return {"ok": True, "temporal": bool(temporal)}
+async def _decided(svc: Services, ref: str, decision: Decision) -> DecisionResultBody:
+    result = await execute_decision(svc, ref, decision)
+    return DecisionResultBody(stage=result.stage, due=result.due, message=result.message)

@@ -1,0 +1,402 @@
+"""``/console/cases/{reference}``: one case, everything a member of staff needs to work it.
+
+Who the requester is (for operators and reviewers; every view is written to the audit trail),
+the statutory clock and its rule in words, a timeline from the hash-chained audit trail, the
+identity check, each system's search, the letters sent (read from the case file's copies), the
+package and its downloads, the review, internal comments and assignment, and the decisions the
+case allows in its current stage as forms with a reason. A decision goes through the same
+Update as the API's (``console.services``): a refusal shows the engine's own message.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, HTTPException, Request, status
+from fastapi.responses import RedirectResponse, Response
+
+from console.auth import OPERATOR, REVIEWER
+from console.services import (
+    DECISION_ROLE,
+    MAX_REASON,
+    REFERENCE_RE,
+    audit_view,
+    case_details,
+    execute_decision,
+    run_update,
+    snapshot,
+)
+from console.staff.pages import (
+    HEADERS,
+    Caller,
+    PageRefused,
+    case_path,
+    http_to_page,
+    in_thread,
+    posted,
+    render,
+    require,
+    services_of,
+    today,
+)
+from console.staff.queue import risk, worklist
+from dsar.casefile import LetterEntry, LetterLog
+from dsar.model import (
+    FINAL_STAGES,
+    CaseDetails,
+    Decision,
+    DecisionKind,
+    Regime,
+    RequestType,
+    ReviewAction,
+    Snapshot,
+)
+from dsar.regimes import REQUEST_LABELS
+from dsar.store import AuditRow
+from dsar.timeutil import local_minute
+from workflows.request import DataSubjectRequest
+from workflows.rules import ALLOWED, ANSWERS, REJECT_GROUNDS, WAITS
+
+router = APIRouter(include_in_schema=False)
+
+
+@dataclass(frozen=True)
+class DecisionForm:
+    """How a decision appears on the case page: a button, what it does, the fields it needs."""
+
+    label: str
+    help: str
+    fields: tuple[str, ...] = ("reason",)
+    reason_required: bool = False
+    warning: bool = False
+
+
+DECISION_FORMS: dict[DecisionKind, DecisionForm] = {
+    DecisionKind.VERIFY: DecisionForm("Verify identity", "You have checked who the person is (say how)."),
+    DecisionKind.REJECT: DecisionForm(
+        "Refuse the request",
+        "Ends the case with a letter: the ground, the reason, the right to complain.",
+        ("ground", "reason"),
+        reason_required=True,
+        warning=True,
+    ),
+    DecisionKind.WITHDRAW: DecisionForm(
+        "Record a withdrawal", "The person withdrew the request: the case ends with a letter.", warning=True
+    ),
+    DecisionKind.EXTEND: DecisionForm(
+        "Extend the deadline", "Complex or numerous requests: the person is told why.", reason_required=True
+    ),
+    DecisionKind.REQUEST_IDENTITY: DecisionForm(
+        "Ask for proof of identity", "A letter asks the person; the clock follows the regime."
+    ),
+    DecisionKind.IDENTITY_RECEIVED: DecisionForm("Proof of identity received", "By post or in person."),
+    DecisionKind.REQUEST_AUTHORITY: DecisionForm(
+        "Ask the agent for authority", "Signed permission or a power of attorney."
+    ),
+    DecisionKind.AUTHORITY_RECEIVED: DecisionForm(
+        "Authority received", "By post: you have seen the document."
+    ),
+    DecisionKind.REQUEST_FEE: DecisionForm(
+        "Charge a fee",
+        "Manifestly unfounded or excessive (Art. 12(5)); the clock holds until it is paid.",
+        ("fee", "reason"),
+        reason_required=True,
+    ),
+    DecisionKind.FEE_PAID: DecisionForm("Fee paid", "The fee has arrived."),
+    DecisionKind.REQUEST_CLARIFICATION: DecisionForm(
+        "Ask for clarification", "What the request covers is unclear."
+    ),
+    DecisionKind.CLARIFICATION_RECEIVED: DecisionForm("Clarification received", "The person has answered."),
+    DecisionKind.FULFILLED: DecisionForm(
+        "Carried out by hand", "Say what you did in each system.", reason_required=True
+    ),
+    DecisionKind.SKIP_SYSTEM: DecisionForm(
+        "Skip a system",
+        "Leave a system out of the search; the review sees why.",
+        ("system", "reason"),
+        reason_required=True,
+        warning=True,
+    ),
+    DecisionKind.NOTHING_HELD: DecisionForm(
+        "Nothing held in a system searched by hand",
+        "For its owner's answer by phone or in person.",
+        ("system", "reason"),
+    ),
+    DecisionKind.CLASSIFY: DecisionForm(
+        "Classify the message", "Say what the message asks for.", ("request_type", "regime", "reason")
+    ),
+}
+
+
+def decisions_allowed(snap: Snapshot, staff_roles: Caller) -> list[tuple[DecisionKind, DecisionForm]]:
+    """The decisions that fit the case now, for this member of staff's roles."""
+    staff = staff_roles.staff
+    if snap.stage in FINAL_STAGES:
+        return []
+    waiting = snap.waiting_for or ""
+    out = []
+    for kind, form in DECISION_FORMS.items():
+        if snap.stage not in ALLOWED[kind] or not staff.has(DECISION_ROLE[kind]):
+            continue
+        if kind in WAITS and "person: " in waiting and WAITS[kind].name in waiting:
+            continue  # already waiting for it
+        if kind in ANSWERS and ANSWERS[kind].name not in waiting.removeprefix("person: ").split(", "):
+            continue  # nothing asked
+        if kind == DecisionKind.EXTEND and snap.extended:
+            continue
+        if kind == DecisionKind.FULFILLED and "by hand" not in waiting:
+            continue
+        if kind == DecisionKind.NOTHING_HELD and not any(s.status == "waiting" for s in snap.systems):
+            continue
+        if kind == DecisionKind.SKIP_SYSTEM and not any(
+            s.status in ("searching", "unreachable", "waiting") for s in snap.systems
+        ):
+            continue
+        out.append((kind, form))
+    return out
+
+
+@dataclass
+class LetterView:
+    entry: LetterEntry
+    subject: str
+    to: str
+    body: str
+
+
+@dataclass
+class CaseView:
+    snap: Snapshot | None
+    details: CaseDetails | None
+    events: list[AuditRow]
+    letters: list[LetterView]
+    assignee: str | None
+    review_text: str = ""
+    problems: list[str] = field(default_factory=list)
+
+
+def _letter(blobs: Any, entry: LetterEntry) -> LetterView:
+    try:
+        raw = blobs.get(entry.copy_ref)
+    except Exception:  # purged with the case's blobs at the end of its retention
+        return LetterView(entry, "(removed when the case file was purged)", "", "")
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    part = msg.get_body(preferencelist=("plain",))
+    body = part.get_content() if part is not None else ""
+    return LetterView(entry, str(msg.get("Subject", "")), str(msg.get("To", "")), str(body))
+
+
+async def _gather(request: Request, who: Caller, ref: str) -> CaseView:
+    svc = services_of(request)
+    problems: list[str] = []
+    snap: Snapshot | None = None
+    details: CaseDetails | None = None
+    try:
+        snap = await snapshot(svc, ref)
+        details = await case_details(svc, ref)
+    except HTTPException as e:
+        if e.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+            raise http_to_page(e) from None
+        problems.append(
+            f"The workflow could not be read ({e.detail}); the register and audit trail are shown."
+        )
+    if details is not None:
+        await in_thread(audit_view, svc.store, ref, who.staff.actor(OPERATOR, REVIEWER), "console")
+    events = await in_thread(svc.store.audit_trail, ref)
+    log = getattr(request.app.state, "letters", None)
+    if log is None:
+        log = request.app.state.letters = await in_thread(LetterLog, svc.store.engine)
+    entries = await in_thread(log.letters, ref)
+    letters = [await in_thread(_letter, svc.blobs, e) for e in entries]
+    review_text = ""
+    if snap is not None and snap.review is not None:
+        try:
+            review_text = (await in_thread(svc.blobs.get, snap.review.package_ref)).decode()
+            if snap.review.plan_ref:
+                review_text += "\n" + (await in_thread(svc.blobs.get, snap.review.plan_ref)).decode()
+        except Exception:
+            problems.append("The review package could not be read from the blob store.")
+    assignee = await in_thread(worklist(request).assignee, ref)
+    return CaseView(snap, details, events, letters, assignee, review_text, problems)
+
+
+def _timeline(events: list[AuditRow], tz: str) -> list[dict[str, Any]]:
+    rows = []
+    for e in events:
+        shown = {k: v for k, v in e.details.items() if k not in ("decisions", "package") or len(str(v)) < 60}
+        rows.append(
+            {
+                "seq": e.seq,
+                "at": local_minute(e.at, tz),
+                "iso": e.at.isoformat(),
+                "actor": e.actor,
+                "action": e.action,
+                "reason": e.reason,
+                "details": shown,
+            }
+        )
+    return rows
+
+
+async def render_case(
+    request: Request, who: Caller, ref: str, *, error: str = "", done: str = "", status_code: int = 200
+) -> Response:
+    if not REFERENCE_RE.match(ref):
+        raise PageRefused(
+            status.HTTP_404_NOT_FOUND, "No such case", "A reference looks like DSR-2026-000123."
+        )
+    svc = services_of(request)
+    row = await in_thread(svc.store.get, ref)
+    if row is None:
+        raise PageRefused(
+            status.HTTP_404_NOT_FOUND, "No such case", f"There is no case {ref} in the register."
+        )
+    view = await _gather(request, who, ref)
+    settings = svc.settings
+    snap = view.snap
+    comments = [e for e in view.events if e.action == "comment"]
+    downloads = [e for e in view.events if e.action == "package:downloaded"]
+    built = [e for e in view.events if e.action == "package:built"]
+    ui = settings.temporal_ui_url.rstrip("/")
+    return render(
+        request,
+        "case.html",
+        who,
+        status_code,
+        title=ref,
+        ref=ref,
+        row=row,
+        risk=risk(row, today(request)),
+        view=view,
+        snap=snap,
+        details=view.details,
+        timeline=_timeline(view.events, settings.timezone),
+        comments=_timeline(comments, settings.timezone),
+        downloads=_timeline(downloads, settings.timezone),
+        package=_timeline(built, settings.timezone)[-1] if built else None,
+        decisions=decisions_allowed(snap, who) if snap is not None else [],
+        reject_grounds=sorted(REJECT_GROUNDS),
+        request_types=[t.value for t in RequestType],
+        regimes=[r.value for r in Regime],
+        labels=REQUEST_LABELS,
+        can_review=who.staff.has(REVIEWER),
+        review_open=snap is not None
+        and snap.review is not None
+        and not snap.review.approved_by
+        and snap.stage.value == "reviewing",
+        temporal_link=f"{ui}/namespaces/{quote(settings.temporal_namespace)}/workflows/{quote(ref)}"
+        if ui
+        else "",
+        local=lambda dt: local_minute(dt, settings.timezone) if isinstance(dt, datetime) else "",
+        error=error,
+        done=done,
+        max_reason=MAX_REASON,
+    )
+
+
+@router.get("/console/cases/{ref}")
+async def case_page(request: Request, ref: str, done: str = "") -> Response:
+    who = await require(request, OPERATOR, REVIEWER)
+    return await render_case(request, who, ref, done=done[:40])
+
+
+def _field(form: Any, name: str, limit: int = MAX_REASON) -> str:
+    return str(form.get(name, "") or "").strip()[:limit]
+
+
+@router.post("/console/cases/{ref}/decisions")
+async def decide(request: Request, ref: str) -> Response:
+    """A decision from its form; refused with the engine's words, re-shown on the case page."""
+    who = await require(request, OPERATOR, REVIEWER)
+    form = await posted(request, who)
+    try:
+        kind = DecisionKind(_field(form, "kind", 40))
+    except ValueError:
+        raise PageRefused(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "Unknown decision", "Choose a decision on the case page."
+        ) from None
+    if kind not in DECISION_FORMS:
+        raise PageRefused(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "Not decided here",
+            "Use the review or the system's task page.",
+        )
+    role = DECISION_ROLE[kind]
+    if not who.staff.has(role):
+        raise PageRefused(
+            status.HTTP_403_FORBIDDEN,
+            "You cannot do this",
+            f"'{kind.value}' needs the {role} or admin role. You are signed in as {who.staff.sub} "
+            f"({', '.join(who.staff.roles)}).",
+        )
+    decision = Decision(
+        kind=kind,
+        actor=who.staff.actor(role),
+        reason=_field(form, "reason"),
+        ground=_field(form, "ground", 100),
+        system=_field(form, "system", 64),
+        request_type=_field(form, "request_type", 40),
+        regime=_field(form, "regime", 40),
+        fee=_field(form, "fee", 20),
+    )
+    try:
+        await execute_decision(services_of(request), ref, decision)
+    except HTTPException as e:
+        if e.status_code in (status.HTTP_409_CONFLICT, status.HTTP_422_UNPROCESSABLE_CONTENT):
+            return await render_case(request, who, ref, error=str(e.detail), status_code=e.status_code)
+        raise http_to_page(e) from None
+    return RedirectResponse(
+        f"{case_path(ref)}?done={kind.value}", status_code=status.HTTP_303_SEE_OTHER, headers=HEADERS
+    )
+
+
+@router.post("/console/cases/{ref}/review")
+async def approve_review(request: Request, ref: str) -> Response:
+    """A reviewer approves the review package (the workbench for amendments is its own page)."""
+    who = await require(request, OPERATOR, REVIEWER)
+    form = await posted(request, who)
+    if not who.staff.has(REVIEWER):
+        raise PageRefused(
+            status.HTTP_403_FORBIDDEN,
+            "You cannot approve this",
+            f"Approving what is disclosed or erased needs the reviewer or admin role. You are signed in as "
+            f"{who.staff.sub} ({', '.join(who.staff.roles)}).",
+        )
+    action = ReviewAction(actor=who.staff.actor(REVIEWER), approve=True, note=_field(form, "note"))
+    try:
+        await run_update(services_of(request), ref, DataSubjectRequest.review, action, "review")
+    except HTTPException as e:
+        if e.status_code == status.HTTP_409_CONFLICT:
+            return await render_case(request, who, ref, error=str(e.detail), status_code=e.status_code)
+        raise http_to_page(e) from None
+    return RedirectResponse(
+        f"{case_path(ref)}?done=approve", status_code=status.HTTP_303_SEE_OTHER, headers=HEADERS
+    )
+
+
+@router.post("/console/cases/{ref}/comments")
+async def comment(request: Request, ref: str) -> Response:
+    """An internal note: in the case's audit trail, never sent to the person."""
+    who = await require(request, OPERATOR, REVIEWER)
+    form = await posted(request, who)
+    text = _field(form, "comment")
+    if not text:
+        return await render_case(request, who, ref, error="Write the comment first.", status_code=422)
+    store = services_of(request).store
+    if not REFERENCE_RE.match(ref) or await in_thread(store.get, ref) is None:
+        raise PageRefused(status.HTTP_404_NOT_FOUND, "No such case", "There is no such case in the register.")
+    await in_thread(
+        lambda: store.append_audit(
+            ref, "comment", who.staff.actor(OPERATOR, REVIEWER), reason=text, at=datetime.now(UTC)
+        )
+    )
+    return RedirectResponse(
+        f"{case_path(ref)}?done=comment#comments", status_code=status.HTTP_303_SEE_OTHER, headers=HEADERS
+    )
