@@ -69,7 +69,7 @@ def build_workers(
     blobs = blobs or blob_store_from_settings(settings)
     mailer = mailer or mailer_from_settings(settings)
     audit = AuditActivities(store, blobs)
-    notify = NotifyActivities(mailer, settings, blobs, LetterLog(store.engine))
+    notify = NotifyActivities(mailer, settings, blobs, LetterLog(store.engine), datamap)
     search = SearchActivities(datamap, blobs)
     verify = VerifyActivities(datamap, GuardStore.from_settings(settings))
     review = ReviewActivities(blobs, datamap)

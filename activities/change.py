@@ -62,7 +62,7 @@ from dsar.changes import (
     verify_marks,
     verify_rectification,
 )
-from dsar.datamap import DataMap, Marker
+from dsar.datamap import DataMap, Marker, SystemConfig
 from dsar.erasure import (
     ErasureNotVerified,
     ErasurePlanError,
@@ -78,6 +78,7 @@ from dsar.identity import DISTINCTIVE
 from dsar.logs import bind_case, get_logger
 from dsar.model import RequestType, SystemResult
 from dsar.suppression import SuppressionList, SuppressionReason
+from dsar.wording import plural, words
 
 log = get_logger("dsar.activities.change")
 
@@ -256,6 +257,7 @@ class ChangeActivities:
                 ),
             ]
             rectifications = build_rectifications(self.datamap, subjects, corrections, decisions)
+            untold = {(d.system, d.key) for d in decisions if d.untold()}
             body["rectification"] = {p.system: asdict(p.rectification) for p in rectifications}
             for rectified in rectifications:
                 changed = {c.entity for c in rectified.rectification.changes}
@@ -263,7 +265,8 @@ class ChangeActivities:
                 line.change = sum(expected.get(rectified.system, {}).get(e, 0) for e in changed)
                 line.exempt = len(rectified.rectification.exempt)
             names += [p.system for p in rectifications if p.system not in names]
-            summary_text = letter_text = _rectification_text(rectifications, expected)
+            summary_text = _rectification_text(self.datamap, rectifications, expected)
+            letter_text = _rectification_text(self.datamap, rectifications, expected, untold)
         else:
             marker = MARKERS[inp.request_type]
             marks = [
@@ -277,7 +280,10 @@ class ChangeActivities:
                 )
                 counts[marked.system].change = sum(expected.get(marked.system, {}).get(e, 0) for e in flagged)
                 counts[marked.system].exempt = len(marked.exempt)
-            summary_text = letter_text = _marks_text(self.datamap, marks, marker, expected)
+            untold = {(d.system, d.key) for d in decisions if d.untold()}
+            summary_text = _marks_text(self.datamap, marks, marker, expected)
+            letter_text = _marks_text(self.datamap, marks, marker, expected, untold)
+        letter_text += _elsewhere_text(self.datamap, inp.systems, inp.request_type)
         plan_ref = self.blobs.put(json.dumps(body).encode(), case=inp.reference, name="change-plan.json")
         summary_ref = self.blobs.put(summary_text.encode(), case=inp.reference, name="change-plan.txt")
         letter_ref = self.blobs.put(letter_text.encode(), case=inp.reference, name="change-letter.txt")
@@ -517,20 +523,63 @@ def _tap(
         yield system, entity, record
 
 
-def _rectification_text(plans: list[RectificationPlan], expected: dict[str, dict[str, int]]) -> str:
+def _rectification_text(
+    datamap: DataMap,
+    plans: list[RectificationPlan],
+    expected: dict[str, dict[str, int]],
+    untold: set[tuple[str, str]] | None = None,
+) -> str:
+    """What was corrected, per entity, in the data map's labels. ``untold`` (the letter): records
+    an exemption the person must not hear of leaves alone are not counted as "left alone"."""
     if not plans:
         return "Nothing to correct in the systems searched.\n"
     out = ["What we corrected:"]
     for plan in plans:
+        config = datamap.system(plan.system)
         by_entity: dict[str, list[str]] = {}
         for change in plan.rectification.changes:
             by_entity.setdefault(change.entity, []).append(change.field.replace("_", " "))
         for entity, names in by_entity.items():
             n = expected.get(plan.system, {}).get(entity, 0)
-            out.append(f"- {plan.system} / {entity.replace('_', ' ')}: {', '.join(names)} ({n} record(s))")
-        if plan.rectification.exempt:
-            out.append(f"  {len(plan.rectification.exempt)} record(s) left as they are: an exemption applies")
+            out.append(f"- {_label(config, entity)}: {', '.join(names)} ({plural(n, 'record')})")
+        out += _left_alone(plan.system, plan.rectification.exempt, untold)
     return "\n".join(out) + "\n"
+
+
+def _label(config: SystemConfig, entity: str) -> str:
+    found = config.entities.get(entity)
+    return f"{found.label if found else words(entity)} ({config.label})"
+
+
+def _left_alone(system: str, exempt: list[str], untold: set[tuple[str, str]] | None) -> list[str]:
+    told = [key for key in exempt if untold is None or (system, key) not in untold]
+    if not told:
+        return []
+    return [f"- {plural(len(told), 'record')} left as they are: an exemption applies"]
+
+
+def _elsewhere_text(datamap: DataMap, systems: list[SystemResult], request_type: RequestType) -> str:
+    """What the letter says of the systems no connector changes, from the search as recorded:
+    a system searched by hand that held the person's data is changed there by its owner (the
+    case waits for them before it answers); one that held nothing, or was not searched, is
+    said to be so. Never "searched by hand, and erased there" when nothing was held."""
+    done = {RequestType.ERASURE: "erased", RequestType.RECTIFICATION: "corrected"}.get(
+        request_type, "changed"
+    )
+    lines = []
+    for result in systems:
+        config = datamap.systems.get(result.system)
+        label = config.label if config is not None else words(result.system)
+        if config is not None and config.manual is not None:
+            if result.status == "found":
+                lines.append(f"- {label}: searched by hand; {done} there by the team that holds it")
+            elif result.status == "none":
+                lines.append(f"- {label}: searched by hand; nothing held about you")
+        if result.status in ("skipped", "failed"):
+            lines.append(f"- {label}: not searched")
+    if not lines:
+        return ""
+    return "\nElsewhere:\n" + "\n".join(lines) + "\n"
 
 
 _MARKER_WORDS = {
@@ -542,7 +591,11 @@ _MARKER_WORDS = {
 
 
 def _marks_text(
-    datamap: DataMap, plans: list[MarkPlan], marker: Marker, expected: dict[str, dict[str, int]]
+    datamap: DataMap,
+    plans: list[MarkPlan],
+    marker: Marker,
+    expected: dict[str, dict[str, int]],
+    untold: set[tuple[str, str]] | None = None,
 ) -> str:
     if not plans:
         return "None of the systems searched holds records this request changes.\n"
@@ -556,9 +609,8 @@ def _marks_text(
                 continue
             n = expected.get(plan.system, {}).get(entity.name, 0)
             if n:
-                out.append(f"- {plan.system} / {entity.name.replace('_', ' ')}: {n} record(s)")
-        if plan.exempt:
-            out.append(f"  {len(plan.exempt)} record(s) left as they are: an exemption applies")
+                out.append(f"- {_label(config, entity.name)}: {plural(n, 'record')}")
+        out += _left_alone(plan.system, plan.exempt, untold)
     return "\n".join(out) + "\n"
 
 

@@ -18,19 +18,26 @@ from temporalio import activity
 
 from dsar.blobs import BlobStore
 from dsar.casefile import LetterEntry, LetterLog
+from dsar.datamap import DataMap
 from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
 from dsar.mail import Mailer, build_message
 from dsar.settings import Settings
+from dsar.wording import lay_out, long_date, long_time, plural, system_labels
 
 log = get_logger("dsar.activities.notify")
 
 _TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("dsar", "letters"),
-    autoescape=False,  # plain-text mail, never HTML
+    autoescape=False,  # the source of the text part; the HTML part escapes it (dsar.wording)
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,
+    trim_blocks=True,
+    lstrip_blocks=True,
 )
+_TEMPLATES.filters["long_date"] = long_date
+_TEMPLATES.filters["long_time"] = long_time
+_TEMPLATES.globals["plural"] = plural
 
 #: Letters addressed to the privacy team rather than the person (escalations to the DPO).
 TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation", "system_unreachable"})
@@ -61,12 +68,21 @@ class LetterReceipt:
 
 
 def render(kind: str, facts: dict[str, str]) -> tuple[str, str]:
-    """Render a template to (subject, body); the first line of a template is its Subject."""
-    text = _TEMPLATES.get_template(f"{kind}.txt").render(**facts)
-    first, _, body = text.partition("\n")
+    """Render a template to (subject, text): the first line of a template is its Subject, the
+    rest is laid out as :func:`dsar.wording.lay_out` does (wrapped, one paragraph per block)."""
+    subject, text, _ = render_letter(kind, facts)
+    return subject, text
+
+
+def render_letter(kind: str, facts: dict[str, str]) -> tuple[str, str, str]:
+    """(subject, text, html) of a letter: the HTML alternative says exactly what the text says."""
+    source = _TEMPLATES.get_template(f"{kind}.txt").render(**facts)
+    first, _, body = source.partition("\n")
     if not first.startswith("Subject: "):
         raise ValueError(f"letter template {kind!r} must start with a Subject line")
-    return first.removeprefix("Subject: ").strip(), body.lstrip("\n")
+    subject = " ".join(first.removeprefix("Subject: ").split())
+    text, html = lay_out(body, subject)
+    return subject, text, html
 
 
 class NotifyActivities:
@@ -76,11 +92,13 @@ class NotifyActivities:
         settings: Settings,
         blobs: BlobStore | None = None,
         letters: LetterLog | None = None,
+        datamap: DataMap | None = None,
     ) -> None:
         self.mailer = mailer
         self.settings = settings
         self.blobs = blobs
         self.letters = letters  # files a copy of each letter for the case file (the console)
+        self.datamap = datamap  # the labels the person reads for system names
 
     @activity.defn(name="send_letter")
     def send_letter(self, letter: Letter) -> LetterReceipt:
@@ -133,7 +151,10 @@ class NotifyActivities:
             if facts.get("password_ref"):
                 facts["password"] = self.blobs.get(facts["password_ref"]).decode()
                 masked["password"] = NOT_KEPT
-        subject, body = render(letter.kind, facts)
+        for key in ("searched", "skipped"):  # system names, as the person reads them
+            if key in facts:
+                facts[key] = system_labels(self.datamap, facts[key])
+        subject, body, html = render_letter(letter.kind, facts)
         if letter.kind in TEAM_LETTERS:
             to = self.settings.dpo_email if letter.kind in _TO_DPO else self.settings.operator_email
             audience = "team"
@@ -146,7 +167,7 @@ class NotifyActivities:
         else:
             to, audience = self.settings.operator_email, "post"
             subject = f"[dsar] Please post this letter for {letter.reference}: {subject}"
-        msg = build_message(letter.key, self.settings.mail_from, to, subject, body)
+        msg = build_message(letter.key, self.settings.mail_from, to, subject, body, html)
         transport = self.mailer.send(letter.key, msg)
         if masked:
             copy_subject, copy_body = render(letter.kind, {**facts, **masked})

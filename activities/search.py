@@ -37,6 +37,13 @@ class PlanInput:
     reference: str
     #: identifier kinds the person gave (kinds only: the plan needs no values)
     kinds: list[str] = field(default_factory=list)
+    #: the request type ("": every system). An opt-out or a limit asks nobody to search by
+    #: hand: it changes what we do with data we sell, share or use, never CCTV footage or paper
+    request_type: str = ""
+
+
+#: Request types whose fulfilment never reaches a system searched by hand (markers only).
+_NO_SEARCH_BY_HAND = frozenset({"opt_out_sale_sharing", "limit_sensitive"})
 
 
 @dataclass
@@ -97,9 +104,12 @@ class SearchActivities:
         given = set(inp.kinds)
         plan = SearchPlan(first=[])
         learn: set[str] = set()
+        by_hand = inp.request_type not in _NO_SEARCH_BY_HAND
         for name in sorted(self.datamap.systems):
             system = self.datamap.systems[name]
             if system.manual is not None:
+                if not by_hand:
+                    continue
                 task = system.manual
                 plan.manual.append(
                     ManualSearch(

@@ -59,6 +59,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from dsar.calendars import calendar_names
 from dsar.exemptions import ExemptionRule, parse_rules
 from dsar.model import IdentifierKind, Regime, RequestType
+from dsar.wording import words
 
 #: Connector types this version knows; each has a class in ``connectors/`` ("manual" is a task
 #: for a person: the workflow waits for their answer, see ``workflows/request.py``).
@@ -109,7 +110,7 @@ _DECISION_REQUIRED = ("what", "logic", "significance")
 _TRANSFER_REQUIRED = ("recipient", "country", "safeguard")
 _DECISION_KEYS = frozenset({*_DECISION_REQUIRED, "systems"})
 _TRANSFER_KEYS = frozenset({*_TRANSFER_REQUIRED, "systems"})
-_COMMON_SYSTEM_KEYS = frozenset({"connector", "description", "defaults", "entities"})
+_COMMON_SYSTEM_KEYS = frozenset({"connector", "label", "description", "defaults", "entities"})
 #: Keys each connector type takes besides the common ones.
 _SYSTEM_KEYS: dict[str, frozenset[str]] = {
     "sql": frozenset({"url_env", "max_concurrent"}),
@@ -124,6 +125,7 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
             "key",
             "identity",
             "relation",
+            "label",
             "description",
             "defaults",
             "fields",
@@ -137,9 +139,9 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
         }
     ),
     "s3": frozenset(
-        {"prefix", "format", "identity", "description", "defaults", "fields", "erasure", "sensitive"}
+        {"prefix", "format", "identity", "label", "description", "defaults", "fields", "erasure", "sensitive"}
     ),
-    "manual": frozenset({"description", "defaults", "fields", "sensitive"}),
+    "manual": frozenset({"label", "description", "defaults", "fields", "sensitive"}),
 }
 _FIELD_KEYS = frozenset(
     {
@@ -308,6 +310,8 @@ class EntityConfig:
     key: tuple[str, ...] = ()
     schema: str | None = None
     description: str = ""
+    #: what the person reads ("Orders", "Fraud prevention markers"); defaults to the name in words
+    label: str = ""
     erasure: ErasureRule = ErasureRule()
     #: sql: (column, value) that marks a row as restricted (Art. 18); s3 objects are tagged
     restriction: tuple[str, str] | None = None
@@ -383,6 +387,8 @@ class SystemConfig:
     url_env: str
     description: str
     entities: dict[str, EntityConfig]
+    #: what the person reads ("Customer database"); defaults to the name in words
+    label: str = ""
     #: the controller's phone region, copied here so a connector needs only its system
     phone_region: str = "GB"
     #: searches of this system one worker process runs at once (its task queue's cap)
@@ -901,6 +907,7 @@ class _Loader:
             if "description" in items
             else ""
         )
+        label = self.text(items["label"][1], f"{path}.label") if "label" in items else words(name)
         defaults = self.defaults(items, path, {})
         entities_node = self.required(items, "entities", key_node, path)[1]
         entity_items = self.mapping(entities_node, f"{path}.entities")
@@ -922,6 +929,7 @@ class _Loader:
             url_env=url_env,
             description=description,
             entities=entities,
+            label=label,
             phone_region=controller.phone_region,
             max_concurrent=self.count(items, "max_concurrent", path, 4),
             bucket=bucket,
@@ -1009,6 +1017,7 @@ class _Loader:
             if "description" in items
             else ""
         )
+        label = self.text(items["label"][1], f"{path}.label") if "label" in items else words(name)
 
         fields_node = self.required(items, "fields", key_node, path)[1]
         field_items = self.mapping(fields_node, f"{path}.fields")
@@ -1156,6 +1165,7 @@ class _Loader:
             key=key,
             schema=schema,
             description=description,
+            label=label,
             erasure=erasure,
             restriction=markers[Marker.RESTRICTION.value],
             objection=markers[Marker.OBJECTION.value],

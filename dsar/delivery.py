@@ -233,8 +233,10 @@ def deliver_via_s3(
 def _when(moment: datetime, timezone: str) -> str:
     from zoneinfo import ZoneInfo
 
+    from dsar.wording import long_date
+
     local = moment.astimezone(ZoneInfo(timezone))
-    return f"{local:%H:%M} on {local.day} {local:%B %Y}"
+    return f"{local:%H:%M} on {long_date(local.date())}"
 
 
 def response_paragraph(
@@ -244,7 +246,7 @@ def response_paragraph(
     lines = [
         "We have prepared a copy of the personal data we hold about you. You can download it here:",
         "",
-        url,
+        "    " + url,  # to copy exactly: never wrapped, and a link in the HTML alternative
         "",
         f"The link works until {_when(expires_at, timezone)}. Open report.html in the download first: it "
         "explains what we hold, why, who we share it with and how long we keep it.",

@@ -38,7 +38,7 @@ from connectors.base import (
     Subject,
 )
 from dsar.datamap import DataMap, EntityErasure, FieldErasure, SystemConfig
-from dsar.exemptions import Effect, ExemptionCatalogue, Outcome, RecordDecision, record_key
+from dsar.exemptions import ExemptionCatalogue, Outcome, RecordDecision, record_key
 from dsar.identity import record_matches
 from dsar.settings import Settings
 
@@ -236,7 +236,7 @@ class KeptLine:
     fields: list[str]  # empty: kept whole
     reasons: list[str]  # the data map's words
     exemptions: list[str]  # catalogue ids ("" for the data map's own erasure rule)
-    #: the exemption also allows not telling the person (crime prevention): the letter is silent
+    #: an exemption the person must not hear of (``may_mention: false``): the letter is silent
     undisclosed: bool = False
 
 
@@ -249,6 +249,13 @@ class EntityErasureSummary:
     delete: int = 0
     anonymise: int = 0  # by the data map's rules, or because a kept record hangs from it
     kept: list[KeptLine] = field(default_factory=list)
+    #: what the person reads: "Orders (Customer database)", from the data map's labels
+    label: str = ""
+
+    @property
+    def untold(self) -> bool:
+        """A record of it is kept under an exemption the person must not hear of."""
+        return any(line.undisclosed for line in self.kept)
 
     @property
     def kept_records(self) -> int:
@@ -307,7 +314,8 @@ class ErasureSummary:
                 out += _wrap(f"To keep ({what}): {line.records}, because: {'; '.join(line.reasons)}", "  ")
                 if line.undisclosed:
                     out += _wrap(
-                        "not mentioned in the letter to the person: telling them would defeat the exemption",
+                        f"not mentioned in the letter to the person, nor is anything else of {e.entity}: "
+                        "telling them would defeat the exemption",
                         "    ",
                     )
         for name in self.manual:
@@ -315,9 +323,12 @@ class ErasureSummary:
         return "\n".join(out) + "\n"
 
     def for_person(self) -> str:
-        """For the letter: what was erased, what was kept and why (in the data map's words)."""
-        erased = [e for e in self.entities if e.delete or e.anonymise]
-        kept = [(e, line) for e in self.entities for line in e.kept if not line.undisclosed]
+        """For the letter: what was erased, what was kept and why (in the data map's words).
+        An entity holding a record kept under an exemption the person must not hear of is left
+        out whole: naming it, or counting what was erased there, would tell them."""
+        told = [e for e in self.entities if not e.untold]
+        erased = [e for e in told if e.delete or e.anonymise]
+        kept = [(e, line) for e in told for line in e.kept]
         out = ["What we erased:"]
         if not erased:
             out.append("- nothing: we hold no records about you that we may erase")
@@ -326,17 +337,15 @@ class ErasureSummary:
             if e.delete:
                 parts.append(f"{_records(e.delete)} deleted")
             if e.anonymise:
-                parts.append(f"{_records(e.anonymise)} anonymised (nothing in them names you any more)")
+                names = "it names" if e.anonymise == 1 else "them names"
+                anonymised = f"nothing in {names} you any more"
+                parts.append(f"{_records(e.anonymise)} anonymised ({anonymised})")
             out.append(f"- {_label(e)}: {', '.join(parts)}")
         if kept:
             out += ["", "What we kept, and why:"]
             for e, line in kept:
                 what = "" if not line.fields else f" (only {', '.join(_words(f) for f in line.fields)})"
-                out += _wrap(
-                    f"- {_label(e)}: {_records(line.records)}{what}: {'; '.join(line.reasons)}", "", "  "
-                )
-        if self.manual:
-            out += ["", "Also searched by hand, and erased there: " + ", ".join(self.manual) + "."]
+                out.append(f"- {_label(e)}: {_records(line.records)}{what}: {'; '.join(line.reasons)}")
         return "\n".join(out) + "\n"
 
 
@@ -345,7 +354,7 @@ def _records(n: int) -> str:
 
 
 def _label(e: EntityErasureSummary) -> str:
-    return f"{e.system} / {_words(e.entity)}"
+    return e.label or f"{e.system} / {_words(e.entity)}"
 
 
 def _words(name: str) -> str:
@@ -399,7 +408,11 @@ def summarise_erasure(
             found[row.entity] = found.get(row.entity, 0) + 1
         entities = {
             name: EntityErasureSummary(
-                system, name, config.entities[name].erasure.strategy.value, found.get(name, 0)
+                system,
+                name,
+                config.entities[name].erasure.strategy.value,
+                found.get(name, 0),
+                label=f"{config.entities[name].label} ({config.label})",
             )
             for name in (e.name for e in config.ordered_entities())
         }
@@ -479,11 +492,7 @@ def _why(decision: RecordDecision | None, catalogue: ExemptionCatalogue) -> tupl
         "kept by the reviewer's decision"
     ]
     ids = list(dict.fromkeys(b.exemption for b in bases))
-    undisclosed = False
-    for exemption_id in ids:
-        if exemption_id and exemption_id in catalogue:
-            undisclosed = undisclosed or Effect.WITHHOLD in catalogue.get(exemption_id).effects
-    return texts, ids, undisclosed
+    return texts, ids, catalogue.untold(bases)
 
 
 # --------------------------------------------------------------------------------------------

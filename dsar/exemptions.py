@@ -114,6 +114,10 @@ class Exemption:
     review_required: bool
     #: False where LEGAL.md had no retrieved text ([R]): check the wording before quoting it
     verified: bool = True
+    #: False where telling the person it was used would itself prejudice what it protects (an
+    #: open fraud investigation, legal privilege): the copy and the letters say nothing of the
+    #: records it covers, not even a count or a category (ICO: neither confirm nor deny)
+    may_mention: bool = True
     other_effects: tuple[Effect, ...] = ()
     #: for ``disclose``: the exemptions this one sets aside (Sch 2 para 17 over para 16)
     overrides: tuple[str, ...] = ()
@@ -137,6 +141,7 @@ _EXEMPTION_REQUIRED = (
     "summary",
     "review_required",
     "verified",
+    "may_mention",
 )
 _EXEMPTION_KEYS = frozenset({*_EXEMPTION_REQUIRED, "other_effects", "overrides"})
 _ID = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
@@ -205,6 +210,16 @@ class ExemptionCatalogue:
     def for_regime(self, regime: Regime | str) -> list[Exemption]:
         return [e for e in self.exemptions if Regime(regime) in e.regimes]
 
+    def may_mention(self, exemption_id: str) -> bool:
+        """Whether the person may be told the exemption was used. A reviewer's own decision
+        (no catalogue id) and the data map's erasure rule may be."""
+        found = self._by_id.get(exemption_id)
+        return found is None or found.may_mention
+
+    def untold(self, bases: Iterable["Basis"]) -> bool:
+        """Whether any of ``bases`` relies on an exemption the person must not hear of."""
+        return any(not self.may_mention(b.exemption) for b in bases if b.exemption)
+
     def __contains__(self, exemption_id: object) -> bool:
         return exemption_id in self._by_id
 
@@ -246,7 +261,7 @@ def _exemption(entry: object, where: str) -> Exemption:
             raise ExemptionError(f"{where}: '{key}' must be non-empty text")
     if not _ID.match(entry["id"]):
         raise ExemptionError(f"{where}: the id must be lower-case words joined by '-'")
-    for key in ("review_required", "verified"):
+    for key in ("review_required", "verified", "may_mention"):
         if not isinstance(entry[key], bool):
             raise ExemptionError(f"{where}: '{key}' must be true or false")
 
@@ -283,6 +298,7 @@ def _exemption(entry: object, where: str) -> Exemption:
         summary=" ".join(entry["summary"].split()),
         review_required=entry["review_required"],
         verified=entry["verified"],
+        may_mention=entry["may_mention"],
         other_effects=members("other_effects", Effect, required=False),
         overrides=tuple(overrides),
     )
@@ -832,6 +848,14 @@ class RecordDecision:
     def whole_record(self) -> bool:
         return not self.fields
 
+    def bases(self) -> list["Basis"]:
+        """Every basis the decision relies on, the record's and its fields'."""
+        return [*self.basis, *(b for f in self.fields for b in f.basis)]
+
+    def untold(self, catalogue: "ExemptionCatalogue | None" = None) -> bool:
+        """Whether the person must hear nothing of this record (see ``Exemption.may_mention``)."""
+        return (catalogue or ExemptionCatalogue.load()).untold(self.bases())
+
     def field_outcome(self, name: str) -> Outcome:
         """What happens to one field: its own decision, else the record's default."""
         for f in self.fields:
@@ -1125,6 +1149,9 @@ class ReviewReason:
     citation: str
     reason: str
     condition: str
+    #: the person may be told of it (``Exemption.may_mention``); False: the copy and the
+    #: letters say nothing of these records
+    told: bool = True
 
 
 @dataclass
@@ -1159,6 +1186,7 @@ class CitedExemption:
     summary: str
     review_required: bool
     verified: bool
+    may_mention: bool = True
 
 
 @dataclass
@@ -1193,7 +1221,9 @@ def build_review_package(
     by_entity: dict[tuple[str, str], list[RecordDecision]] = {pair: [] for pair in searched}
     for decision in decisions:
         by_entity.setdefault((decision.system, decision.entity), []).append(decision)
-    entities = [_entity_review(system, entity, items) for (system, entity), items in by_entity.items()]
+    entities = [
+        _entity_review(system, entity, items, catalogue) for (system, entity), items in by_entity.items()
+    ]
     used = list(dict.fromkeys(b.exemption for d in decisions for b in d.basis if b.exemption))
     cited = [catalogue.get(i) for i in used]
     totals = _counts(decisions)
@@ -1206,7 +1236,8 @@ def build_review_package(
         counts=totals,
         entities=entities,
         legal_bases=[
-            CitedExemption(e.id, e.title, e.citation, e.summary, e.review_required, e.verified) for e in cited
+            CitedExemption(e.id, e.title, e.citation, e.summary, e.review_required, e.verified, e.may_mention)
+            for e in cited
         ],
         needs_confirmation=[e.id for e in cited if e.review_required],
     )
@@ -1219,10 +1250,15 @@ def _counts(decisions: Iterable[RecordDecision]) -> dict[str, int]:
     return {k: v for k, v in counts.items() if v}
 
 
-def _entity_review(system: str, entity: str, decisions: list[RecordDecision]) -> EntityReview:
+def _entity_review(
+    system: str, entity: str, decisions: list[RecordDecision], catalogue: ExemptionCatalogue
+) -> EntityReview:
     lines: dict[tuple[object, ...], ReviewLine] = {}
     for d in decisions:
-        reasons = [ReviewReason(b.exemption, b.citation, b.reason, b.condition) for b in d.basis]
+        reasons = [
+            ReviewReason(b.exemption, b.citation, b.reason, b.condition, catalogue.may_mention(b.exemption))
+            for b in d.basis
+        ]
         fields = {f.field: f.outcome for f in d.fields}
         signature = (
             d.outcome,
@@ -1302,6 +1338,8 @@ def render_review_package(package: ReviewPackage) -> str:
             out += _para(f"{cited.id}: {cited.title} ({cited.citation})", "  ", "    ")
             out += _para(cited.summary, "    ", "")
             notes = ["a person must confirm each use" if cited.review_required else "applies as mapped"]
+            told = "the person is told it was used" if cited.may_mention else "never mentioned to the person"
+            notes.append(told)
             if not cited.verified:
                 notes.append("wording not verified against the source: check before quoting it")
             out += _para(f"({'; '.join(notes)})", "    ", " ")
@@ -1321,6 +1359,12 @@ def _render_line(line: ReviewLine) -> list[str]:
     for reason in line.reasons:
         out += _para(f"because: {reason.reason} [{reason.exemption or 'data map erasure rule'}]", "    ")
         out += _para(f"when: {reason.condition}", "    ")
+        if not reason.told and line.outcome is not Outcome.DISCLOSE:
+            out += _para(
+                "the person is not told: nothing of these records is in the copy or any letter, not "
+                "even a count or a category (telling them would prejudice what the exemption protects)",
+                "    ",
+            )
     if line.outcome is Outcome.RETAIN and line.reasons and len(line.until) < len(line.records):
         out.append("    until: no end date follows from the record; review when the reason lapses")
     return out

@@ -8,6 +8,7 @@ key, so a retried activity produces the same message (and the file transport ski
 
 from __future__ import annotations
 
+import email.policy
 import hashlib
 import os
 import re
@@ -30,14 +31,25 @@ def message_id(key: str) -> str:
     return f"<{digest}@dsar>"
 
 
-def build_message(key: str, sender: str, to: str, subject: str, body: str) -> EmailMessage:
-    msg = EmailMessage()
+#: Lines up to RFC 5322's limit of 998: the standard library folds a long subject at 78 in a
+#: way that reads back with a leading space, and would quote-print a letter whose link is long.
+_POLICY = email.policy.default.clone(max_line_length=998)
+
+
+def build_message(
+    key: str, sender: str, to: str, subject: str, body: str, html: str | None = None
+) -> EmailMessage:
+    """A letter: its text, and when given an HTML alternative with the same content
+    (multipart/alternative: a mail program shows the one it prefers)."""
+    msg = EmailMessage(policy=_POLICY)
     msg["From"] = sender
     msg["To"] = to
     msg["Subject"] = subject
     msg["Message-ID"] = message_id(key)
     msg["Date"] = format_datetime(datetime.now(UTC))
     msg.set_content(body)
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
     return msg
 
 

@@ -143,6 +143,9 @@ class DecisionKind(StrEnum):
     NOTHING_HELD = "nothing_held"  # a manual system's searcher found nothing
     PERSON_CONFIRMED = "person_confirmed"  # the person confirmed through a signed link
     CLASSIFY = "classify"  # triage: say what the message asks for (request type and regime)
+    #: answer at once that we hold no personal data about the person (reason required): an
+    #: operator who has checked, at any time before the search finds anything
+    NO_DATA_HELD = "no_data_held"
 
 
 @dataclass

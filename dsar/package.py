@@ -55,9 +55,10 @@ from dsar.datamap import (
     SystemConfig,
     Transfer,
 )
-from dsar.exemptions import Basis, CaseFacts, Outcome, RecordDecision, record_key
+from dsar.exemptions import Basis, CaseFacts, ExemptionCatalogue, Outcome, RecordDecision, record_key
 from dsar.model import Regime, RequestType, SystemResult
-from dsar.regimes import REGIMES, REQUEST_LABELS
+from dsar.regimes import REGIMES
+from dsar.wording import long_date, request_name
 
 __all__ = [
     "EMBED_ROWS",
@@ -175,9 +176,12 @@ class BuiltPackage:
     size: int
     files: int
     records: int  # records disclosed (in the data files)
-    withheld: int  # records left out
+    withheld: int  # records left out, and said so in the report
     redacted: int  # records disclosed with parts removed
     systems: int
+    #: records left out without a word (an exemption the person must not hear of): counted
+    #: here for the audit trail, never in the package
+    untold: int = 0
 
 
 def new_password() -> str:
@@ -319,6 +323,26 @@ def _apply(
     return out, removed
 
 
+def _apply_told(
+    record: dict[str, Any],
+    decision: RecordDecision | None,
+    columns: Sequence[str],
+    catalogue: ExemptionCatalogue,
+) -> tuple[dict[str, Any] | None, list[tuple[str, Sequence[Basis]]]]:
+    """``_apply``, with what an exemption the person must not hear of removes left empty and
+    unmarked: a ``[REDACTED: ...]`` marker would tell them."""
+    shown, removed = _apply(record, decision, columns)
+    if shown is None or not removed:
+        return shown, removed
+    told = []
+    for column, bases in removed:
+        if catalogue.untold(bases):
+            shown[column] = None
+        else:
+            told.append((column, bases))
+    return shown, told
+
+
 def _csv_value(value: Any) -> str:
     """How a value reads in a spreadsheet: JSON's own spelling for true/false/null, nested
     values (S3 metadata, delivery lines) as JSON text."""
@@ -360,6 +384,7 @@ class EntitySummary:
     redactions: Counter[tuple[str, _Ground]] = field(default_factory=Counter)  # (field, why) -> n
     rows: list[list[str]] = field(default_factory=list)  # embedded in the report, if few
     categories: list[str] = field(default_factory=list)
+    label: str = ""  # what the person reads (the data map's label)
 
     @property
     def withheld_total(self) -> int:
@@ -378,6 +403,7 @@ class SystemSummary:
     entities: list[EntitySummary] = field(default_factory=list)
     upload: str = ""  # file found by hand
     upload_records: int = 0
+    label: str = ""  # what the person reads (the data map's label)
 
 
 @dataclass
@@ -558,6 +584,8 @@ class _Build:
     embedded: int = 0
     seen: int = 0
     left_out: list[tuple[str, str]] = field(default_factory=list)  # portability: (why, category)
+    catalogue: ExemptionCatalogue = field(default_factory=ExemptionCatalogue.load)
+    untold: int = 0  # records left out without a word
 
     @property
     def portability(self) -> bool:
@@ -577,6 +605,36 @@ class _Build:
             if not self.portability or provided_by_the_person(self.case.regime, config, system)
         ]
 
+    def apply(
+        self, record: dict[str, Any], decision: RecordDecision | None, columns: Sequence[str]
+    ) -> tuple[dict[str, Any] | None, list[tuple[str, Sequence[Basis]]]]:
+        return _apply_told(record, decision, columns, self.catalogue)
+
+    def untold_record(self, decision: RecordDecision | None) -> bool:
+        """A record withheld whole under an exemption the person must not hear of."""
+        return (
+            decision is not None
+            and decision.outcome is Outcome.WITHHOLD
+            and decision.whole_record
+            and self.catalogue.untold(decision.basis)
+        )
+
+    def wholly_untold(self, entity: EntityConfig, ref: str, span: _Span, system: str) -> bool:
+        """Every record of the entity is withheld without a word: the copy then has no file,
+        category or purpose of it (each key checked against the records, as ``entity`` does)."""
+        decisions = self.decisions.get((system, entity.name), {})
+        if sum(1 for d in decisions.values() if self.untold_record(d)) != span.records:
+            return False
+        keys = {
+            record_key(entity, record, position)
+            for position, record in enumerate(_records(self.blobs, ref, entity.name, span), start=1)
+        }
+        if keys != set(decisions):
+            return False  # a record without its decision: let ``entity`` raise about it
+        self.decisions.pop((system, entity.name))
+        self.untold += span.records
+        return True
+
     def entity(
         self, zf: pyzipper.AESZipFile, system: SystemConfig, entity: EntityConfig, ref: str, span: _Span
     ) -> EntitySummary:
@@ -591,6 +649,7 @@ class _Build:
             [f"{base}.json", f"{base}.csv"],
             declared,
             categories=sorted({entity.fields[c].category for c in declared}),
+            label=entity.label or entity.name,
         )
         matched: set[str] = set()
 
@@ -608,6 +667,9 @@ class _Build:
         rows: list[dict[str, Any]] = []
         for record, decision in disclosed():
             self.tick()
+            if self.untold_record(decision):
+                self.untold += 1
+                continue
             summary.records += 1
             columns = declared
             if not self.portability:
@@ -615,7 +677,7 @@ class _Build:
                 if extra:
                     extras.update(dict.fromkeys(extra))
                     columns = [*declared, *extra]
-            shown, removed = _apply(record, decision, columns)
+            shown, removed = self.apply(record, decision, columns)
             if shown is None:
                 assert decision is not None
                 summary.withheld[_ground(decision.basis[0]) if decision.basis else _NO_GROUND] += 1
@@ -650,7 +712,9 @@ class _Build:
         table.row(columns)
         written = 0
         for record, decision in disclosed():
-            shown, _ = _apply(record, decision, columns)
+            if self.untold_record(decision):
+                continue
+            shown, _ = self.apply(record, decision, columns)
             if shown is not None:
                 table.row([_csv_value(shown[c]) for c in columns])
                 written += 1
@@ -743,6 +807,7 @@ def build_package(
         withheld=report.withheld,
         redacted=report.redacted,
         systems=sum(1 for s in summaries if s.status == "records found"),
+        untold=build.untold,
     )
 
 
@@ -751,7 +816,7 @@ def _system(build: _Build, zf: pyzipper.AESZipFile, result: SystemResult) -> Sys
     if config is None:
         raise PackageError(f"system '{result.system}' was searched but is no longer in the data map")
     status = _STATUS_LABELS.get(result.status, "not searched")
-    summary = SystemSummary(config.name, config.description, status)
+    summary = SystemSummary(config.name, config.description, status, label=config.label or config.name)
     if result.status != "found" or not result.blob_ref:
         return summary
     if parse_ref(result.blob_ref)[0] != build.case.reference:
@@ -782,8 +847,12 @@ def _system(build: _Build, zf: pyzipper.AESZipFile, result: SystemResult) -> Sys
             if not build.columns(config, entity):
                 build.decisions.pop((config.name, entity.name), None)
                 continue
+        if build.wholly_untold(entity, result.blob_ref, span, config.name):
+            continue
         summary.entities.append(build.entity(zf, config, entity, result.blob_ref, span))
         build.heartbeat()
+    if not summary.entities:  # all it held is left out without a word: as if nothing was found
+        summary.status = _STATUS_LABELS["none"]
     return summary
 
 
@@ -823,7 +892,7 @@ def _report(build: _Build, systems: list[SystemSummary], produced: datetime, *, 
         reference=case.reference,
         regime=case.regime.value,
         regime_label=REGIMES[case.regime].label,
-        request=REQUEST_LABELS[case.request_type],
+        request=request_name(case.regime, case.request_type).name,
         portability=build.portability,
         received=_long_date(case.received),
         produced=_long_date(produced.date()),
@@ -863,7 +932,7 @@ def _left_out_reason(regime: Regime, fc: FieldConfig, system: SystemConfig) -> s
 
 
 def _long_date(value: date) -> str:
-    return f"{value.day} {value:%B %Y}"
+    return long_date(value)
 
 
 _environment = jinja2.Environment(
@@ -930,6 +999,7 @@ def portable_json(
     if case.request_type is not RequestType.PORTABILITY:
         raise PackageError("only a portability request is sent to another controller")
     decisions = load_decisions(blobs, decisions_ref)
+    catalogue = ExemptionCatalogue.load()
     produced = (now or datetime.now(UTC)).astimezone(UTC)
     head = {
         "format": "dsar-portable-data/1",
@@ -962,7 +1032,8 @@ def portable_json(
             chosen = decisions.pop((result.system, entity.name), {})
             count = 0
             for position, record in enumerate(_records(blobs, result.blob_ref, entity.name, span), start=1):
-                shown, _ = _apply(record, chosen.get(record_key(entity, record, position)), columns)
+                decision = chosen.get(record_key(entity, record, position))
+                shown, _ = _apply_told(record, decision, columns, catalogue)
                 if shown is not None:
                     yield (b"" if count == 0 else b", ") + json.dumps(shown, ensure_ascii=False).encode()
                     count += 1

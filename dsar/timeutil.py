@@ -31,6 +31,14 @@ def end_of_day(day: date, tz: str) -> datetime:
     return local_instant(day + timedelta(days=1), 0, tz)
 
 
+def due_attribute(day: date, tz: str) -> datetime:
+    """The ``DsrDue`` search attribute of a due date: the last second of that date in the
+    controller's time zone, as a UTC instant. The Web UI, shown in the controller's time zone,
+    reads the statutory due date itself (the next midnight, the breach instant, read as the day
+    after); sorting and ``DsrDue < "..."`` queries keep their meaning."""
+    return end_of_day(day, tz) - timedelta(seconds=1)
+
+
 def local_minute(instant: datetime, tz: str) -> str:
     """``2026-11-22 10:02`` in the controller's time zone: how a case shows when things happened."""
     return instant.astimezone(_zone(tz)).strftime("%Y-%m-%d %H:%M")

@@ -47,7 +47,7 @@ from dsar.model import (
 )
 from dsar.settings import Settings
 from dsar.store import CaseRow, CaseStore, NewCase
-from dsar.timeutil import end_of_day, local_date
+from dsar.timeutil import due_attribute, local_date
 from workflows.request import DataSubjectRequest
 from workflows.rules import BREACHED_ATTR, DUE_ATTR, REGIME_ATTR, STAGE_ATTR, TYPE_ATTR
 
@@ -297,7 +297,7 @@ async def _start(
                 SearchAttributePair(STAGE_ATTR, Stage.RECEIVED.value),
                 SearchAttributePair(REGIME_ATTR, case.regime.value),
                 SearchAttributePair(TYPE_ATTR, case.request_type.value),
-                SearchAttributePair(DUE_ATTR, end_of_day(due, case.policy.timezone)),
+                SearchAttributePair(DUE_ATTR, due_attribute(due, case.policy.timezone)),
                 SearchAttributePair(BREACHED_ATTR, False),
             ]
         ),

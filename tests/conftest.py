@@ -277,3 +277,8 @@ from tests.s3server import moto_endpoint, moto_server  # noqa: E402, F401
 
 # --- SMTP: an aiosmtpd server on loopback that collects what it is sent ---
 from tests.smtpserver import smtp_server  # noqa: E402, F401
+
+
+def read(letter: Any) -> str:
+    """A letter's text part as a person reads it: its words, not where the lines wrap."""
+    return " ".join(letter.get_body(("plain",)).get_content().split())

@@ -23,6 +23,7 @@ from dsar.model import Regime, RequestType
 from dsar.settings import Settings
 from dsar.store import CaseRow, CaseStore
 from dsar.timeutil import local_date
+from dsar.wording import request_name
 from intake.service import case_policy
 from tests.conftest import make_settings
 from tests.smtpserver import SmtpServer
@@ -96,15 +97,16 @@ async def test_the_acknowledgement_names_the_case_the_next_steps_and_the_due_dat
     received = local_date(row.received_at, settings.timezone)
     clock = clock_for(settings, regime, request_type, received)
     due = clock.due(primary_kind(regime, request_type))
-    body = letter.get_content()
+    body = " ".join(letter.get_body(("plain",)).get_content().split())  # as read, not as wrapped
 
     # To the person, with the reference, what happens next and the clock's due date.
     assert smtp_server.envelopes[smtp_server.messages.index(letter)].rcpt_tos == [MARGARET["email"]]
     assert reference in str(letter["Subject"]) and reference in body
     assert "What happens next:" in body
-    assert "We will search every system in which we hold personal data." in body
+    assert "We will search every system in which we may hold personal data about you." in body
     assert "make sure that we are dealing with you" in body  # these types are verified first
-    assert f"We will reply by {due.isoformat()} at the latest" in body
+    assert f"We will reply by {due.day} {due:%B %Y} at the latest" in body
+    assert f"Thank you for your {request_name(regime, request_type).name}," in body
     assert row.due == due  # the register shows the same date
 
     sent = parsedate_to_datetime(str(letter["Date"])).astimezone(ZoneInfo(settings.timezone)).date()

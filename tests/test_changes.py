@@ -78,7 +78,7 @@ def test_rectification_is_applied_and_read_back_without_the_disputed_field(compa
     assert plan.systems == ["crm", "marketing", "recordings"]
     assert {p.system: p.change for p in plan.counts} == {"crm": 1, "marketing": 1, "recordings": 3}
     letter = c.blobs.get(plan.letter_ref).decode()
-    assert "crm / customers: phone (1 record(s))" in letter and NEW_PHONE not in letter
+    assert "Your account (Customer database): phone (1 record)" in letter and NEW_PHONE not in letter
 
     applied = {s: c.apply(reference, s, plan) for s in plan.systems}
     assert applied["crm"].changed == {"customers": 1}
@@ -249,7 +249,7 @@ def test_a_record_an_exemption_covers_is_left_as_it_is(sqlite_company: Company) 
     assert c.apply(reference, "crm", plan).changed == {"customers": 0}
     c.verify(reference, "crm", plan)  # the exempt record is not expected to carry the marker
     assert c.snapshot("crm") == before
-    assert "1 record(s) left as they are: an exemption applies" in c.blobs.get(plan.summary_ref).decode()
+    assert "1 record left as they are: an exemption applies" in c.blobs.get(plan.summary_ref).decode()
 
 
 def test_same_value_reads_stored_values_as_the_search_wrote_them() -> None:

@@ -843,7 +843,8 @@ def test_the_review_package_says_what_happens_and_why(demo_pg: dict[str, str]) -
         "[uk-dpa-sch2-p1-crime]"
     )
     assert section[3] == "    when: status is 'open' and kind is one of 'fraud_marker', 'account_takeover'"
-    assert section[4].startswith("  To disclose (1): fraud_markers:")
+    assert section[4].startswith("    the person is not told: nothing of these records is in the copy")
+    assert section[5].startswith("  To disclose (1): fraud_markers:")
     tickets = lines[lines.index("crm / support_tickets: 2 records") :]
     assert tickets[1].startswith("  To disclose with parts removed (2): support_tickets:")
     assert tickets[2] == "    fields: body redacted"
@@ -856,7 +857,10 @@ def test_the_review_package_says_what_happens_and_why(demo_pg: dict[str, str]) -
         "  uk-dpa-sch2-p1-crime: Crime and taxation (DPA 2018 Sch 2 para 2)",
         "  uk-dpa-sch2-p4-legal-privilege: Legal professional privilege (DPA 2018 Sch 2 para 19)",
     ]
-    assert "    (a person must confirm each use)" in bases
+    assert "    (a person must confirm each use; the person is told it was used)" in bases
+    # the reviewer sees what the person will not be told
+    crime = bases.index("  uk-dpa-sch2-p1-crime: Crime and taxation (DPA 2018 Sch 2 para 2)")
+    assert "never mentioned to the person" in " ".join(bases[crime : crime + 7])
     assert package.needs_confirmation and set(package.needs_confirmation) == {
         "uk-dpa-sch2-p1-crime",
         "uk-dpa-sch2-p4-legal-privilege",
@@ -884,4 +888,6 @@ def test_the_erasure_review_package_says_what_is_kept_and_until_when(demo_pg: di
     assert "    until: no end date follows from the record; review when the reason lapses\n" in documents
     assert "[data map erasure rule]" in text[text.index("crm / payments: ") :]
     assert "  gdpr-17-3-b-legal-obligation: Legal obligation or public task (GDPR Art 17(3)(b))\n" in text
-    assert "    (applies as mapped)\n" in text, "a statutory retention duty needs no case-by-case test"
+    assert "    (applies as mapped; the person is told it was used)\n" in text, (
+        "a statutory retention duty needs no case-by-case test"
+    )

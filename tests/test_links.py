@@ -577,7 +577,7 @@ async def test_a_link_mailed_through_smtp_opens_the_confirm_page(
 
     (delivered,) = smtp_server.wait_for(1)
     assert smtp_server.envelopes[0].rcpt_tos == [MARGARET["email"]]
-    match = LINK_RE.search(delivered.get_content())
+    match = LINK_RE.search(delivered.get_body(("plain",)).get_content())
     assert match is not None, "no link in the delivered letter"
     url = match.group(0)
 

@@ -14,6 +14,7 @@ import io
 import ipaddress
 import json
 import os
+import re
 import ssl
 import subprocess
 import sys
@@ -187,7 +188,8 @@ def test_the_access_package_holds_her_data_with_the_review_applied(
     )
     assert list(customer) == list(DEMO_MAP.system("crm").entities["customers"].fields)
 
-    # the open fraud marker is withheld: absent from both files, counted in the report with why
+    # the open fraud marker is withheld without a word (telling her would tip her off): absent
+    # from both files, and the report has no count, category, reason or citation of it
     markers = truth(demo_pg, select(fraud_markers).where(fraud_markers.c.customer_id == 1))
     (open_marker,) = [m for m in markers if m.status == "open"]
     shown = package.json("data/crm/fraud_markers.json")
@@ -195,17 +197,21 @@ def test_the_access_package_holds_her_data_with_the_review_applied(
     assert [row[0] for row in package.csv("data/crm/fraud_markers.csv")[1:]] == [str(m["id"]) for m in shown]
     assert open_marker.note not in package.everything()
     report = package.report
-    assert "We have not included 1 record: crime and taxation." in report
-    assert "DPA 2018 Sch 2 para 2" in report and "An open fraud investigation" in report
+    traces = ("crime and taxation", "DPA 2018 Sch 2 para 2", "An open fraud investigation", "investigation")
+    for trace in traces:
+        assert trace.lower() not in package.everything().lower(), trace
+    assert re.search(rf"We found {len(shown)} records? \(Fraud prevention", report)  # the closed one(s) only
 
-    # legal advice is withheld whole (privilege); the other note has the third party removed
+    # legal advice is withheld whole (privilege, not mentioned either); the other note has the
+    # third party removed
     notes = truth(demo_pg, select(complaint_notes).where(complaint_notes.c.customer_id == 1))
     privileged = [n for n in notes if n.privileged]
     assert privileged and all(n.note not in package.everything() for n in privileged)
     assert {n["id"] for n in package.json("data/crm/complaint_notes.json")} == {
         n.id for n in notes if not n.privileged
     }
-    assert "legal professional privilege" in report and "DPA 2018 Sch 2 para 19" in report
+    assert "professional privilege" not in report.lower() and "DPA 2018 Sch 2 para 19" not in report
+    assert "We have not included" not in report  # nothing withheld that she may be told of
 
     # a parcel signed for by a neighbour: the name goes, with its reason, in JSON and CSV alike
     signed = truth(demo_pg, select(parcels.c.id, parcels.c.signed_by))
@@ -237,10 +243,34 @@ def test_the_access_package_holds_her_data_with_the_review_applied(
             assert rows == expected, name
             assert manifest["files"][name]["records"] == len(records)
 
-    assert (built.withheld, built.redacted) == (1 + len(privileged), 2 + 3 + len(notes) - len(privileged))
+    assert (built.withheld, built.untold) == (0, 1 + len(privileged))
+    assert built.redacted == 2 + 3 + len(notes) - len(privileged)
     assert built.records == sum(
         len(package.json(n)) for n in package.files if n.endswith(".json") and "/" in n
     )
+
+
+def test_a_person_whose_only_fraud_markers_are_open_gets_a_copy_with_no_trace_of_them(
+    searched: Searched,
+    demo_pg: dict[str, str],  # noqa: F811
+) -> None:
+    """Every marker of hers withheld under the crime exemption: the copy has no file, count,
+    category, purpose, recipient or reason of them, and the system shows only what is left."""
+    case = uk_access()
+    crime = Basis("uk-dpa-sch2-p1-crime", "Crime and taxation", "DPA 2018 Sch 2 para 2", "open", "always")
+    markers = truth(demo_pg, select(fraud_markers).where(fraud_markers.c.customer_id == 1))
+    silent = [
+        RecordDecision("crm", "fraud_markers", f"fraud_markers:{m.id}", Outcome.WITHHOLD, [], [crime])
+        for m in markers
+    ]
+    built, package = build(searched, case, searched.decisions(case, silent))
+    assert not [n for n in package.files if "fraud" in n]
+    everything = package.everything().lower()
+    for trace in ("fraud", "cifas", "crime", "sch 2 para 2", "investigation"):
+        assert trace not in everything, trace
+    manifest = json.loads(package.files["manifest.json"])
+    assert not [n for n in manifest["files"] if "fraud" in n]
+    assert built.untold >= len(markers) and built.withheld == 0
 
 
 def _cell(value: Any) -> str:
@@ -397,7 +427,13 @@ def test_decisions_that_fit_no_record_stop_the_package(searched: Searched) -> No
     )
     _, package = build(searched, case, searched.decisions(case, [withheld_field]))
     (customer,) = package.json("data/crm/customers.json")
-    assert customer["email"] == "[REDACTED: Crime and taxation]"
+    # an exemption she must not hear of: the field is left empty, with no marker saying why
+    assert customer["email"] is None and "Crime and taxation" not in package.everything()
+    told = replace(basis, exemption="gdpr-15-4-rights-of-others", title="Rights and freedoms of others")
+    withheld_field.fields[0].basis[:] = [told]
+    _, package = build(searched, case, searched.decisions(case, [withheld_field]))
+    (customer,) = package.json("data/crm/customers.json")
+    assert customer["email"] == "[REDACTED: Rights and freedoms of others]"
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,7 +473,7 @@ async def test_the_report_opens_in_headless_chromium(searched: Searched, tmp_pat
             ]
             for name in ("Automated decisions, including profiling", "Complaining to the regulator"):
                 assert await page.get_by_role("heading", name=name).is_visible()
-            table = page.get_by_role("table", name="Orders in crm: 3 records")
+            table = page.get_by_role("table", name="Orders (Customer database): 3 records")
             assert await table.is_visible()
             assert await page.locator("a[href='data/crm/orders.csv']").first.is_visible()
             assert await accessibility_problems(page) == []

@@ -17,7 +17,7 @@ from dsar.model import Channel, DecisionKind, Regime, RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from intake.service import IntakeError, NewRequest, open_case
-from tests.conftest import make_settings
+from tests.conftest import make_settings, read
 from tests.test_package import other_controller  # noqa: F401  (the fixture)
 from tests.test_workflow import at_stage, decide, letters, wait_until
 from workflows.request import DataSubjectRequest
@@ -79,7 +79,7 @@ async def test_the_data_goes_to_the_controller_the_person_named_and_to_the_perso
     document = json.loads(push["body"])
     assert MARGARET["email"] in json.dumps(document).lower()  # the person's own data, as they gave it
     assert "[REDACTED: third party]" in json.dumps(document)  # the review's redactions hold here too
-    response = next(m for m in letters(settings) if "Our response" in str(m["Subject"])).get_content()
+    response = read(next(m for m in letters(settings) if "Our response" in str(m["Subject"])))
     assert "/d/" in response and "We have also sent it to the organisation you named (127.0.0.1)" in response
     [sent] = [e for e in store.audit_trail(document["reference"]) if e.action == "portability:sent"]
     assert sent.details["host"] == "127.0.0.1" and sent.details["status"] == "201"
@@ -96,7 +96,7 @@ async def test_an_endpoint_whose_certificate_is_not_trusted_gets_nothing_and_the
     base, _, received = other_controller
     result = await portability(ts_env, store, settings, f"{base}/import")
     assert "not sent to the other controller" in result and not received
-    response = next(m for m in letters(settings) if "Our response" in str(m["Subject"])).get_content()
+    response = read(next(m for m in letters(settings) if "Our response" in str(m["Subject"])))
     assert "We could not send it to the organisation you named" in response and "/d/" in response
 
 

@@ -223,11 +223,12 @@ async def test_a_person_sends_the_form_and_gets_a_reference_and_an_acknowledgeme
     assert case.agent is None
 
     letter = await mail_to(smtp_server, MARGARET["email"], f"We have received your request ({reference})")
-    body = letter.get_content()
-    assert "Dear Margaret Ellis" in body and f"Your case reference is {reference}" in body
-    due = re.search(r"We will reply by (\d{4}-\d{2}-\d{2})", body)
+    body = " ".join(letter.get_body(("plain",)).get_content().split())
+    assert "Dear Margaret Ellis" in body and f"Your reference is {reference}" in body
+    due = re.search(r"We will reply by (\d{1,2} [A-Z][a-z]+ \d{4})", body)
     assert due, "no due date in the acknowledgement"
-    assert await page.locator("#due").text_content() == long_date(due.group(1)) == long_date(snap.due)
+    # the letter and the page write the due date the same way
+    assert await page.locator("#due").text_content() == due.group(1) == long_date(snap.due)
 
 
 async def test_errors_are_shown_beside_their_fields_and_in_a_summary_that_takes_the_focus(
@@ -315,7 +316,7 @@ async def test_an_agent_sends_the_signed_permission_with_the_request(
     assert blob_store_from_settings(settings).get(case.agent.document) == PDF  # kept, encrypted
 
     ack = await mail_to(smtp_server, AGENT["email"], f"We have received your request ({reference})")
-    assert "Dear Priya Shah" in ack.get_content()
+    assert "Dear Priya Shah" in ack.get_body(("plain",)).get_content()
 
 
 async def test_an_agent_without_the_permission_is_asked_for_it_by_email(
@@ -337,7 +338,7 @@ async def test_an_agent_without_the_permission_is_asked_for_it_by_email(
     asked = await mail_to(
         smtp_server, AGENT["email"], f"Please send proof of your authority to act ({reference})"
     )
-    assert f"/r/{reference}/authority?t=" in asked.get_content()
+    assert f"/r/{reference}/authority?t=" in asked.get_body(("plain",)).get_content()
 
 
 async def test_an_upload_that_is_not_a_document_or_too_large_is_refused(

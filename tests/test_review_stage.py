@@ -431,7 +431,7 @@ async def test_a_fee_for_an_excessive_request_holds_the_clock_until_paid(
     s = await wait_until(h, lambda s: s.paused)
     assert s.waiting_for == "person: fee"
     fee_letter = next(m for m in letters(settings) if "A fee is payable" in str(m["Subject"]))
-    body = fee_letter.get_content()
+    body = fee_letter.get_body(("plain",)).get_content()
     assert "GBP 10.00" in body and "a fourth identical copy" in body and "Information Commissioner" in body
     # the approval waits for the fee; ten days later it is paid and the clock runs again
     assert "still waiting for the person" in await review_refused(h, "reviewer:bob", approve=True)
@@ -456,7 +456,7 @@ async def test_a_manifestly_unfounded_request_is_refused_with_the_reason_and_the
     )
     s = await wait_until(h, lambda s: s.stage == Stage.REJECTED)
     letter = next(m for m in letters(settings) if "cannot act" in str(m["Subject"]))
-    body = letter.get_content()
+    body = letter.get_body(("plain",)).get_content()
     assert "manifestly unfounded (Art. 12(5))" in body and "in exchange for a payment" in body
     assert "right to complain" in body
     [entry] = audit(store, h.id, "decision:reject")

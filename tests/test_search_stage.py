@@ -170,7 +170,7 @@ async def test_manual_system_is_asked_reminded_escalated_and_answered_nothing_he
         if "Please search cctv" in str(m["Subject"]) and h.id in str(m["Subject"])
     ]
     assert len(ask) == 1 and ask[0]["To"] == "facilities@northwind.example.com"
-    body = ask[0].get_content()
+    body = ask[0].get_body(("plain",)).get_content()
     assert "CCTV recorder" in body  # the data map's instructions
     assert MARGARET["email"] not in body and MARGARET["name"] not in body  # no personal data by email
 

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from email.message import EmailMessage
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -40,8 +41,9 @@ from dsar.model import (
 )
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from dsar.timeutil import end_of_day, local_date, local_instant
+from dsar.timeutil import due_attribute, end_of_day, local_date, local_instant
 from intake.service import NewRequest, open_case
+from tests.conftest import read
 from workflows.request import DataSubjectRequest
 from workflows.rules import ALLOWED
 
@@ -172,8 +174,8 @@ async def test_access_request_runs_every_stage_to_closed(
     # The response letter carries the download link, a separate message the ZIP's password;
     # neither is in the workflow's history. The link works, and the password opens the ZIP.
     mine = [m for m in letters(settings) if ref in str(m["Subject"])]
-    response = next(m for m in mine if "Our response" in str(m["Subject"])).get_content()
-    password = next(m for m in mine if "The password" in str(m["Subject"])).get_content()
+    response = next(m for m in mine if "Our response" in str(m["Subject"])).get_body(("plain",)).get_content()
+    password = next(m for m in mine if "The password" in str(m["Subject"])).get_body(("plain",)).get_content()
     url = re.search(r"https?://\S+/d/\S+", response)
     secret = re.search(r"^\s{4}(\S+)$", password, re.MULTILINE)
     assert url and secret
@@ -227,7 +229,10 @@ async def test_search_attributes_show_stage_and_due(
     attrs = {k.name: v for k, v in ((p.key, p.value) for p in desc.typed_search_attributes)}
     assert attrs["DsrStage"] == "verifying"
     assert attrs["DsrRegime"] == "CCPA" and attrs["DsrType"] == "access"
-    assert attrs["DsrDue"] == end_of_day(date.fromisoformat(s.due), TZ)
+    due_at = attrs["DsrDue"]
+    assert due_at == due_attribute(date.fromisoformat(s.due), TZ)
+    # the Web UI, in the controller's time zone, shows the statutory due date itself
+    assert due_at.astimezone(ZoneInfo(TZ)).date() == date.fromisoformat(s.due)
     assert attrs["DsrBreached"] is False
     # personal data never in search attributes
     assert not any("margaret" in str(v).lower() for v in attrs.values())
@@ -267,10 +272,13 @@ async def test_decisions_not_allowed_in_the_current_stage_are_refused(
     assert "needs a reason" in await refused(h, DecisionKind.EXTEND)
     await decide(h, DecisionKind.REQUEST_IDENTITY, reason="a copy of a recent utility bill")
     assert "already waiting" in await refused(h, DecisionKind.REQUEST_IDENTITY, reason="again")
-    assert "still waiting for the person" in await refused(h, DecisionKind.VERIFY)
-    await decide(h, DecisionKind.IDENTITY_RECEIVED)
+    # An operator may verify while the case waits for the person: the wait ends, and the clock
+    # records the answer that day (the README's "at any time")
     await decide(h, DecisionKind.VERIFY)
-    await at_stage(h, Stage.REVIEWING)
+    s = await at_stage(h, Stage.REVIEWING)
+    assert not s.paused and [e.type for e in s.clock_events].count(ClockEventType.IDENTITY_RECEIVED) == 1
+    verified = [e for e in store.audit_trail(h.id) if e.action == "decision:verify"]
+    assert verified and verified[0].details.get("wait_ended") == "identity"
     assert "not allowed while the case is reviewing" in await refused(h, DecisionKind.VERIFY)
     await decide(h, DecisionKind.APPROVE)
     await at_stage(h, Stage.RESPONDED)
@@ -317,8 +325,8 @@ async def test_extension_moves_due_date_and_notifies_the_person(
         m for m in letters(settings) if "need more time" in str(m["Subject"]) and h.id in str(m["Subject"])
     ]
     assert len(notice) == 1
-    body = notice[0].get_content()
-    assert "14 years of account history" in body and want.isoformat() in body
+    body = read(notice[0])
+    assert "14 years of account history" in body and f"{want.day} {want:%B %Y}" in body
     assert notice[0]["To"] == MARGARET["email"]
     assert "already been extended" in await refused(h, DecisionKind.EXTEND, reason="again")
     row = store.get(h.id)
@@ -338,7 +346,7 @@ async def test_clarification_pause_moves_the_due_date(
     asking = [
         m for m in letters(settings) if "tell us more" in str(m["Subject"]) and h.id in str(m["Subject"])
     ]
-    assert "is paused until we receive it" in asking[0].get_content()
+    assert "is paused until we receive it" in read(asking[0])
     await ts_env.sleep(timedelta(days=5))
     answered = local_date(await ts_env.get_current_time(), TZ)
     await decide(h, DecisionKind.CLARIFICATION_RECEIVED)
@@ -476,7 +484,7 @@ async def test_rejection_in_review_with_ground(
     rejection = [
         m for m in letters(settings) if "cannot act" in str(m["Subject"]) and h.id in str(m["Subject"])
     ]
-    assert "fifth identical request" in rejection[0].get_content()
+    assert "fifth identical request" in read(rejection[0])
 
 
 async def test_no_answer_from_the_person_expires_the_case(

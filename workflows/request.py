@@ -59,7 +59,7 @@ with workflow.unsafe.imports_passed_through():
         SearchPlan,
         system_task_queue,
     )
-    from activities.verify import VerifyActivities, VerifyInput, VerifyOutcome
+    from activities.verify import ASKABLE, VerifyActivities, VerifyInput, VerifyOutcome
     from dsar.blobs import parse_ref
     from dsar.clock import ClockPolicy, DeadlineKind, DeadlineNotApplicable, StatutoryClock, primary_kind
     from dsar.model import (
@@ -92,7 +92,8 @@ with workflow.unsafe.imports_passed_through():
     )
     from dsar.regimes import REGIMES, REQUEST_LABELS
     from dsar.reviewpolicy import policy_applies
-    from dsar.timeutil import end_of_day, local_date, local_instant, local_minute
+    from dsar.timeutil import due_attribute, end_of_day, local_date, local_instant, local_minute
+    from dsar.wording import letter_facts
     from workflows.rules import (
         ALLOWED,
         ANSWERS,
@@ -219,9 +220,12 @@ class DataSubjectRequest:
             else:
                 await self._verify()
             await self._search()
-            await self._review()
-            await self._fulfil()
-            await self._respond()
+            if self._holds_nothing():
+                await self._respond_nothing_held()
+            else:
+                await self._review()
+                await self._fulfil()
+                await self._respond()
         except CaseEnded:
             await self._end()
         watcher.cancel()
@@ -364,9 +368,22 @@ class DataSubjectRequest:
                     + ("; confirmed by the person from the address on file" if purpose else "")
                 )
                 return
+            if check.rounds > 1:
+                await self._operator_decides_identity()
+                break
             await self._ask_for_more(outcome)
         if "verifying" not in self._results:
             self._results["verifying"] = "identity confirmed by an operator"
+
+    async def _operator_decides_identity(self) -> None:
+        """The person answered and is still short: an operator decides (verify, reject, or
+        no data held). Everyone is asked once and in the same words, whatever matched: asking
+        again, and for what, would tell an impostor (or a non-customer) what we hold."""
+        self._identity.reason += "; still short after the person's answer: an operator decides"
+        self._publish()
+        rounds = str(self._identity.rounds)
+        await self._record([self._entry("identity:operator_decides", details={"rounds": rounds})])
+        await self._wait_for(lambda: self._verified)
 
     async def _unless_verified(self, aw: Awaitable[T]) -> T | None:
         """Run ``aw`` unless an operator verifies meanwhile (a system may be down for hours)."""
@@ -494,7 +511,9 @@ class DataSubjectRequest:
         self._clock_version += 1
         self._changes += 1
         until = local_date(workflow.now() + timedelta(days=self._case.policy.wait_for_person_days), self._tz)
-        missing = outcome.needed - outcome.points
+        # what we ask depends only on what the person gave, never on what matched: one more
+        # when the email matched or not alike (the number would otherwise tell)
+        missing = outcome.needed - (len(ASKABLE) - len(outcome.ask_for))
         # An agent's request: the person verifies directly with us, where the policy says so
         # (CCPA §7063(a)(2)): to the address we hold for them, else the one the agent gave.
         direct = self._case.agent is not None and outcome.subject_verifies and not self._power_of_attorney()
@@ -525,7 +544,7 @@ class DataSubjectRequest:
         plan: SearchPlan = await self._or_end(
             workflow.execute_local_activity_method(
                 SearchActivities.plan_search,
-                PlanInput(self._case.reference, sorted(self._identifiers)),
+                PlanInput(self._case.reference, sorted(self._identifiers), self._case.request_type.value),
                 start_to_close_timeout=timedelta(minutes=1),
                 retry_policy=WORK_RETRY,
                 summary="plan search from the data map",
@@ -868,6 +887,7 @@ class DataSubjectRequest:
                         "records": str(package.records),
                         "withheld": str(package.withheld),
                         "redacted": str(package.redacted),
+                        "untold": str(package.untold),
                         "encrypted": "yes" if package.encrypted else "no",
                         "link_expires": link.expires_at.isoformat(),
                     },
@@ -998,6 +1018,11 @@ class DataSubjectRequest:
 
     async def _respond(self) -> None:
         assert self._outcome is not None
+        package = self._package
+        if package is not None and not (package.records or package.withheld or package.redacted):
+            # all it would hold is left out without a word: an empty copy would tell
+            await self._respond_nothing_held()
+            return
         if self._link is not None and self._package is not None:
             await self._letter(
                 "response",
@@ -1024,9 +1049,52 @@ class DataSubjectRequest:
         facts: dict[str, str] = {"reason": outcome}
         if stage == Stage.EXPIRED:
             facts["awaited"] = outcome
+        if letter == "nothing_held":
+            facts = self._nothing_held_facts()
         await self._letter(letter, **facts)
+        if stage == Stage.RESPONDED:
+            self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
+            self._results["responded"] = f"responded on {self._today()}: no personal data held"
         self._clock_version += 1
         await self._move(stage, reason=outcome)
+
+    def _holds_nothing(self) -> bool:
+        """The search found nothing of the person anywhere it looked."""
+        return not any(s.status == "found" for s in self._systems.values())
+
+    def _nothing_held_facts(self) -> dict[str, str]:
+        """What the "we hold nothing" letter may say, from the search as recorded: the systems
+        searched, and those not searched (skipped, or a search that failed)."""
+        systems = self._systems.values()
+        return {
+            # "found" too: a copy left empty by exemptions the person must not hear of reads as
+            # nothing held (neither confirm nor deny)
+            "searched": ",".join(s.system for s in systems if s.status in ("none", "found")),
+            "skipped": ",".join(s.system for s in systems if s.status in ("skipped", "failed")),
+            "retention_days": str(self._case.policy.case_retention_days),
+        }
+
+    async def _respond_nothing_held(self) -> None:
+        """We hold no personal data about the person: a plain letter says so, with what the law
+        still asks us to tell them; no empty package, no review of nothing."""
+        self._outcome = "no personal data held: the person was told so"
+        self._results["fulfilling"] = "nothing to fulfil: the search found no personal data"
+        await self._letter("nothing_held", **self._nothing_held_facts())
+        self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
+        self._clock_version += 1
+        self._results["responded"] = f"responded on {self._today()}: no personal data held"
+        await self._move(Stage.RESPONDED, reason="no personal data held")
+
+    def _end_identity_waits(self) -> str:
+        """An operator verified while the case waited for the person's identity or an agent's
+        authority: the wait ends, and the clock records the answer that day (identity is
+        settled then, as if it had arrived)."""
+        ended = []
+        for asked in (DecisionKind.REQUEST_IDENTITY, DecisionKind.REQUEST_AUTHORITY):
+            if WAITS[asked].name in self._awaiting:
+                self._answered(asked)
+                ended.append(WAITS[asked].name)
+        return ",".join(ended)
 
     def _outcome_text(self, result: FulfilResult) -> str:
         if result.mode == "package":
@@ -1117,6 +1185,11 @@ class DataSubjectRequest:
         today = self._today().isoformat()
         if d.kind == DecisionKind.VERIFY:
             self._verified = True
+            ended = self._end_identity_waits()
+            if ended:
+                details["wait_ended"] = ended
+        elif d.kind == DecisionKind.NO_DATA_HELD:
+            self._ending = (Stage.RESPONDED, "no personal data held: the person was told so", "nothing_held")
         elif d.kind == DecisionKind.APPROVE:
             entries.append(self._approval(d.actor, d.reason))
         elif d.kind == DecisionKind.FULFILLED:
@@ -1188,7 +1261,9 @@ class DataSubjectRequest:
         await workflow.wait_condition(lambda: True)
         await self._record([])
         if self._ending is not None:
-            await workflow.wait_condition(lambda: self._stage in FINAL_STAGES)
+            # the case ends in a final stage, or answered (no data held): wait for the letter
+            end = self._ending[0]
+            await workflow.wait_condition(lambda: self._stage in FINAL_STAGES or self._stage == end)
         return DecisionResult(
             stage=self._stage, due=self._due().isoformat(), message=self._decision_message(d)
         )
@@ -1528,7 +1603,9 @@ class DataSubjectRequest:
             raise ValueError(f"nothing was asked of the person for '{ANSWERS[d.kind].name}'")
         if d.kind == DecisionKind.VERIFY and self._verified:
             raise ValueError("identity is already confirmed")
-        if d.kind in (DecisionKind.VERIFY, DecisionKind.APPROVE) and self._awaiting:
+        if d.kind == DecisionKind.NO_DATA_HELD:
+            self._validate_no_data_held(d)
+        if d.kind == DecisionKind.APPROVE and self._awaiting:
             raise ValueError(
                 f"still waiting for the person ({', '.join(sorted(self._awaiting))}): record the answer first"
             )
@@ -1547,6 +1624,13 @@ class DataSubjectRequest:
                 )
             if d.regime not in {r.value for r in Regime}:
                 raise ValueError(f"'classify' needs a regime, one of: {', '.join(r.value for r in Regime)}")
+
+    def _validate_no_data_held(self, d: Decision) -> None:
+        if not d.reason.strip():
+            raise ValueError("'no_data_held' needs a reason: how you know we hold nothing (it is recorded)")
+        found = [s.system for s in self._systems.values() if s.status == "found"]
+        if found:
+            raise ValueError(f"the search found the person's data in {', '.join(found)}: it is held")
 
     def _validate_system_decision(self, d: Decision) -> None:
         result = self._systems.get(d.system)
@@ -1760,23 +1844,19 @@ class DataSubjectRequest:
         team letters, otherwise to the person."""
         self._seq += 1
         key = f"{self._case.reference}/letter/{kind}/{self._seq}"
-        regime = REGIMES[self._case.regime]
         address, greeting = self._requester()
-        base = {
-            "reference": self._case.reference,
-            "greeting": greeting,
-            "controller": self._case.policy.controller,
-            "request_label": REQUEST_LABELS[self._case.request_type],
-            "request_type": self._case.request_type.value,
-            "regime": regime.label,
-            "authority": regime.authority,
-            "legal_basis": regime.extension_basis or "",
-            "received": self._received.isoformat(),
-            "due": self._due().isoformat(),
-            "stage": self._stage.value,
-            "waiting_for": self._waiting_for() or "nothing",
-            "clock_note": self._clock_note(kind),
-        }
+        base = letter_facts(
+            self._case.reference,
+            self._case.regime,
+            self._case.request_type,
+            greeting=greeting,
+            controller=self._case.policy.controller,
+            received=self._received.isoformat(),
+            due=self._due().isoformat(),
+            stage=self._stage.value,
+            waiting_for=self._waiting_for() or "nothing",
+            clock_note=self._clock_note(kind),
+        )
         recipient = to or (None if kind in TEAM_LETTERS else address)
         if not facts.get("greeting"):
             facts.pop("greeting", None)
@@ -1869,7 +1949,7 @@ class DataSubjectRequest:
         while True:
             await workflow.wait_condition(lambda: self._publish_wanted)
             self._publish_wanted = False
-            due = end_of_day(self._due(), self._tz)
+            due = due_attribute(self._due(), self._tz)
             current = (self._stage, due, self._breached)
             if current != self._published:
                 self._published = current

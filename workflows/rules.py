@@ -58,6 +58,7 @@ ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.NOTHING_HELD: frozenset({Stage.SEARCHING}),
     DecisionKind.PERSON_CONFIRMED: frozenset({Stage.VERIFYING}),
     DecisionKind.CLASSIFY: frozenset({Stage.TRIAGE}),
+    DecisionKind.NO_DATA_HELD: frozenset({Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING}),
 }
 
 #: Decisions about one system of the search (they name it in ``Decision.system``).
