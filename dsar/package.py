@@ -343,6 +343,17 @@ def _apply_told(
     return shown, told
 
 
+def as_disclosed(
+    record: dict[str, Any],
+    decision: RecordDecision | None,
+    columns: Sequence[str],
+    catalogue: ExemptionCatalogue,
+) -> tuple[dict[str, Any] | None, list[tuple[str, Sequence[Basis]]]]:
+    """A record exactly as the copy gives it to the person (None: left out), and the fields
+    whose removal they are told of: what the reviewer sees before approving."""
+    return _apply_told(record, decision, columns, catalogue)
+
+
 def _csv_value(value: Any) -> str:
     """How a value reads in a spreadsheet: JSON's own spelling for true/false/null, nested
     values (S3 metadata, delivery lines) as JSON text."""

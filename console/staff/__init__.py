@@ -2,18 +2,19 @@
 
 One module per page, each with its template in ``templates/`` and a test in ``tests/``:
 ``sign_in`` (``/console/sign-in``), ``queue`` (``/console``), ``case``
-(``/console/cases/{reference}``), ``tasks`` (``/console/tasks``: a manually searched system's
-owner). ``pages`` holds what they share: who is asking, roles, CSRF, the look and the headers.
+(``/console/cases/{reference}``), ``review`` (``/console/cases/{reference}/review``, the
+review workbench), ``tasks`` (``/console/tasks``: a manually searched system's owner).
+``pages`` holds what they share: who is asking, roles, CSRF, the look and the headers.
 """
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console.staff import case, queue, sign_in, tasks
+from console.staff import case, queue, review, sign_in, tasks
 
 router = APIRouter(include_in_schema=False)
-for module in (sign_in, queue, case, tasks):
+for module in (sign_in, queue, case, review, tasks):
     router.include_router(module.router)
 
 __all__ = ["router"]
