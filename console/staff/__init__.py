@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from console.staff import case, queue, sign_in, tasks
+from console.staff import case, queue, reports, sign_in, tasks
 
 router = APIRouter(include_in_schema=False)
-for module in (sign_in, queue, case, tasks):
+for module in (sign_in, queue, case, tasks, reports):
     router.include_router(module.router)
 
 __all__ = ["router"]
