@@ -41,7 +41,9 @@ What the words mean (the report's legend says the same; LEGAL.md §2.1 and §2.4
   with in whole or in part (responded; a copy with records withheld or an erasure with records
   kept is compliance in part) and denied (refused or expired) in the period; the median and mean
   days to respond to those. Requests under other regimes are not counted (§7102(c) lets a
-  business count every individual instead, and say so).
+  business count every individual instead, and say so). LEGAL.md carries no text of §7102: the
+  metrics follow 11 CCR §7102(a)(1)(A)-(F) as known to us [R: check before publishing] and the
+  issue that asked for them; "substantively responded" is read as our "responded" above.
 """
 
 from __future__ import annotations
