@@ -61,6 +61,7 @@ _PROFILE_OF_KIND = {
     IdentifierKind.POSTCODE: "postcodes",
     IdentifierKind.ACCOUNT_NUMBER: "accounts",
     IdentifierKind.CUSTOMER_ID: "accounts",
+    IdentifierKind.DATE_OF_BIRTH: "dates_of_birth",  # a ticket that gives her own DOB keeps it
 }
 #: The basis recorded when the redactor, not a rule, removed something.
 _REVIEWER = "Reviewer's decision"

@@ -229,6 +229,37 @@ def cmd_suppression_check(args: argparse.Namespace) -> int:
         raise CliError(str(e), EXIT_ERROR) from None
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """The regulator report for a period, read from the case register (no personal data in it)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from dsar.reports import Period, ReportError, report_for
+    from dsar.settings import Settings
+    from dsar.store import CaseStore
+
+    settings = Settings()
+    try:
+        period = Period.parse(args.start, args.end, settings.timezone)
+    except ReportError as e:
+        raise CliError(str(e), EXIT_ERROR) from None
+    try:
+        store = CaseStore(settings.resolved_database_url)
+        try:
+            report = report_for(store, period)
+        finally:
+            store.close()
+    except SQLAlchemyError as e:
+        raise CliError(
+            f"cannot read the case register ({type(e).__name__}): check DSAR_DATABASE_URL and that its "
+            "database server is running"
+        ) from None
+    if args.format == "csv":
+        sys.stdout.write(report.to_csv())
+    else:
+        _print_json(report.to_json())
+    return 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from dsar.audit_cli import verify
     from dsar.settings import Settings
@@ -494,6 +525,16 @@ def build_parser() -> argparse.ArgumentParser:
     from dsar.suppression import add_check_arguments
 
     add_check_arguments(c)
+
+    p = add(
+        "report",
+        cmd_report,
+        "figures for a regulator and CCPA 11 CCR 7102 for a period: received, closed, on time, "
+        "days to respond, extensions, refusals, clock pauses (from the case register)",
+    )
+    p.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD", help="first day (included)")
+    p.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD", help="last day (included)")
+    p.add_argument("--format", choices=["json", "csv"], default="json", help="default: json")
 
     p = add("audit", lambda a: EXIT_ERROR, "audit log tools")
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

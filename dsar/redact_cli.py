@@ -23,11 +23,11 @@ subject.json is one JSON object; every field is a list of strings and all are op
 least one identifier of the subject is needed:
   {"names": ["Margaret Ellis", "Maggie Ellis"], "emails": ["margaret.ellis@example.com"],
    "phones": ["+44 7911 123456"], "addresses": ["12 Orchard Lane, Coventry CV3 4LP"],
-   "postcodes": ["CV3 4LP"], "accounts": ["NW100001"],
+   "postcodes": ["CV3 4LP"], "accounts": ["NW100001"], "dates_of_birth": ["1961-03-12"],
    "others": ["Peter Ellis", "peter.ellis@example.net", "07700 900461"]}
-names/emails/phones/addresses/postcodes/accounts are the subject's own data (kept); "others" are
-identifiers our systems hold for other people (always redacted). Redactions read
-[REDACTED: third party]."""
+names/emails/phones/addresses/postcodes/accounts/dates_of_birth are the subject's own data
+(kept); "others" are identifiers our systems hold for other people (always redacted).
+Redactions read [REDACTED: third party]."""
 
 
 class RedactInputError(ValueError):

@@ -37,6 +37,7 @@ import threading
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,7 @@ class DataKind(StrEnum):
     CARD = "CARD"
     ACCOUNT = "ACCOUNT"  # bank account, IBAN, the company's account/order/parcel references
     NINO = "NINO"
+    DATE_OF_BIRTH = "DATE_OF_BIRTH"  # a date said to be someone's birth date ("DOB 14/11/1963")
 
 
 class Source(StrEnum):
@@ -130,6 +132,35 @@ def phone_keys(text: str) -> frozenset[str]:
         if phonenumbers.is_possible_number(number):
             keys.add(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
     return frozenset(keys)
+
+
+#: A date read with no year in it ("3 March") is compared by month and day only.
+_NO_YEAR = 1
+
+
+def _date_readings(text: str) -> frozenset[date]:
+    """Every date ``text`` can mean: "03/04/1990" is 3 April in the UK and 4 March in the US, so
+    both; "3 March" has year 1 (compared by month and day). Empty when it is no date."""
+    from dateutil import parser
+
+    readings = set()
+    for dayfirst in (True, False):
+        try:
+            a = parser.parse(text, dayfirst=dayfirst, fuzzy=True, default=datetime(2000, 1, 1))
+            b = parser.parse(text, dayfirst=dayfirst, fuzzy=True, default=datetime(2001, 1, 1))
+        except (ValueError, OverflowError):
+            continue
+        readings.add(a.date() if a.year == b.year else date(_NO_YEAR, a.month, a.day))
+    return frozenset(readings)
+
+
+def _same_day(a: frozenset[date], b: frozenset[date]) -> bool:
+    """Two sets of readings share a date (a reading without a year matches on month and day)."""
+    return any(
+        (x.month, x.day) == (y.month, y.day) and (x.year == y.year or _NO_YEAR in (x.year, y.year))
+        for x in a
+        for y in b
+    )
 
 
 def _address_tokens(text: str) -> tuple[str, ...]:
@@ -226,8 +257,10 @@ class SubjectProfile:
     addresses: tuple[str, ...] = ()
     postcodes: tuple[str, ...] = ()
     accounts: tuple[str, ...] = ()
+    #: in any common format ("1958-04-17", "17/04/1958", "17 April 1958")
+    dates_of_birth: tuple[str, ...] = ()
 
-    FIELDS = ("names", "emails", "phones", "addresses", "postcodes", "accounts")
+    FIELDS = ("names", "emails", "phones", "addresses", "postcodes", "accounts", "dates_of_birth")
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> SubjectProfile:
@@ -241,6 +274,8 @@ class SubjectProfile:
                 f"unknown field(s) {', '.join(map(repr, unknown))}; use {', '.join(cls.FIELDS)}"
             )
         profile = cls(**{key: _strings(data, key) for key in cls.FIELDS})
+        if any(not _date_readings(d) for d in profile.dates_of_birth):
+            raise SubjectProfileError("dates_of_birth: a value is not a date (e.g. 1958-04-17)")
         if not any(getattr(profile, key) for key in cls.FIELDS):
             raise SubjectProfileError(
                 "the subject has no identifiers: give at least one name, email or phone"
@@ -258,6 +293,7 @@ class _SubjectIndex:
     phones: frozenset[str]
     addresses: tuple[tuple[str, ...], ...]
     compact_ids: frozenset[str]
+    birth_dates: frozenset[date] = frozenset()
 
     @classmethod
     def of(cls, subject: SubjectProfile) -> _SubjectIndex:
@@ -273,6 +309,7 @@ class _SubjectIndex:
             phones=phones,
             addresses=tuple(_address_tokens(a) for a in (*subject.addresses, *subject.postcodes)),
             compact_ids=frozenset(c for c in compact if c),
+            birth_dates=frozenset(d for raw in subject.dates_of_birth for d in _date_readings(raw)),
         )
 
     def is_name_word(self, word: str) -> bool:
@@ -371,6 +408,28 @@ BANK_ACCOUNT = (
     r"(?<=(?i:\b(?:account|acct|acc|a/c|bank\s+ref(?:erence)?)\b)[\s:#.]*(?:(?i:no|number|num)\b[\s:#.]*)?)"
     r"\d{6,17}\b"
 )
+
+_MONTH = (
+    r"(?i:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+    r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?"
+)
+#: Dates written with the month's name, which Presidio's date patterns (numbers only) lack:
+#: "2 June 1992", "the 4th of July 2008", "Aug 9, 1991", "11 Oct 1983".
+TEXT_DATE = (
+    rf"\b\d{{1,2}}(?i:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH}(?:,?\s+\d{{4}})?(?!\w)"
+    rf"|\b{_MONTH}\s+\d{{1,2}}(?i:st|nd|rd|th)?(?:,?\s+\d{{4}})?(?!\w)"
+)
+#: Labels that say a date further on is someone's birth date: "DOB", "D.O.B.", "date of birth",
+#: "birth date", "birthday". A date anywhere else (a delivery, a contract, a call) is not
+#: personal data worth redacting on its own.
+DOB_LABEL = re.compile(r"(?i)\b(?:d\.?\s?o\.?\s?b\b\.?|date\s+of\s+birth|birth\s?date|birthday)")
+#: What may sit between a label and its date ("DOB given for Neil: 14/11/1963", "date of birth,
+#: if you need it, is"): a few words on the same line, in the same sentence, no other number.
+_DOB_LABEL_GAP = re.compile(r"[^\d\n.!?;]{0,60}")
+#: "born" and "b." are followed by the date itself ("born on the 4th of July 2008", "(b. 1939-06-15)"):
+#: "born and raised in Leeds, she rang on 3 March" says nothing about 3 March.
+DOB_VERB = re.compile(r"(?i)\b(?:born|b\.(?=\s*\d))")
+_DOB_VERB_GAP = re.compile(r"(?i)[\s:,(]*(?:on\s+)?(?:the\s+)?")
 
 #: Cue phrases followed by a capitalised name or initials ("signed R. Patel", "Agent (Bartek)").
 ACTION_CUES = (
@@ -575,11 +634,13 @@ def _is_surname(tok: Any, names: NameLists, after_name: bool) -> bool:
     even when the surname is in no list."""
     word = tok.text
     folded = _fold(word)
-    if not _name_shaped(word) or folded in names.common or tok.ent_type_ in _PLACE_LABELS:
+    after_initial = tok.i > 0 and re.fullmatch(r"[A-Z]\.", tok.doc[tok.i - 1].text) is not None
+    if not _name_shaped(word) or folded in names.common:
         return False
+    if tok.ent_type_ in _PLACE_LABELS and not (after_initial and folded in names.surnames):
+        return False  # "Austin"; but "D. Washington" is a person
     if folded in names.surnames or folded in names.given:
         return True
-    after_initial = tok.i > 0 and re.fullmatch(r"[A-Z]\.", tok.doc[tok.i - 1].text) is not None
     if after_initial and tok.pos_ == "PROPN" and folded not in _dictionary_words():
         return True
     return after_name and tok.pos_ == "PROPN"
@@ -708,7 +769,19 @@ def _name_after(
             break
         capital = word[0].isupper()
         initial = len(word.rstrip(".")) == 1 and capital
-        lower_name = tok.pos_ == "PROPN" or (_fold(word) in names.given and tok.pos_ in _NAME_POS)
+        folded = _fold(word)
+        lower_name = (
+            tok.pos_ == "PROPN"
+            or (folded in names.given and tok.pos_ in _NAME_POS)
+            # "my boyfriend owain": after a relation, a word that is no English word or form of
+            # one ("gave", "keeps"), whatever part of speech the model guessed for it
+            or (
+                tok.pos_ not in _FUNCTION_POS
+                and len(folded) >= 3
+                and folded not in names.common
+                and not _english_word(folded)
+            )
+        )
         if not (capital or (lowercase_ok and j == first and lower_name)):
             break
         if initial and not (j + 1 < len(doc) and doc[j + 1].text[:1].isupper()):
@@ -736,7 +809,7 @@ def build_analyzer(model: str | None = SPACY_MODEL) -> AnalyzerEngine:
     from presidio_analyzer.nlp_engine import NlpEngineProvider
     from presidio_analyzer.predefined_recognizers import (
         CreditCardRecognizer,
-        EmailRecognizer,
+        DateRecognizer,
         IbanRecognizer,
         PhoneRecognizer,
         SpacyRecognizer,
@@ -766,7 +839,7 @@ def build_analyzer(model: str | None = SPACY_MODEL) -> AnalyzerEngine:
     registry = RecognizerRegistry(supported_languages=["en"])
     for recognizer in (
         PhoneRecognizer(supported_regions=_PHONE_REGIONS),
-        EmailRecognizer(),
+        _email_recognizer(),
         CreditCardRecognizer(),
         IbanRecognizer(),
         UkNinoRecognizer(),
@@ -776,6 +849,9 @@ def build_analyzer(model: str | None = SPACY_MODEL) -> AnalyzerEngine:
         patterns("HOUSE_NUMBER", [HOUSE_NUMBER, UNIT_ONLY]),
         patterns("COMPANY_REFERENCE", [COMPANY_REFERENCE]),
         patterns("BANK_ACCOUNT", [BANK_ACCOUNT]),
+        # dates, for the dates of birth among them (``_birth_dates``)
+        DateRecognizer(),
+        patterns("DATE_TIME", [TEXT_DATE]),
     ):
         registry.add_recognizer(recognizer)
     if model:
@@ -793,6 +869,32 @@ def build_analyzer(model: str | None = SPACY_MODEL) -> AnalyzerEngine:
             nlp.disable_pipe(name)
         nlp.enable_pipe("senter")
     return AnalyzerEngine(nlp_engine=engine, registry=registry, supported_languages=["en"])
+
+
+#: Top-level domains an e-mail address may end in although no public suffix list has them: the
+#: special-use names (RFC 6761, 6762, 7686: ``test``, ``invalid``, ``localhost``, ``local``...,
+#: as email-validator lists them), ``example`` (RFC 2606, for documentation) and ``internal``
+#: (ICANN's private-use name). Someone's address at ``tom@mail.example`` is still theirs.
+def _reserved_tlds() -> frozenset[str]:
+    from email_validator import SPECIAL_USE_DOMAIN_NAMES
+
+    return frozenset({*SPECIAL_USE_DOMAIN_NAMES, "example", "internal"})
+
+
+def _email_recognizer() -> Any:
+    """Presidio's e-mail recogniser, which checks the domain against the Public Suffix List (so
+    that ``logo@2x.png`` is no address), also taking addresses under the reserved names."""
+    from presidio_analyzer.predefined_recognizers import EmailRecognizer
+
+    reserved = _reserved_tlds()
+
+    class AnyDomainEmailRecognizer(EmailRecognizer):
+        def validate_result(self, pattern_text: str) -> bool:
+            if pattern_text.rsplit(".", 1)[-1].casefold() in reserved:
+                return True
+            return bool(super().validate_result(pattern_text))
+
+    return AnyDomainEmailRecognizer()
 
 
 def analyzer() -> AnalyzerEngine:
@@ -829,9 +931,11 @@ _KIND_OF_ENTITY = {
     "BANK_ACCOUNT": DataKind.ACCOUNT,
     "UK_NINO": DataKind.NINO,
 }
+#: Entities that are dates: a date of birth when a cue says so (``_birth_dates``).
+_DATE_ENTITIES = ("DATE_TIME",)
 #: When spans of two kinds overlap, the longer one names the merged span; ties go to the first here.
-_KIND_PRIORITY = [DataKind.CARD, DataKind.ACCOUNT, DataKind.NINO, DataKind.EMAIL, DataKind.PHONE,
-                  DataKind.ADDRESS, DataKind.PERSON]  # fmt: skip
+_KIND_PRIORITY = [DataKind.CARD, DataKind.ACCOUNT, DataKind.NINO, DataKind.EMAIL, DataKind.DATE_OF_BIRTH,
+                  DataKind.PHONE, DataKind.ADDRESS, DataKind.PERSON]  # fmt: skip
 _LOOSE_PHONE = re.compile(r"(?<![\w+])\+?\(?\d[\d\s().-]{5,}\d(?!\w)")
 
 
@@ -876,6 +980,24 @@ def _chain_addresses(text: str, results: list[RecognizerResult]) -> list[_Candid
     if current is not None:
         out.append(_Candidate(DataKind.ADDRESS, current[0], current[1]))
     return out
+
+
+def _birth_dates(text: str, results: list[RecognizerResult], doc: Any) -> list[_Candidate]:
+    """Dates that a cue before them calls a birth date ("DOB 14/11/1963", "born on the 4th of July
+    2008", "date of birth, if you need it, is 3 May 1985"). The dates come from Presidio's date
+    patterns, the month-name pattern and spaCy's DATE entities; other dates are left alone."""
+    dates = {(r.start, r.end) for r in results if r.entity_type in _DATE_ENTITIES}
+    if doc is not None:
+        dates |= {(e.start_char, e.end_char) for e in doc.ents if e.label_ == "DATE"}
+    if not dates:
+        return []
+    cues = [(m.end(), _DOB_LABEL_GAP) for m in DOB_LABEL.finditer(text)]
+    cues += [(m.end(), _DOB_VERB_GAP) for m in DOB_VERB.finditer(text)]
+    found = []
+    for start, end in sorted(dates):
+        if any(c <= start and gap.fullmatch(text, c, start) for c, gap in cues):
+            found.append(_Candidate(DataKind.DATE_OF_BIRTH, start, end))
+    return found
 
 
 class Redactor:
@@ -997,6 +1119,8 @@ class Redactor:
         if kind is DataKind.ADDRESS:
             parts = [p for p in (_address_tokens(x) for x in re.split(r"[,\n]", value)) if p]
             return bool(parts) and any(_contains_in_order(address, parts) for address in self._me.addresses)
+        if kind is DataKind.DATE_OF_BIRTH:
+            return _same_day(_date_readings(value), self._me.birth_dates)
         return _compact(value) in self._me.compact_ids
 
     # -- putting it together -----------------------------------------------------------------
@@ -1011,12 +1135,41 @@ class Redactor:
                 _Candidate(c.kind, c.start + offset, c.end + offset, c.source) for c in self._detected(chunk)
             )
         found.extend(self._known_others(text))
+        found.extend(self._same_names(text, found))
         return _merge(found)
+
+    def _same_names(self, text: str, found: list[_Candidate]) -> list[_Candidate]:
+        """Someone named in full ("Nerys Price") is the same person where a word of that name
+        comes back on its own ("a landline for Nerys", "Mark's email"), written as a name. Not
+        the subject's own name words, titles or particles."""
+        words: set[str] = set()
+        for c in found:
+            if c.kind is not DataKind.PERSON:
+                continue
+            parts = [w for w in re.findall(_NAME_WORD, text[c.start : c.end]) if _fold(w) not in _TITLES]
+            if len(parts) < 2:
+                continue
+            for w in parts:
+                folded = _fold(w)
+                if len(folded) < 2 or not w[0].isupper() or folded in _NOT_NAMES | _PARTICLES:
+                    continue
+                if not self._me.is_name_word(folded):
+                    words.add(w)
+        out = []
+        for w in sorted(words):
+            forms = "|".join(re.escape(f) for f in {w[0].upper() + w[1:], w.upper()})
+            # not a firm named after the person ("Desai & Moyo Accountants", "Price Ltd")
+            firm = re.compile(rf"(?<![\w'\u2019-])(?:{forms})\s+(\w+)")
+            for m in re.finditer(rf"(?<![\w'\u2019-])(?:{forms})(?![\w-])(?!\s*&)", text):
+                after = firm.match(text, m.start())
+                if after is None or _fold(after.group(1)) not in _ORG_WORDS:
+                    out.append(_Candidate(DataKind.PERSON, m.start(), m.end()))
+        return out
 
     def _detected(self, text: str) -> list[_Candidate]:
         """The detector's findings in one chunk, less the subject's own data."""
         results, doc = _analyze(text)
-        candidates = _chain_addresses(text, results)
+        candidates = _chain_addresses(text, results) + _birth_dates(text, results, doc)
         for r in results:
             kind = _KIND_OF_ENTITY.get(r.entity_type)
             if kind is None or kind is DataKind.ADDRESS:
@@ -1109,6 +1262,34 @@ def _dictionary_words() -> frozenset[str]:
     nlp = analyzer().nlp_engine.nlp["en"]  # type: ignore[attr-defined]
     index = nlp.get_pipe("lemmatizer").lookups.get_table("lemma_index")
     return frozenset(word for words in index.values() for word in words)
+
+
+#: Parts of speech that are never a name (spaCy's universal tags).
+_FUNCTION_POS = ("AUX", "ADP", "DET", "PRON", "CCONJ", "SCONJ", "PART", "NUM", "PUNCT", "SYM")
+
+
+@functools.cache
+def _english_forms() -> tuple[frozenset[str], tuple[tuple[str, str], ...]]:
+    """spaCy's irregular word forms ("gave", "children") and its suffix rules ("keeps" -> "keep")."""
+    nlp = analyzer().nlp_engine.nlp["en"]  # type: ignore[attr-defined]
+    lookups = nlp.get_pipe("lemmatizer").lookups
+    irregular = frozenset(word for table in lookups.get_table("lemma_exc").values() for word in table)
+    rules = {
+        (old, new) for per_pos in lookups.get_table("lemma_rules").values() for old, new in per_pos if old
+    }
+    return irregular, tuple(sorted(rules))
+
+
+@functools.lru_cache(maxsize=4096)
+def _english_word(word: str) -> bool:
+    """An English word or a form of one (plural, past tense, -ing, comparative)."""
+    words = _dictionary_words()
+    if word in words:
+        return True
+    irregular, rules = _english_forms()
+    return word in irregular or any(
+        word.endswith(old) and word[: -len(old)] + new in words for old, new in rules
+    )
 
 
 def _merge(candidates: list[_Candidate]) -> list[RedactedSpan]:

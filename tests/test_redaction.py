@@ -2,8 +2,10 @@
 known other people matched exactly, and ``dsar redact`` as a real subprocess.
 
 The labelled texts (tests/data/redaction) mark the spans of other people's data that must go:
-``corpus.jsonl`` (rebuilt by make_corpus.py: the ``dev`` set and the ``heldout`` set) and
-``blind.jsonl`` (rebuilt by make_blind.py: ``blind2``, ``blind3``, ``blind4``, written by hand).
+``corpus.jsonl`` (rebuilt by make_corpus.py: the ``dev`` set and the ``heldout`` set),
+``blind.jsonl`` (rebuilt by make_blind.py: ``blind2``, ``blind3``, ``blind4``, written by hand)
+and ``round5.jsonl`` (rebuilt by make_round5.py: ``dev5``, tuned on for issue 15, and ``blind5``,
+frozen before that tuning and never tuned on).
 The measure is bench/redaction.py's (``python bench/redaction.py`` prints the same tables and a
 JSON line): a predicted span is right if it overlaps a labelled span of the same kind; a
 labelled span is found if a predicted span of the same kind overlaps it.
@@ -11,6 +13,8 @@ labelled span is found if a predicted span of the same kind overlaps it.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import importlib.util
 import json
 import logging
@@ -54,9 +58,14 @@ def _load(name: str, path: Path) -> ModuleType:
 
 BENCH = _load("bench_redaction", ROOT / "bench" / "redaction.py")
 MAKE_BLIND = _load("make_blind", DATA / "make_blind.py")
+MAKE_ROUND5 = _load("make_round5", DATA / "make_round5.py")
 CORPUS: list[dict[str, Any]] = BENCH.load("corpus.jsonl")
 BLIND: list[dict[str, Any]] = BENCH.load("blind.jsonl")
-ALL = CORPUS + BLIND
+ROUND5: list[dict[str, Any]] = BENCH.load("round5.jsonl")
+ALL = CORPUS + BLIND + ROUND5
+#: SHA-256 of blind5's lines in round5.jsonl as committed before the detector was tuned for
+#: issue 15 (commit 53ff2e9): blind5 stays exactly what was measured blind.
+BLIND5_SHA256 = "f6c1ad5a694c052eca5239d4c20a8477fb60d1c2f9b44bb63f327d4e91aa222d"
 
 #: Floors a little under what the detector measures (issue 5's targets: recall >= 0.98 on
 #: third-party identifiers, precision >= 0.90). Measured, with bench/redaction.py:
@@ -71,6 +80,16 @@ ALL = CORPUS + BLIND
 #:
 #: The honest figure for text the detector has not seen is blind4's: recall 0.91, short of the
 #: 0.98 target (lone first names absent from the name lists, streets without a type word).
+#:
+#: Issue 15 (dates of birth, e-mails under reserved domains, phones in any format, names after
+#: relationship words; target recall >= 0.95 at precision >= 0.90 on unseen text). blind5 was
+#: written and committed before the change and not tuned on; dev5 was:
+#:
+#:   set       tuned on?   before (P / R)   after (P / R)
+#:   dev5      yes         1.000 / 0.729    1.000 / 1.000
+#:   blind5    never       0.966 / 0.769    0.973 / 0.973   (DATE_OF_BIRTH 0/24 -> 0.958,
+#:                                                          EMAIL 0.360 -> 0.960)
+#:   the older sets: unchanged (dev, heldout, blind2, blind3, blind4 as above)
 FLOORS = {  # set: (precision, recall)
     "all": (0.97, 0.97),
     "dev": (0.98, 0.98),
@@ -78,7 +97,11 @@ FLOORS = {  # set: (precision, recall)
     "blind2": (0.96, 0.96),
     "blind3": (0.96, 0.95),
     "blind4": (0.89, 0.89),
+    "dev5": (0.98, 0.98),
+    "blind5": (0.95, 0.95),
 }
+#: Per kind on blind5, the kinds issue 15 names: (precision, recall) floors.
+BLIND5_KIND_FLOORS = {"DATE_OF_BIRTH": (0.90, 0.95), "EMAIL": (0.95, 0.95), "PHONE": (0.90, 0.95)}
 #: Median time of a ~200-word text after warm-up is about 40-50 ms on an idle 2-core machine;
 #: the ceiling only catches a pathological slowdown (the machine running the tests is shared).
 MEDIAN_MS_CEILING = 250
@@ -99,6 +122,7 @@ def test_corpus_is_big_varied_and_well_formed() -> None:
     splits = Counter(line["split"] for line in ALL)
     assert splits["heldout"] >= 80 and splits["dev"] >= 80
     assert splits["blind2"] >= 60 and splits["blind3"] >= 60 and splits["blind4"] >= 60
+    assert splits["dev5"] >= 50 and splits["blind5"] >= 90
     for lines in (CORPUS, BLIND):
         assert {"ticket", "call_note", "delivery", "complaint", "chat", "agent_note"} <= {
             x["kind"] for x in lines
@@ -119,6 +143,15 @@ def test_blind_sets_are_what_make_blind_writes() -> None:
     """blind.jsonl is generated from the marked-up texts in make_blind.py, offsets included."""
     written = [row for split, texts in MAKE_BLIND.SETS.items() for row in MAKE_BLIND.lines(split, texts)]
     assert written == BLIND
+    written = [row for split, texts in MAKE_ROUND5.SETS.items() for row in MAKE_ROUND5.lines(split, texts)]
+    assert written == ROUND5
+
+
+def test_blind5_is_as_frozen_before_tuning() -> None:
+    """blind5 is exactly what was committed before the detector was tuned for issue 15."""
+    lines = (DATA / "round5.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    blind5 = "".join(line for line in lines if '"split": "blind5"' in line)
+    assert hashlib.sha256(blind5.encode("utf-8")).hexdigest() == BLIND5_SHA256
 
 
 def test_precision_and_recall_per_kind(capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,6 +170,9 @@ def test_precision_and_recall_per_kind(capsys: pytest.CaptureFixture[str]) -> No
         tally = tallies[name]
         assert tally.recall() >= recall, tally.table(name)
         assert tally.precision() >= precision, tally.table(name)
+    for kind, (precision, recall) in BLIND5_KIND_FLOORS.items():
+        tally = tallies["blind5"]
+        assert tally.recall(kind) >= recall and tally.precision(kind) >= precision, tally.table("blind5")
     assert timing["median_ms_200_words"] < MEDIAN_MS_CEILING
 
 
@@ -236,6 +272,98 @@ def test_a_neighbour_on_the_subjects_street_is_redacted_her_house_is_not() -> No
 
 
 # ----------------------------------------------------------------------------------------------
+# Issue 15: dates of birth, e-mails under any domain, phones in any format, relations' names
+
+
+@pytest.mark.parametrize(
+    ("text", "date"),
+    [
+        ("Her son's DOB is 14/11/2009, please note it.", "14/11/2009"),
+        ("Husband: Tom, D.O.B. 3.7.92, not on the account.", "3.7.92"),
+        ("Partner's date of birth 1979-11-02 given for the credit check.", "1979-11-02"),
+        ("My daughter was born on the 5th of June 2011.", "5th of June 2011"),
+        ("Added her mother (b. 1941-02-28) as a contact.", "1941-02-28"),
+        ("Brother's birthday: March 3, 1990.", "March 3, 1990"),
+        ("dob given for the caller's wife was 7/4/85", "7/4/85"),
+    ],
+)
+def test_a_third_partys_date_of_birth_is_redacted(text: str, date: str) -> None:
+    spans = Redactor(MARGARET).find(text)
+    start = text.index(date)
+    assert [s.kind for s in spans if s.start <= start and start + len(date) <= s.end] == [
+        DataKind.DATE_OF_BIRTH
+    ]
+    assert all(len(text[s.start : s.end]) <= len(date) + 4 for s in spans)  # the date, not the sentence
+
+
+def test_the_subjects_own_date_of_birth_and_other_dates_are_kept() -> None:
+    margaret = dataclasses.replace(MARGARET, dates_of_birth=("1961-03-12",))
+    for text in (
+        "Customer verified: DOB 12/03/1961, postcode CV3 4LP.",
+        "Mrs Ellis (born 12 March 1961) rang.",
+        "Date of birth: March 12, 1961.",
+        "Parcel delivered 14/11/2025; contract started 01/02/2024 and ends 31/01/2026.",
+        "Born and raised in Coventry, she rang on 3 March about the bill.",
+    ):
+        assert Redactor(margaret).find(text) == [], text
+    # the same text about someone born on another day: that date goes
+    text = "Her sister's DOB 12/03/1965 was given."
+    spans = Redactor(margaret).find(text)
+    assert [(text[s.start : s.end], s.kind) for s in spans] == [("12/03/1965", DataKind.DATE_OF_BIRTH)]
+
+
+@pytest.mark.parametrize(
+    "email",
+    [
+        "layla.h@home.example",
+        "dom.w@mailbox.test",
+        "m.reid1976@mail.invalid",
+        "ewa.z@inbox.localhost",
+        "it@printers.internal",
+        "KOFI.OWUSU@EXAMPLE.ORG",
+        "o'brien+bills@example.ie",
+        "suresh@shahpatel.example.co.uk",
+    ],
+)
+def test_emails_under_any_domain_reserved_ones_included(email: str) -> None:
+    text = f"Her partner's e-mail is {email}, please remove it."
+    spans = Redactor(MARGARET).find(text)
+    assert [(text[s.start : s.end], s.kind) for s in spans] == [(email, DataKind.EMAIL)]
+
+
+def test_a_file_name_with_an_at_sign_is_no_email() -> None:
+    assert Redactor(MARGARET).find("Attached logo@2x.png and scan@300dpi.pdf for the ticket.") == []
+
+
+@pytest.mark.parametrize(
+    "phone",
+    ["+33 6 12 45 78 90", "+49 151 23456789", "+1-718-555-0143", "0033 6 98 76 54 32", "(020) 7946 0011",
+     "+44 (0) 7700 900 512", "415.555.0162", "+351 934 567 890", "07700900344"],
+)  # fmt: skip
+def test_phones_in_any_format(phone: str) -> None:
+    text = f"Call her brother on {phone} if she is out."
+    spans = Redactor(MARGARET).find(text)
+    assert [(text[s.start : s.end], s.kind) for s in spans] == [(phone, DataKind.PHONE)]
+
+
+def test_names_after_relationship_words_and_the_same_name_again() -> None:
+    text = "Customer: my boyfriend owain\nAgent: Thanks. Partner gave his email too."
+    spans = Redactor(MARGARET).find(text)
+    assert [(text[s.start : s.end], s.kind) for s in spans] == [("owain", DataKind.PERSON)]
+    text = "Her grandmother Nerys Price is moving in. Wants a landline for Nerys. Price Ltd invoiced."
+    found = [text[s.start : s.end] for s in Redactor(MARGARET).find(text)]
+    assert found == ["Nerys Price", "Nerys"]  # the firm is not the person
+    text = "c/o Priya Desai, Desai & Moyo Accountants."
+    assert [text[s.start : s.end] for s in Redactor(MARGARET).find(text)] == ["Priya Desai"]
+
+
+def test_an_initial_and_a_surname_that_is_also_a_place() -> None:
+    text = "DELIVERED 3/14 4:52 PM - Signed: D. WASHINGTON"
+    spans = Redactor(MARGARET).find(text)
+    assert [(text[s.start : s.end], s.kind) for s in spans] == [("D. WASHINGTON", DataKind.PERSON)]
+
+
+# ----------------------------------------------------------------------------------------------
 # Other people our systems know
 
 
@@ -301,6 +429,9 @@ def test_profile_validation_names_the_field_not_the_value() -> None:
     assert "Margaret" not in str(info.value)
     with pytest.raises(SubjectProfileError, match="no identifiers"):
         SubjectProfile.from_mapping({"names": [" "]})
+    with pytest.raises(SubjectProfileError, match="dates_of_birth: a value is not a date") as info:
+        SubjectProfile.from_mapping({"names": ["Margaret Ellis"], "dates_of_birth": ["Margaret's birthday"]})
+    assert "Margaret" not in str(info.value)
 
 
 def test_no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> None:
@@ -387,5 +518,14 @@ def test_cli_help_documents_the_subject_file() -> None:
     done = subprocess.run([str(DSAR), "redact", "--help"], capture_output=True, timeout=60)
     out = done.stdout.decode()
     assert done.returncode == 0
-    for key in ("names", "emails", "phones", "addresses", "postcodes", "accounts", "others"):
+    for key in (
+        "names",
+        "emails",
+        "phones",
+        "addresses",
+        "postcodes",
+        "accounts",
+        "dates_of_birth",
+        "others",
+    ):
         assert f'"{key}"' in out
