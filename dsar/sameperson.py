@@ -151,5 +151,16 @@ class SamePerson:
         ]
 
 
+_CACHE: dict[tuple[str, bytes], SamePerson] = {}
+
+
+def same_person(engine: Engine, key: bytes, phone_region: str = "GB") -> SamePerson:
+    """One ``SamePerson`` per database and key in a process (its table is checked once)."""
+    cache_key = (str(engine.url), key)
+    if cache_key not in _CACHE:
+        _CACHE[cache_key] = SamePerson(engine, key, phone_region=phone_region)
+    return _CACHE[cache_key]
+
+
 def days_since(moment: datetime | None, today: date) -> int | None:
     return None if moment is None else (today - moment.date()).days

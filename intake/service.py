@@ -247,7 +247,18 @@ async def open_case(
         # A replay reaching a case that has since closed is that case, already done.
         with contextlib.suppress(WorkflowAlreadyStartedError):
             await _start(client, settings, case, due, row_token, replay=True)
+    # The same person's other requests are found by keyed hashes (dsar.sameperson): kept once
+    # the case exists (a replay adds nothing).
+    await asyncio.to_thread(_remember_person, store, settings, row.reference, identifiers)
     return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)
+
+
+def _remember_person(
+    store: CaseStore, settings: Settings, reference: str, identifiers: dict[str, str]
+) -> None:
+    from dsar.sameperson import same_person
+
+    same_person(store.engine, settings.suppression_key_bytes).remember(reference, identifiers)
 
 
 def register_row_token(row: CaseRow) -> str:

@@ -67,6 +67,7 @@ async def test_dev_sign_in_and_the_queue_by_keyboard(
     store: CaseStore,
     settings: Settings,
 ) -> None:
+    earlier = await new_case(ts_env, store, settings)  # the same person asked before
     handle = await new_case(ts_env, store, settings)
     ref = handle.id
     await wait_until(handle, lambda s: s.waiting_for == "operator: identity check")
@@ -97,6 +98,9 @@ async def test_dev_sign_in_and_the_queue_by_keyboard(
             raise AssertionError("the case link cannot be reached with Tab")
         await page.keyboard.press("Enter")
         await expect(page.get_by_role("heading", level=1)).to_contain_text(ref)
+        # The same person's earlier request is listed, and flagged as a possible duplicate.
+        await expect(page.locator(f'#related tr[data-reference="{earlier.id}"]')).to_have_count(1)
+        await expect(page.get_by_role("note").filter(has_text=earlier.id)).to_contain_text("duplicate")
         # Take the case (the second time round it is mine already): it is mine in the queue.
         if javascript:
             await page.get_by_role("button", name="Assign to me").click()

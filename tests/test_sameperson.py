@@ -79,3 +79,36 @@ def test_the_same_person_across_spellings_and_never_a_namesake_or_household(stor
         assert value.lower() not in stored.lower()
     other_key = SamePerson(store.engine, b"x" * 32)
     assert other_key.hashes({"email": MARGARET["email"]}) != people.hashes({"email": MARGARET["email"]})
+
+
+def test_the_case_page_warns_of_a_duplicate_and_of_a_change_after_the_search(store: CaseStore) -> None:
+    from datetime import date, timedelta
+
+    from console.staff.case import related_cases
+
+    people = SamePerson(store.engine, KEY)
+    ids = {k: MARGARET[k] for k in ("name", "email")}
+    access = _open(store, people, ids, stage="reviewing")
+    duplicate = _open(store, people, ids, stage="verifying")
+    erasure_row, _ = store.open_case(
+        NewCase(RequestType.ERASURE, Regime.UK_GDPR, Channel.API, datetime.now(UTC))
+    )
+    people.remember(erasure_row.reference, ids)
+    searched = datetime(2026, 12, 1, 10, tzinfo=UTC)
+    store.append_audit(access, "stage:searching", "system", at=searched)
+    store.append_audit(erasure_row.reference, "stage:responded", "system", at=searched + timedelta(days=2))
+    store.sync_case(erasure_row.reference, stage="responded")
+
+    views, warnings = related_cases(
+        store, KEY, access, store.audit_trail(access), "Europe/London", date(2026, 12, 7)
+    )
+    assert {v.case.reference for v in views} == {duplicate, erasure_row.reference}
+    answered = next(v for v in views if v.case.reference == erasure_row.reference)
+    assert answered.answered_on == date(2026, 12, 3) and answered.days_ago == 4
+    assert any(duplicate in w and "duplicate" in w for w in warnings)
+    assert any(erasure_row.reference in w and "after this case searched" in w for w in warnings)
+    # the erasure itself was searched after nothing: no warning about its own records
+    _, none = related_cases(
+        store, KEY, duplicate, store.audit_trail(duplicate), "Europe/London", date(2026, 12, 7)
+    )
+    assert not any("after this case searched" in w for w in none)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import email
 import email.policy
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import quote
@@ -58,8 +58,9 @@ from dsar.model import (
     Snapshot,
 )
 from dsar.regimes import REQUEST_LABELS
-from dsar.store import AuditRow
-from dsar.timeutil import local_minute
+from dsar.sameperson import RelatedCase, same_person
+from dsar.store import AuditRow, CaseStore
+from dsar.timeutil import local_date, local_minute
 from workflows.request import DataSubjectRequest
 from workflows.rules import ALLOWED, ANSWERS, REJECT_GROUNDS, WAITS
 
@@ -179,6 +180,51 @@ class CaseView:
     assignee: str | None
     review_text: str = ""
     problems: list[str] = field(default_factory=list)
+    related: list[RelatedView] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RelatedView:
+    """Another request by the same person, as the case page lists it."""
+
+    case: RelatedCase
+    answered_on: date | None  # the day it was answered (responded), if it was
+    days_ago: int | None
+
+
+#: Requests whose fulfilment changes what a later search would find.
+CHANGING = frozenset({"erasure", "rectification", "restriction"})
+
+
+def related_cases(
+    store: CaseStore, key: bytes, ref: str, events: list[AuditRow], tz: str, on: date
+) -> tuple[list[RelatedView], list[str]]:
+    """The same person's other requests, and what the team should be warned of: an open
+    duplicate, a request answered recently (supports, never makes, a "manifestly excessive"
+    decision), a change carried out after this case searched (its records may be gone)."""
+    people = same_person(store.engine, key)
+    views: list[RelatedView] = []
+    warnings: list[str] = []
+    searched = next((e.at for e in events if e.action == "stage:searching"), None)
+    row = store.get(ref)
+    for other in people.related(ref):
+        answered = next(
+            (e.at for e in store.audit_trail(other.reference) if e.action == "stage:responded"), None
+        )
+        answered_on = local_date(answered, tz) if answered else None
+        views.append(RelatedView(other, answered_on, (on - answered_on).days if answered_on else None))
+        if other.open and row is not None and other.request_type == row.request_type:
+            warnings.append(
+                f"{other.reference} is an open {other.request_type.replace('_', ' ')} request from the same "
+                "person: a duplicate may be answered with this one."
+            )
+        if answered and searched and answered > searched and other.request_type in CHANGING:
+            warnings.append(
+                f"{other.reference} ({other.request_type}) was carried out on {answered_on} after this case "
+                "searched: some records shown here may no longer exist or may have changed."
+            )
+    return views, warnings
 
 
 def _letter(blobs: Any, entry: LetterEntry) -> LetterView:
@@ -224,7 +270,16 @@ async def _gather(request: Request, who: Caller, ref: str) -> CaseView:
         except Exception:
             problems.append("The review package could not be read from the blob store.")
     assignee = await in_thread(worklist(request).assignee, ref)
-    return CaseView(snap, details, events, letters, assignee, review_text, problems)
+    related, warnings = await in_thread(
+        related_cases,
+        svc.store,
+        svc.settings.suppression_key_bytes,
+        ref,
+        events,
+        svc.settings.timezone,
+        today(request),
+    )
+    return CaseView(snap, details, events, letters, assignee, review_text, problems, related, warnings)
 
 
 def _timeline(events: list[AuditRow], tz: str) -> list[dict[str, Any]]:
