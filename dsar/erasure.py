@@ -272,6 +272,8 @@ class ErasureSummary:
     manual: list[str] = field(default_factory=list)
 
     def totals(self) -> dict[str, int]:
+        """Each record counted once: deleted, anonymised, or kept (whole or in part), so that
+        the three add up to what was found."""
         return {
             "found": sum(e.found for e in self.entities),
             "delete": sum(e.delete for e in self.entities),
@@ -310,7 +312,7 @@ class ErasureSummary:
                     f"  To anonymise: {e.anonymise} (the record stays; nothing in it names the person)"
                 )
             for line in e.kept:
-                what = "whole" if not line.fields else "only " + ", ".join(line.fields)
+                what = "whole" if not line.fields else f"only {', '.join(line.fields)}; the rest anonymised"
                 out += _wrap(f"To keep ({what}): {line.records}, because: {'; '.join(line.reasons)}", "  ")
                 if line.undisclosed:
                     out += _wrap(
@@ -344,7 +346,11 @@ class ErasureSummary:
         if kept:
             out += ["", "What we kept, and why:"]
             for e, line in kept:
-                what = "" if not line.fields else f" (only {', '.join(_words(f) for f in line.fields)})"
+                what = (
+                    ""
+                    if not line.fields
+                    else f" (only {', '.join(_words(f) for f in line.fields)}; the rest anonymised)"
+                )
                 out.append(f"- {_label(e)}: {_records(line.records)}{what}: {'; '.join(line.reasons)}")
         return "\n".join(out) + "\n"
 
@@ -434,9 +440,8 @@ def summarise_erasure(
                     fields = [] if whole else sorted(kept)
                     decision = reasons.get((system, row.key))
                     texts, ids, undisclosed = _why(decision, catalogue)
+                    # one record, counted once: kept (in part, the rest of it anonymised)
                     _keep(kept_lines, entities, row, fields, texts, ids, undisclosed)
-                    if not whole:
-                        entities[entity.name].anonymise += 1
                 elif step.strategy is EntityErasure.ANONYMISE:
                     entities[entity.name].anonymise += 1
                 elif config.connector == "sql" and any(

@@ -369,6 +369,12 @@ def test_a_record_kept_in_part_is_anonymised_and_what_a_kept_record_hangs_from_s
     events_line = next(e for e in summary.entities if e.entity == "campaign_events")
     assert (events_line.delete, events_line.kept_records) == (len(events) - 1, 1)
     assert "A claim is pending" in summary.for_person()
+    # every record counted once: a ticket kept in part is kept (the rest anonymised), not both
+    tickets_line = next(e for e in summary.entities if e.entity == "support_tickets")
+    assert tickets_line.delete + tickets_line.anonymise + tickets_line.kept_records == tickets_line.found
+    totals = summary.totals()
+    assert totals["delete"] + totals["anonymise"] + totals["keep"] == totals["found"] == len(records)
+    assert "; the rest anonymised" in summary.render()
 
     for plan in plans:
         connector_for(c.datamap.system(plan.system)).erase(plan)
