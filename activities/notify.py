@@ -14,11 +14,12 @@ from datetime import datetime
 
 import jinja2
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from dsar.blobs import BlobStore
 from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
-from dsar.mail import Mailer, build_message
+from dsar.mail import LetterRefused, Mailer, build_message
 from dsar.settings import Settings
 
 log = get_logger("dsar.activities.notify")
@@ -31,7 +32,9 @@ _TEMPLATES = jinja2.Environment(
 )
 
 #: Letters addressed to the privacy team rather than the person (escalations to the DPO).
-TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation", "system_unreachable"})
+TEAM_LETTERS = frozenset(
+    {"reminder", "escalation", "breach", "manual_escalation", "system_unreachable", "operator_task"}
+)
 _TO_DPO = frozenset({"escalation", "breach"})
 #: Letters to a named member of staff (``Letter.to``): the owner of a system searched by hand.
 STAFF_LETTERS = frozenset({"manual_search", "manual_reminder"})
@@ -74,7 +77,18 @@ class NotifyActivities:
     @activity.defn(name="send_letter")
     def send_letter(self, letter: Letter) -> LetterReceipt:
         with bind_case(letter.reference):
-            receipt = self._send(letter)
+            try:
+                receipt = self._send(letter)
+            except (UnicodeError, ValueError, jinja2.TemplateError, LetterRefused) as e:
+                # Retrying cannot fix a letter that cannot be written or that the relay refuses
+                # for good (a 5xx): the case shows an operator task instead. The message names
+                # the letter and the error's type, never the text.
+                log.warning("letter not sent", kind=letter.kind, error_type=type(e).__name__)
+                raise ApplicationError(
+                    f"the {letter.kind} letter could not be sent ({type(e).__name__})",
+                    type=type(e).__name__,
+                    non_retryable=True,
+                ) from None
             log.info("letter sent", kind=receipt.kind, status=receipt.audience, type=receipt.transport)
             return receipt
 
@@ -113,6 +127,8 @@ class NotifyActivities:
                 ) + (f"\n\n{facts['transfer_note']}" if facts.get("transfer_note") else "")
             if facts.get("password_ref"):
                 facts["password"] = self.blobs.get(facts["password_ref"]).decode()
+        if facts.get("outcome_note") and facts.get("outcome"):  # e.g. a system left out of a change
+            facts["outcome"] += f"\n\n{facts['outcome_note']}"
         subject, body = render(letter.kind, facts)
         if letter.kind in TEAM_LETTERS:
             to = self.settings.dpo_email if letter.kind in _TO_DPO else self.settings.operator_email
