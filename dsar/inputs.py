@@ -190,7 +190,7 @@ def clean_identifier(kind: str, value: object, region: str | None = None) -> str
 
 
 def clean_identifiers(
-    raw: Mapping[object, object],
+    raw: Mapping[str, object],
     *,
     region: str | None = None,
     required: bool = True,
