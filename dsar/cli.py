@@ -159,7 +159,8 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
     _gate(lambda: inputs.clean_reason(args.reason))
     for name in ("ground", "system", "fee", "task"):
-        _gate(lambda name=name: inputs.clean_text(getattr(args, name), name))
+        value = getattr(args, name)
+        _gate(lambda: inputs.clean_text(value, name))  # noqa: B023 - called at once
     body = {"kind": args.kind, "reason": args.reason, "ground": args.ground, "system": args.system}
     if args.fee:
         body["fee"] = args.fee
