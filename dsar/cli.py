@@ -127,8 +127,10 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise CliError(
             "give at least one identifier: --email, --name, --phone, --postcode or --id", EXIT_ERROR
         )
-    # phones: a national number is read in the controller's country by the API; checked there
-    _gate(lambda: inputs.clean_identifiers({k: v for k, v in identifiers.items() if k != "phone"}))
+    # What can travel at all is checked here; kinds, emails and phones by the API (its gate
+    # knows the controller's country for a national phone number).
+    for kind, value in identifiers.items():
+        _gate(lambda: inputs.clean_text(value, f"identifiers.{kind}", lines="join"))  # noqa: B023
     if args.idempotency_key:
         _gate(lambda: inputs.clean_key(args.idempotency_key))
     body: dict[str, Any] = {

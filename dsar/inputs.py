@@ -52,6 +52,7 @@ MAX_OFFSET = 10_000_000
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
 _BOM = "\ufeff"
 _LINE_SEPARATORS = frozenset("\u2028\u2029\u0085")
+_KIND_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
 _ENCODED_WORD = re.compile(r"=\?[^?\s]{1,40}\?[QqBb]\?[^?\s]*\?=")
 
 Lines = Literal["refuse", "join", "keep"]
@@ -157,7 +158,7 @@ def clean_email(value: object, field: str = "email") -> str:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError:
         # the library's message may quote the address: ours does not
-        raise InputRefused(field, "is not a valid email address (like name@example.com)") from None
+        raise InputRefused(field, "the email address is not valid (like name@example.com)") from None
     normalised: str = checked.normalized
     return normalised
 
@@ -205,7 +206,9 @@ def clean_identifiers(
     for kind, value in raw.items():
         if not isinstance(kind, str) or kind not in kinds:
             known = ", ".join(sorted(kinds))
-            raise InputRefused(field, f"an identifier kind is not recognised; use one of: {known}")
+            # a key that is a name is named; anything else may be a value put in the wrong place
+            named = f"{kind!r} " if isinstance(kind, str) and _KIND_NAME.fullmatch(kind) else ""
+            raise InputRefused(field, f"identifier kind {named}is not recognised; use one of: {known}")
         cleaned = clean_identifier(kind, value, region)
         if cleaned:
             out[kind] = cleaned
