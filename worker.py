@@ -16,6 +16,7 @@ import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 import uvloop
 from temporalio.client import Client
@@ -131,6 +132,8 @@ def build_workers(
         # (tests/conftest.py), which refuses non-deterministic calls and any divergence.
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_cached_workflows=1000 if cache_workflows else 0,  # 1000: the SDK's default
+        # a killed worker's cases move to the shared queue after 5 s rather than 10 s
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=5),
         interceptors=interceptors,
     )
     return [main, *systems]

@@ -25,8 +25,9 @@ from temporalio.worker import (
     Interceptor,
 )
 
-#: How often the thread heartbeats (the timeout is 20 s: three chances to reach the server).
-HEARTBEAT_EVERY_SECONDS = 5.0
+#: How often the thread heartbeats (the timeout is 10 s: several chances to reach the server;
+#: the SDK sends at most one every 8 s).
+HEARTBEAT_EVERY_SECONDS = 2.0
 
 
 class Heartbeats(Interceptor):

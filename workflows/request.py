@@ -2220,7 +2220,7 @@ class DataSubjectRequest:
     def _waiting_for(self) -> str | None:
         task = next((t for t in self._tasks.values() if t.status == "open"), None)
         if task is not None:
-            where = f" in {task.system}" if task.system else ""
+            where = f" in {task.system}" if task.system and task.system not in task.step else ""
             return f"operator: {task.step} failed{where} ({task.error_type}): " + ", ".join(
                 w.replace("_step", "").replace("_", " ") for w in task.ways_out
             )

@@ -152,15 +152,15 @@ LETTER_RETRY = RetryPolicy(
 #: once, which shows it on the case ("matching identity: crm unreachable since ..., attempt N")
 #: and tries again with ``search_backoff``; server retries remain for worker trouble.
 SEARCH_RETRY_VERIFY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
+    initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=10),
     maximum_attempts=6,
     non_retryable_error_types=["SystemMisconfigured", "SystemUnavailable"],
 )
-#: How long a worker may be silent before its activity is given to another: every long activity
-#: heartbeats at least every few seconds (``activities/liveness.py``), so work lost with a
-#: killed worker starts again within about 25 s (this plus the first retry interval).
-HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+#: How long a worker may be silent before its activity is given to another: every ordinary
+#: activity heartbeats every 2 s while it runs (``activities/liveness.py``), so work lost with a
+#: killed worker starts again within about 11 s (this plus the first retry interval, 1 s).
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
 
 #: What an agent is asked to send, by the authority they claim (the letter's words).
 AUTHORITY_TEXT = {
@@ -179,7 +179,7 @@ CONFIRMATION_TEXT = {
 #: system that is down comes back to the workflow at once, which shows it on the case and tries
 #: again after ``search_backoff``.
 SEARCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
+    initial_interval=timedelta(seconds=1),
     maximum_interval=timedelta(minutes=10),
     maximum_attempts=10,
     non_retryable_error_types=["UnknownSystem", "SystemMisconfigured", "SystemUnavailable"],
@@ -196,7 +196,7 @@ def search_backoff(attempt: int) -> timedelta:
 
 
 WORK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5), maximum_attempts=10
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5), maximum_attempts=12
 )
 #: Sending data to another controller: a 4xx is refused at once (non-retryable), a 5xx or a
 #: timeout a few times, then the person and the team are told it was not sent.
