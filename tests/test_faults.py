@@ -75,6 +75,9 @@ async def rig(
     if "erasure" in request.node.name:  # the demo company copied for this test: it is changed
         request.getfixturevalue("private_demo")
         overrides["datamap"] = tmp_path / "dsar.yaml"
+    if "relay" in request.node.name:  # letters through a real SMTP server
+        smtp: SmtpServer = request.getfixturevalue("smtp_server")
+        overrides.update(smtp_host=smtp.host, smtp_port=smtp.port)
     settings = make_settings(tmp_path / "var", **overrides)
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"), data_converter=data_converter(settings)
@@ -336,6 +339,42 @@ async def test_an_erasure_skipped_in_a_system_says_so_in_the_letter(
     assert "not carried out in crm" in (s.outcome or "")
     response = next(m for m in letters(rig.settings) if "Our response" in str(m["Subject"])).get_content()
     assert "We could not yet complete this in: crm" in response
+
+
+async def test_a_letter_the_relay_refuses_is_a_task_and_a_withdrawal_does_not_hang_on_it(
+    rig: Rig, smtp_server: SmtpServer
+) -> None:
+    """The acknowledgement to an address the mail relay refuses for good (550): not retried for
+    ever with the case silent in "received", but a task the team is told of; a withdrawal then
+    ends the case at once, its own letter waiting for a person as a second task."""
+    ids = {"name": "Margaret Ellis", "email": "refused.margaret@example.com"}
+    r = await post(rig, "/api/v1/requests", request_body(**ids), "operator")
+    assert r.status_code == 201, r.text
+    ref = r.json()["reference"]
+    h = rig.client.get_workflow_handle_for(DataSubjectRequest.run, ref)
+    s = await wait_until(h, lambda s: any(t.status == "open" for t in s.tasks), timeout=30)
+    task = s.tasks[0]
+    assert task.id.startswith("letter:acknowledgement:") and task.error_type == "LetterRefused"
+    assert s.stage == Stage.RECEIVED and s.waiting_for == (
+        "operator: send the acknowledgement letter failed (LetterRefused): retry, skip, done by hand"
+    )
+    team = smtp_server.wait_for(1)
+    assert any("Action needed" in str(m["Subject"]) and ref in str(m["Subject"]) for m in team)
+
+    t0 = asyncio.get_running_loop().time()
+    body = {"kind": "withdraw", "reason": "the person phoned to withdraw"}
+    r = await asyncio.wait_for(post(rig, f"/api/v1/requests/{ref}/decisions", body, "operator"), 30)
+    assert r.status_code == 200 and r.json()["stage"] == "withdrawn", r.text
+    assert asyncio.get_running_loop().time() - t0 < 15  # it used to hang for 150 s
+    s = await wait_until(h, lambda s: any(t.id.startswith("letter:withdrawal:") for t in s.tasks))
+    ending = next(t for t in s.tasks if t.id.startswith("letter:withdrawal:"))
+    assert ending.status == "open" and s.stage == Stage.WITHDRAWN
+    body = {"kind": "done_by_hand", "task": ending.id, "reason": "withdrawal confirmed by post"}
+    r = await post(rig, f"/api/v1/requests/{ref}/decisions", body, "operator")
+    assert r.status_code == 200, r.text
+    s = await wait_until(h, lambda s: all(t.status != "open" for t in s.tasks))
+    assert next(t for t in s.tasks if t.id == ending.id).status == "done_by_hand"
+    assert rig.store.get(ref).stage == "withdrawn"  # type: ignore[union-attr]
 
 
 # --------------------------------------------------------------------------------------------

@@ -241,6 +241,7 @@ class DataSubjectRequest:
         self._match_since = workflow.now()
         self._late_match: asyncio.Task[None] | None = None  # a match an operator's verify overtook
         self._end_letter_sent = False
+        self._end_sending: asyncio.Future[None] | None = None  # the ending letter, if it waits
 
     # ------------------------------------------------------------------ main flow
 
@@ -1328,8 +1329,16 @@ class DataSubjectRequest:
         if stage == Stage.EXPIRED:
             facts["awaited"] = outcome
         if not self._end_letter_sent:  # a cancel may interrupt this and run it again
-            await self._letter(letter, **facts)
             self._end_letter_sent = True
+            # The letter usually goes at once. One that cannot go (the relay refuses the
+            # address) waits for a person as a task, but does not hold the case open: a
+            # withdrawal never hangs on its own letter.
+            sending = self._end_sending = asyncio.ensure_future(self._letter(letter, **facts))
+            prefix = f"letter:{letter}:"
+            await workflow.wait_condition(
+                lambda: sending.done()
+                or any(t.id.startswith(prefix) and t.status == "open" for t in self._tasks.values())
+            )
         self._clock_version += 1
         if self._stage != stage:
             await self._move(stage, reason=outcome)
