@@ -166,7 +166,7 @@ async def test_hostile_decisions_are_a_clear_422_and_never_hang(rig: Rig) -> Non
         ("fee", "GBP\n1"),
     ):
         body = {"kind": "reject", "reason": "r", "ground": "other", field: value}
-        r = await asyncio.wait_for(post(rig, f"/api/v1/requests/{ref}/decisions", body, "operator"), 10)
+        r = await asyncio.wait_for(post(rig, f"/api/v1/requests/{ref}/decisions", body, "operator"), 30)
         assert r.status_code == 422 and field in r.text, (field, r.text)
     # a reason written in paragraphs is fine, and recorded
     body = {"kind": "verify", "reason": "checked the passport\nand the utility bill"}

@@ -151,10 +151,10 @@ LATE_MATCH_PATCH = "late-match-recorded-v1"
 ENGINE_ACTOR = "staff:temporal-cancel"
 
 
-def _failure(error: ActivityError) -> tuple[str, str]:
+def _failure(error: ActivityError | ApplicationError) -> tuple[str, str]:
     """A failed activity's error type and words, for an operator task: the type of the cause
     (``IntegrityError``, ``PackageError``, ``Timeout``), and its message, one line, capped."""
-    cause = error.cause
+    cause = error if isinstance(error, ApplicationError) else error.cause
     if isinstance(cause, ApplicationError):
         kind, message = cause.type or "ApplicationError", cause.message
     elif isinstance(cause, ActivityTimeout):
@@ -2139,7 +2139,7 @@ class DataSubjectRequest:
         while True:
             try:
                 return await work()
-            except ActivityError as e:
+            except (ActivityError, ApplicationError) as e:  # a local activity's may come bare
                 tries += 1
                 kind, message = _failure(e)
             ending_before = self._ending is not None
@@ -2188,7 +2188,7 @@ class DataSubjectRequest:
         facts = {"task": task_id, "step": step, "error": error_type, "ways_out": ", ".join(ways_out)}
         try:
             await self._send(self._compose("operator_task", None, {**facts, "system": system}))
-        except ActivityError:
+        except (ActivityError, ApplicationError):
             # the task is in the queue all the same; a failing relay is not a second task
             await self._record([self._entry("letter:failed", details={"kind": "operator_task"})])
         return task
