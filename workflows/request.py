@@ -1336,8 +1336,10 @@ class DataSubjectRequest:
             sending = self._end_sending = asyncio.ensure_future(self._letter(letter, **facts))
             prefix = f"letter:{letter}:"
             await workflow.wait_condition(
-                lambda: sending.done()
-                or any(t.id.startswith(prefix) and t.status == "open" for t in self._tasks.values())
+                lambda: (
+                    sending.done()
+                    or any(t.id.startswith(prefix) and t.status == "open" for t in self._tasks.values())
+                )
             )
         self._clock_version += 1
         if self._stage != stage:
