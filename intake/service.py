@@ -153,7 +153,10 @@ def clean_agent(agent: AgentDetails | None, by_agent: bool) -> AgentDetails | No
 def clean_transfer_to(endpoint: str, request_type: RequestType) -> str:
     """An organisation's HTTPS endpoint for a portability transfer (GDPR Art. 20(2)): never plain
     HTTP, never credentials in the URL; the certificate is checked when the data is sent."""
-    endpoint = endpoint.strip()
+    try:
+        endpoint = inputs.clean_text(endpoint, "transfer_to")
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
     if not endpoint:
         return ""
     if request_type is not RequestType.PORTABILITY:
