@@ -184,6 +184,27 @@ def duplicate_audit(store: CaseStore, references: set[str]) -> tuple[int, Counte
     return dup, which
 
 
+async def restarts(address: str, references: list[str]) -> dict[str, Any]:
+    """How long work lost with a killed worker took to start again: for every activity tried
+    more than once, from its first scheduling to the start of the attempt that completed it
+    (the lost attempt's run + the heartbeat timeout + the retry interval)."""
+    from temporalio.client import Client
+
+    client = await Client.connect(address)
+    waits: list[float] = []
+    for ref in references:
+        history = await client.get_workflow_handle(ref).fetch_history()
+        scheduled: dict[int, float] = {}
+        for e in history.events:
+            if e.HasField("activity_task_scheduled_event_attributes"):
+                scheduled[e.event_id] = e.event_time.ToDatetime().timestamp()
+            elif e.HasField("activity_task_started_event_attributes"):
+                a = e.activity_task_started_event_attributes
+                if a.attempt > 1 and a.scheduled_event_id in scheduled:
+                    waits.append(e.event_time.ToDatetime().timestamp() - scheduled[a.scheduled_event_id])
+    return {"retried_activities": len(waits), "restarted_within_s": summary_s(waits)}
+
+
 def leaked_tokens(var: Path) -> int:
     """Lines of the web app's log that carry a link token in clear."""
     import re
@@ -222,6 +243,7 @@ def main(argv: list[str] | None = None) -> int:
         calm, _ = asyncio.run(phase(a, stack, url, kill=False))
         stormy, killer = asyncio.run(phase(a, stack, url, kill=True))
         time.sleep(2)  # the last register writes
+        lost = asyncio.run(restarts(f"127.0.0.1:{stack.ports.temporal}", sorted(stormy.issued)))
         store = CaseStore(f"sqlite:///{var / 'dsar.db'}")
         try:
             refs = set(calm.issued) | set(stormy.issued)
@@ -246,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
             "worker_kills": killer.worker_kills if killer else 0,
             "server_kills": killer.server_kills if killer else 0,
             "server_down_s": round(killer.server_down_s, 1) if killer else 0,
+            "activities_restarted": lost,
             "failed_submits": calm.failed_submits + stormy.failed_submits,
             "latency_no_kills_s": calm_lat,
             "latency_kills_s": storm_lat,
