@@ -147,6 +147,7 @@ def _person(actor: str) -> str:
 #: task; a match that ends after an operator verified is still recorded.
 TASKS_PATCH = "operator-tasks-v1"
 LATE_MATCH_PATCH = "late-match-recorded-v1"
+REGISTER_STAGE_PATCH = "register-stage-at-once-v1"
 #: Who a cancellation from the Temporal Web UI or CLI is recorded as (staff, not the person).
 ENGINE_ACTOR = "staff:temporal-cancel"
 
@@ -878,7 +879,9 @@ class DataSubjectRequest:
             self._publish()
 
     async def _review(self) -> None:
-        await self._move(Stage.REVIEWING, flush=False)
+        # written at once: preparing the review can take minutes, and the register must not say
+        # "searching" meanwhile (cases started before this wrote it with the next record)
+        await self._move(Stage.REVIEWING, flush=workflow.patched(REGISTER_STAGE_PATCH))
         self._review_input = ReviewInput(
             self._case.reference,
             self._case.request_type,
@@ -999,7 +1002,7 @@ class DataSubjectRequest:
         )
 
     async def _fulfil(self) -> None:
-        await self._move(Stage.FULFILLING, flush=False)
+        await self._move(Stage.FULFILLING, flush=workflow.patched(REGISTER_STAGE_PATCH))
         if self._case.request_type in PACKAGE_TYPES:
             await self._build_package()
             return
@@ -1323,6 +1326,9 @@ class DataSubjectRequest:
 
     async def _end_case(self) -> None:
         assert self._ending is not None
+        for task in self._tasks.values():  # nothing is waited for any more
+            if task.status == "open" and not task.id.startswith("letter:"):
+                self._close_task(task, "the case ended")
         stage, outcome, letter = self._ending
         self._outcome = outcome
         facts: dict[str, str] = {"reason": outcome}

@@ -146,21 +146,22 @@ RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interv
 #: A mail relay down for about twenty minutes becomes a task (the team is told by its own relay
 #: or sees the task in the queue).
 LETTER_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5), maximum_attempts=12
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=20
 )
 #: Matching identity reads the systems too. An unreachable system comes back to the workflow at
 #: once, which shows it on the case ("matching identity: crm unreachable since ..., attempt N")
 #: and tries again with ``search_backoff``; server retries remain for worker trouble.
 SEARCH_RETRY_VERIFY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=10),
-    maximum_attempts=6,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
     non_retryable_error_types=["SystemMisconfigured", "SystemUnavailable"],
 )
 #: How long a worker may be silent before its activity is given to another: every ordinary
-#: activity heartbeats every 2 s while it runs (``activities/liveness.py``), so work lost with a
-#: killed worker starts again within about 11 s (this plus the first retry interval, 1 s).
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+#: activity heartbeats every 2 s while it runs (``activities/liveness.py``) and the worker sends
+#: one to the server at least every 5 s, so work lost with a killed worker starts again within
+#: about 21 s (this plus the first retry interval, 1 s), and a busy machine has 15 s of margin.
+HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 
 #: What an agent is asked to send, by the authority they claim (the letter's words).
 AUTHORITY_TEXT = {
@@ -180,8 +181,8 @@ CONFIRMATION_TEXT = {
 #: again after ``search_backoff``.
 SEARCH_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
-    maximum_interval=timedelta(minutes=10),
-    maximum_attempts=10,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=30,
     non_retryable_error_types=["UnknownSystem", "SystemMisconfigured", "SystemUnavailable"],
 )
 
@@ -195,8 +196,11 @@ def search_backoff(attempt: int) -> timedelta:
     return min(timedelta(seconds=30) * 2 ** (attempt - 1), timedelta(minutes=15))
 
 
+#: Worker trouble (a crash, a lost heartbeat) is most of what is retried here: the interval
+#: stays short (a case whose workers were killed a few times must not wait minutes), and about
+#: 14 minutes of failures make a task.
 WORK_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=5), maximum_attempts=12
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=30
 )
 #: Sending data to another controller: a 4xx is refused at once (non-retryable), a 5xx or a
 #: timeout a few times, then the person and the team are told it was not sent.
