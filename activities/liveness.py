@@ -25,8 +25,8 @@ from temporalio.worker import (
     Interceptor,
 )
 
-#: How often the thread heartbeats (the timeout is 20 s; the worker sends one to the server at
-#: least every 5 s).
+#: How often the thread heartbeats (the timeout is 12 s; the worker sends one to the server at
+#: least every 3 s).
 HEARTBEAT_EVERY_SECONDS = 2.0
 
 

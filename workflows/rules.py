@@ -159,9 +159,9 @@ SEARCH_RETRY_VERIFY = RetryPolicy(
 )
 #: How long a worker may be silent before its activity is given to another: every ordinary
 #: activity heartbeats every 2 s while it runs (``activities/liveness.py``) and the worker sends
-#: one to the server at least every 5 s, so work lost with a killed worker starts again within
-#: about 21 s (this plus the first retry interval, 1 s), and a busy machine has 15 s of margin.
-HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+#: one to the server at least every 3 s, so work lost with a killed worker starts again within
+#: about 13 s (this plus the first retry interval, 1 s), and a busy machine has 9 s of margin.
+HEARTBEAT_TIMEOUT = timedelta(seconds=12)
 
 #: What an agent is asked to send, by the authority they claim (the letter's words).
 AUTHORITY_TEXT = {
