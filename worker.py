@@ -16,6 +16,7 @@ import asyncio
 import signal
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
+from datetime import timedelta
 
 import uvloop
 from temporalio.client import Client
@@ -24,6 +25,7 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from activities.audit import AuditActivities
 from activities.change import ChangeActivities
 from activities.export import ExportActivities, FulfilActivities
+from activities.liveness import Heartbeats
 from activities.notify import NotifyActivities
 from activities.review import ReviewActivities
 from activities.search import SearchActivities, system_task_queue
@@ -31,6 +33,7 @@ from activities.verify import VerifyActivities
 from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.casefile import LetterLog
 from dsar.datamap import DataMap
+from dsar.effects import EffectsLog
 from dsar.engine import connect
 from dsar.erasure import erasure_hash_key
 from dsar.guard import GuardStore
@@ -43,10 +46,17 @@ from workflows.request import DataSubjectRequest
 
 log = get_logger("dsar.worker")
 
+#: Heartbeats reach the server at least every 3 s. The SDK's default throttle is 80% of the
+#: heartbeat timeout: under load, heartbeats sent that rarely arrived too late, and activities
+#: of live workers timed out and were retried again and again (bench/faults.py).
+HEARTBEAT_THROTTLE = timedelta(seconds=3)
 
-def mailer_from_settings(settings: Settings) -> Mailer:
+
+def mailer_from_settings(settings: Settings, effects: EffectsLog | None = None) -> Mailer:
+    """SMTP when a host is set (each Message-ID handed to the relay once: ``effects``), else
+    one file per letter in the outbox (leftover temporary files of a killed worker removed)."""
     if settings.smtp_host:
-        return SmtpMailer(settings.smtp_host, settings.smtp_port)
+        return SmtpMailer(settings.smtp_host, settings.smtp_port, sent=effects)
     return FileMailer(settings.resolved_mail_dir)
 
 
@@ -67,7 +77,8 @@ def build_workers(
     store = store or CaseStore(settings.resolved_database_url)
     datamap = datamap or DataMap.load(settings.datamap)
     blobs = blobs or blob_store_from_settings(settings)
-    mailer = mailer or mailer_from_settings(settings)
+    effects = EffectsLog(store.engine)
+    mailer = mailer or mailer_from_settings(settings, effects)
     audit = AuditActivities(store, blobs)
     notify = NotifyActivities(mailer, settings, blobs, LetterLog(store.engine), datamap)
     search = SearchActivities(datamap, blobs)
@@ -80,7 +91,10 @@ def build_workers(
         blobs,
         SuppressionList.from_settings(settings, store.engine, phone_region=datamap.controller.phone_region),
         erasure_hash_key(settings),
+        effects,
     )
+    # every ordinary activity heartbeats while it runs: a killed worker's work moves on quickly
+    interceptors = [Heartbeats()]
     queue = task_queue or settings.task_queue
     executor = ThreadPoolExecutor(max_workers=settings.worker_activity_threads)
     systems = [
@@ -90,6 +104,9 @@ def build_workers(
             activities=[search.search_system, change.apply_change, change.verify_change],
             activity_executor=executor,
             max_concurrent_activities=system.max_concurrent,
+            interceptors=interceptors,
+            max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+            default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
         )
         for system in datamap.systems.values()
         if system.manual is None
@@ -123,6 +140,11 @@ def build_workers(
         # (tests/conftest.py), which refuses non-deterministic calls and any divergence.
         workflow_runner=UnsandboxedWorkflowRunner(),
         max_cached_workflows=1000 if cache_workflows else 0,  # 1000: the SDK's default
+        # a killed worker's cases move to the shared queue after 5 s rather than 10 s
+        sticky_queue_schedule_to_start_timeout=timedelta(seconds=5),
+        max_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        default_heartbeat_throttle_interval=HEARTBEAT_THROTTLE,
+        interceptors=interceptors,
     )
     return [main, *systems]
 

@@ -8,7 +8,7 @@ derived from the workflow's own deterministic counter: a retried activity writes
 # No `from __future__ import annotations` here: payload dataclasses keep real type hints (see
 # dsar/model.py).
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from temporalio import activity
@@ -66,6 +66,34 @@ class CaseRecord:
         )
 
 
+def _text(value: str) -> str:
+    """Text every register can store: the input gate keeps NUL and unpaired surrogates out of
+    cases, but a register write retried for ever on one (PostgreSQL refuses NUL) would leave the
+    case silent, so any that got in another way are replaced, visibly, by U+FFFD."""
+    if "\x00" not in value and not any("\ud800" <= ch <= "\udfff" for ch in value):
+        return value
+    return "".join("\ufffd" if ch == "\x00" or "\ud800" <= ch <= "\udfff" else ch for ch in value)
+
+
+def _storable(rec: CaseRecord) -> CaseRecord:
+    entries = [
+        AuditEntry(
+            e.key,
+            _text(e.action),
+            _text(e.actor),
+            _text(e.reason),
+            {_text(k): _text(v) for k, v in e.details.items()},
+        )
+        for e in rec.entries
+    ]
+    return replace(
+        rec,
+        entries=entries,
+        waiting_for=None if rec.waiting_for is None else _text(rec.waiting_for),
+        outcome=None if rec.outcome is None else _text(rec.outcome),
+    )
+
+
 @dataclass
 class PurgeResult:
     blobs: int  # objects deleted from the blob store
@@ -95,6 +123,7 @@ class AuditActivities:
             log.info("case recorded", stage=rec.stage, count=len(rec.entries))
 
     def _record(self, rec: CaseRecord) -> None:
+        rec = _storable(rec)
         classified = (
             {"request_type": rec.request_type, "regime": rec.regime}
             if rec.request_type and rec.regime

@@ -40,6 +40,7 @@ from connectors.base import (
     Connector,
     ConnectorError,
     ConnectorMisconfigured,
+    ConnectorRefused,
     ConnectorUnavailable,
     FieldChange,
     Rectification,
@@ -63,6 +64,7 @@ from dsar.changes import (
     verify_rectification,
 )
 from dsar.datamap import DataMap, Marker, SystemConfig
+from dsar.effects import EffectsLog
 from dsar.erasure import (
     ErasureNotVerified,
     ErasurePlanError,
@@ -181,12 +183,20 @@ class SuppressionRecorded:
 
 class ChangeActivities:
     def __init__(
-        self, datamap: DataMap, blobs: BlobStore, suppression: SuppressionList, hash_key: str
+        self,
+        datamap: DataMap,
+        blobs: BlobStore,
+        suppression: SuppressionList,
+        hash_key: str,
+        effects: EffectsLog | None = None,
     ) -> None:
         self.datamap = datamap
         self.blobs = blobs
         self.suppression = suppression
         self.hash_key = hash_key
+        #: what earlier attempts applied (a worker killed after the commit): added up, so the
+        #: audit entry says what the change did, not what its last attempt did
+        self.effects = effects
 
     # -- 1. plan -------------------------------------------------------------------------
 
@@ -318,6 +328,21 @@ class ChangeActivities:
             connector = self._connector(inp.system)
             with _connector_errors(inp.system):
                 applied = self._apply(body, inp.system, connector)
+            if self.effects is not None:
+                done = {
+                    "deleted": applied.deleted,
+                    "anonymised": applied.anonymised,
+                    "changed": applied.changed,
+                }
+                total = self.effects.add_applied(inp.reference, inp.system, done)
+                # what is kept is a state, not an effect: the last attempt says it
+                applied = ChangeApplied(
+                    inp.system,
+                    deleted={k: total.get("deleted", {}).get(k, 0) for k in applied.deleted},
+                    anonymised={k: total.get("anonymised", {}).get(k, 0) for k in applied.anonymised},
+                    kept=applied.kept,
+                    changed={k: total.get("changed", {}).get(k, 0) for k in applied.changed},
+                )
             log.info("change applied", system=inp.system, rows=applied.total)
             return applied
 
@@ -425,6 +450,8 @@ class _connector_errors:
             return
         if isinstance(error, ConnectorUnavailable):
             raise ApplicationError(str(error), type="SystemUnavailable", non_retryable=True) from None
+        if isinstance(error, ConnectorRefused):  # a constraint: retrying cannot fix it
+            raise ApplicationError(str(error), type="ChangeRefused", non_retryable=True) from None
         if isinstance(error, ConnectorMisconfigured | ValueError):
             raise ApplicationError(
                 f"{self.system}: {type(error).__name__}: {error}",

@@ -15,13 +15,14 @@ from email.message import EmailMessage
 
 import jinja2
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from dsar.blobs import BlobStore
 from dsar.casefile import LetterEntry, LetterLog
 from dsar.datamap import DataMap
 from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
-from dsar.mail import Mailer, build_message
+from dsar.mail import LetterRefused, Mailer, build_message
 from dsar.settings import Settings
 from dsar.wording import lay_out, long_date, long_time, plural, system_labels
 
@@ -40,7 +41,9 @@ _TEMPLATES.filters["long_time"] = long_time
 _TEMPLATES.globals["plural"] = plural
 
 #: Letters addressed to the privacy team rather than the person (escalations to the DPO).
-TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation", "system_unreachable"})
+TEAM_LETTERS = frozenset(
+    {"reminder", "escalation", "breach", "manual_escalation", "system_unreachable", "operator_task"}
+)
 _TO_DPO = frozenset({"escalation", "breach"})
 #: Letters to a named member of staff (``Letter.to``): the owner of a system searched by hand.
 STAFF_LETTERS = frozenset({"manual_search", "manual_reminder"})
@@ -103,7 +106,18 @@ class NotifyActivities:
     @activity.defn(name="send_letter")
     def send_letter(self, letter: Letter) -> LetterReceipt:
         with bind_case(letter.reference):
-            receipt = self._send(letter)
+            try:
+                receipt = self._send(letter)
+            except (UnicodeError, ValueError, jinja2.TemplateError, LetterRefused) as e:
+                # Retrying cannot fix a letter that cannot be written or that the relay refuses
+                # for good (a 5xx): the case shows an operator task instead. The message names
+                # the letter and the error's type, never the text.
+                log.warning("letter not sent", kind=letter.kind, error_type=type(e).__name__)
+                raise ApplicationError(
+                    f"the {letter.kind} letter could not be sent ({type(e).__name__})",
+                    type=type(e).__name__,
+                    non_retryable=True,
+                ) from None
             log.info("letter sent", kind=receipt.kind, status=receipt.audience, type=receipt.transport)
             return receipt
 
@@ -151,6 +165,10 @@ class NotifyActivities:
             if facts.get("password_ref"):
                 facts["password"] = self.blobs.get(facts["password_ref"]).decode()
                 masked["password"] = NOT_KEPT
+        if facts.get("outcome_note") and facts.get("outcome"):  # e.g. a system left out of a change
+            facts["outcome"] += f"\n\n{facts['outcome_note']}"
+            if "outcome" in masked:
+                masked["outcome"] += f"\n\n{facts['outcome_note']}"
         for key in ("searched", "skipped"):  # system names, as the person reads them
             if key in facts:
                 facts[key] = system_labels(self.datamap, facts[key])

@@ -22,7 +22,14 @@ from dataclasses import dataclass, field
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from connectors.base import ConnectorError, ConnectorMisconfigured, ConnectorUnavailable, Sink, connector_for
+from connectors.base import (
+    ConnectorError,
+    ConnectorMisconfigured,
+    ConnectorRefused,
+    ConnectorUnavailable,
+    Sink,
+    connector_for,
+)
 from dsar.blobs import BlobStore
 from dsar.datamap import DataMap, SystemConfig
 from dsar.identity import record_matches, strongest_match
@@ -161,6 +168,8 @@ class SearchActivities:
             raise ApplicationError(
                 f"{inp.system}: {type(e).__name__}", type="SystemMisconfigured", non_retryable=True
             ) from None
+        except ConnectorRefused as e:  # a query the database refuses for good
+            raise ApplicationError(str(e), type="SystemRefused", non_retryable=True) from None
         except ConnectorError as e:
             raise ApplicationError(str(e), type="SystemError") from None
         per_entity = ", ".join(f"{k} {v}" for k, v in sorted(collected.entities.items()))

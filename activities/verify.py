@@ -98,7 +98,10 @@ class VerifyActivities:
             try:
                 candidates += connector_for(system, heartbeat=activity.heartbeat).candidates(identifiers)
             except ConnectorUnavailable as e:
-                raise ApplicationError(str(e), type="SystemUnavailable") from None
+                # the workflow shows "matching identity: crm unreachable since ..." and retries
+                raise ApplicationError(
+                    str(e), system.name, type="SystemUnavailable", non_retryable=True
+                ) from None
             except ConnectorError as e:
                 raise ApplicationError(
                     f"{system.name}: {type(e).__name__}", type="SystemMisconfigured", non_retryable=True

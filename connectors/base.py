@@ -214,6 +214,11 @@ class ConnectorUnavailable(ConnectorError):
     """The system is down or unreachable: retry later (the case waits, it does not fail)."""
 
 
+class ConnectorRefused(ConnectorError):
+    """The system refused the change or query for good (a foreign key, a unique or check
+    constraint, a value its column cannot hold): retrying cannot help; a person looks at it."""
+
+
 class ConnectorMisconfigured(ConnectorError):
     """The data map and the system disagree (missing table or column, bad URL): retrying will
     not help; a person must fix the data map or the environment."""

@@ -60,8 +60,10 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, Dialect, make_url
 from sqlalchemy.exc import (
     ArgumentError,
+    DataError,
     DBAPIError,
     DisconnectionError,
+    IntegrityError,
     InterfaceError,
     NoSuchModuleError,
     NoSuchTableError,
@@ -83,6 +85,7 @@ from connectors.base import (
     Collected,
     ConnectorError,
     ConnectorMisconfigured,
+    ConnectorRefused,
     ConnectorUnavailable,
     EntityErasurePlan,
     Erased,
@@ -984,6 +987,10 @@ class SqlConnector:
             raise ConnectorMisconfigured(f"{self.name}: table '{exc}' does not exist") from None
         except (OperationalError, InterfaceError, DisconnectionError, PoolTimeout):
             raise ConnectorUnavailable(f"{self.name} unreachable") from None
+        except (IntegrityError, DataError) as exc:
+            # a constraint or a column refused it: the same statement would be refused again
+            refused = type(exc.orig).__name__
+            raise ConnectorRefused(f"{self.name}: the database refused it ({refused})") from None
         except DBAPIError as exc:
             if exc.connection_invalidated:
                 raise ConnectorUnavailable(f"{self.name} unreachable") from None

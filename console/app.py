@@ -30,7 +30,8 @@ from console.services import ENGINE_UNREACHABLE, EngineUnavailable, Services
 from console.staff import router as staff_router
 from console.staff.pages import engine_unavailable_page
 from console.staff.pages import install as install_staff_pages
-from dsar.logs import get_logger
+from dsar.inputs import InputRefused
+from dsar.logs import get_logger, install_access_log_filter
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from intake.service import IntakeError, RegisterOutOfStep
@@ -103,6 +104,7 @@ def create_app(
     _shortcuts(app)
     install_error_handlers(app)
     install_staff_pages(app)
+    install_access_log_filter()  # no link token in an access log line, however logs are set up
     return app
 
 
@@ -119,6 +121,7 @@ def _shortcuts(app: FastAPI) -> None:
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntakeError, _intake_error)  # type: ignore[arg-type]
+    app.add_exception_handler(InputRefused, _intake_error)  # type: ignore[arg-type]
     app.add_exception_handler(EngineUnavailable, _engine_unavailable)  # type: ignore[arg-type]
     app.add_exception_handler(RegisterOutOfStep, _register_out_of_step)  # type: ignore[arg-type]
 
@@ -163,8 +166,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     )
 
 
-async def _intake_error(request: Request, exc: IntakeError) -> JSONResponse:
-    # IntakeError messages name the field, never its value (intake/service.py).
+async def _intake_error(request: Request, exc: IntakeError | InputRefused) -> JSONResponse:
+    # IntakeError and InputRefused messages name the field, never its value (dsar/inputs.py).
     return JSONResponse({"detail": str(exc)}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 

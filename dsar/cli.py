@@ -100,7 +100,20 @@ def _print_json(value: Any) -> None:
 # Subcommands
 
 
+def _gate(check: Callable[[], Any]) -> Any:
+    """The input gate (``dsar.inputs``) before anything is sent: the same rules as the API's,
+    refused here with the same words, exit 2."""
+    from dsar.inputs import InputRefused
+
+    try:
+        return check()
+    except InputRefused as e:
+        raise CliError(str(e), EXIT_ERROR) from None
+
+
 def cmd_submit(args: argparse.Namespace) -> int:
+    from dsar import inputs
+
     identifiers: dict[str, str] = {}
     for kind in ("email", "name", "phone", "postcode"):
         value = getattr(args, kind)
@@ -115,6 +128,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
         raise CliError(
             "give at least one identifier: --email, --name, --phone, --postcode or --id", EXIT_ERROR
         )
+    # What can travel at all is checked here; kinds, emails and phones by the API (its gate
+    # knows the controller's country for a national phone number).
+    for kind, value in identifiers.items():
+        _gate(lambda: inputs.clean_text(value, f"identifiers.{kind}", lines="join"))  # noqa: B023
+    if args.idempotency_key:
+        _gate(lambda: inputs.clean_key(args.idempotency_key))
     body: dict[str, Any] = {
         "type": args.type,
         "regime": args.regime,
@@ -139,9 +158,17 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
+    from dsar import inputs
+
+    _gate(lambda: inputs.clean_reason(args.reason))
+    for name in ("ground", "system", "fee", "task"):
+        value = getattr(args, name)
+        _gate(lambda: inputs.clean_text(value, name))  # noqa: B023 - called at once
     body = {"kind": args.kind, "reason": args.reason, "ground": args.ground, "system": args.system}
     if args.fee:
         body["fee"] = args.fee
+    if args.task:
+        body["task"] = args.task
     _print_json(api_call("POST", f"/api/v1/requests/{args.ref}/decisions", json_body=body))
     return 0
 
@@ -260,6 +287,32 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reconcile(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from dsar.engine import connect
+    from dsar.reconcile import print_findings, reconcile
+    from dsar.settings import Settings
+    from dsar.store import CaseStore
+
+    settings = Settings()
+    store = CaseStore(settings.resolved_database_url)
+
+    async def run() -> int:
+        try:
+            client = await connect(settings)
+        except Exception as e:
+            where = settings.temporal_address
+            raise CliError(f"cannot reach the workflow engine at {where} ({type(e).__name__})") from None
+        return print_findings(await reconcile(client, store, apply=not args.dry_run), sys.stdout)
+
+    try:
+        found = asyncio.run(run())
+    finally:
+        store.close()
+    return EXIT_REFUSED if found and args.dry_run else 0
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     from dsar.audit_cli import verify
     from dsar.settings import Settings
@@ -325,7 +378,13 @@ def cmd_web(args: argparse.Namespace) -> int:
             "DSAR_AUTH_MODE=dev (a sign-in page with a role picker) serves loopback only; "
             "configure DSAR_OIDC_ISSUER and DSAR_OIDC_CLIENT_ID to serve other hosts"
         )
-    uvicorn.run(create_app(settings), host=settings.http_host, port=settings.http_port, log_config=None)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.http_host,
+        port=settings.http_port,
+        log_config=None,
+        proxy_headers=False,  # X-Forwarded-For is read from DSAR_TRUSTED_PROXIES only
+    )
     return 0
 
 
@@ -411,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ground", default="")
     p.add_argument("--system", default="", help="for skip_system and nothing_held: which system")
     p.add_argument("--fee", default="", help="for request_fee: the amount, e.g. 'GBP 10.00'")
+    p.add_argument(
+        "--task", default="", help="for retry_step, skip_step, done_by_hand: the operator task's id"
+    )
 
     p = add("review", cmd_review, "show a case's review package, or amend and/or approve it")
     p.add_argument("ref", metavar="REF")
@@ -535,6 +597,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="start", required=True, metavar="YYYY-MM-DD", help="first day (included)")
     p.add_argument("--to", dest="end", required=True, metavar="YYYY-MM-DD", help="last day (included)")
     p.add_argument("--format", choices=["json", "csv"], default="json", help="default: json")
+
+    p = add(
+        "reconcile",
+        cmd_reconcile,
+        "compare the case register with the workflow engine and repair the register "
+        "(a case terminated in Temporal, a row with no workflow, a row behind its workflow)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="report only (exit 1 if anything differs)")
 
     p = add("audit", lambda a: EXIT_ERROR, "audit log tools")
     audit = p.add_subparsers(dest="audit_command", required=True, metavar="ACTION")

@@ -212,7 +212,9 @@ def _serve_web() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     app = create_app(settings, codec_requires_auth=False)
-    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None)
+    # proxy_headers off: uvicorn would trust X-Forwarded-For from any loopback client; the app
+    # reads it itself, from DSAR_TRUSTED_PROXIES only (console.public.pages.client_address)
+    uvicorn.run(app, host=settings.http_host, port=settings.http_port, log_config=None, proxy_headers=False)
 
 
 def _seed(stack: Stack) -> None:

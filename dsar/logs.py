@@ -143,8 +143,15 @@ _CARD = (
 _PHONE = r"(?P<phone>(?<![\w/+-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,5}\)[ .-]?)?\d+(?:[ .-]\d+){0,5}(?![\w-]))"
 _POSTCODE = r"(?P<postcode>\b(?i:GIR ?0AA|[A-Z]{1,2}\d[A-Z\d]? ?\d[ABD-HJLNP-UW-Z]{2})\b)"
 
-# Order matters: kept tokens first, then the most specific shapes.
-_PATTERNS = re.compile("|".join([_PROTECTED, _EMAIL, _IBAN, _IPV4, _CARD, _PHONE, _POSTCODE]))
+# Credentials: a link token in a query string (``/d/DSR-...?t=...``, ``/r/.../confirm?t=...``)
+# and anything shaped like a JWT, wherever it appears.
+_TOKEN_PARAM = r"(?P<token>(?<=[?&;])(?P<tname>t|token|access_token|jwt|code)=[^&\s\"'#]+)"
+_JWT = r"(?P<jwt>\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*)"
+
+# Order matters: credentials first, then kept tokens, then the most specific shapes.
+_PATTERNS = re.compile(
+    "|".join([_TOKEN_PARAM, _JWT, _PROTECTED, _EMAIL, _IBAN, _IPV4, _CARD, _PHONE, _POSTCODE])
+)
 
 
 def _looks_like_phone(candidate: str) -> bool:
@@ -160,6 +167,8 @@ def _looks_like_phone(candidate: str) -> bool:
 
 def _replace(match: re.Match[str]) -> str:
     kind = match.lastgroup
+    if kind == "tname" or match.group("token") is not None:
+        return f"{match.group('tname')}={SCRUBBED}"
     if kind == "keep" or (kind == "phone" and not _looks_like_phone(match.group(0))):
         return match.group(0)
     return SCRUBBED
@@ -265,6 +274,27 @@ class _DsarHandler(logging.StreamHandler[TextIO]):
     """Marks the root handler we own, so reconfiguring replaces it instead of adding another."""
 
 
+class AccessLogFilter(logging.Filter):
+    """uvicorn's access log without query strings: they carry the person's link tokens (the
+    30-day download link among them). On the logger itself, so every handler (ours, a test's,
+    an APM agent's) gets the line without them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            path, _, query = args[2].partition("?")
+            names = sorted({part.partition("=")[0] for part in query.split("&") if part})
+            shown = path + ("?" + "&".join(f"{n}=[scrubbed]" for n in names) if names else "")
+            record.args = (*args[:2], shown, *args[3:])
+        return True
+
+
+def install_access_log_filter() -> None:
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, AccessLogFilter) for f in access.filters):
+        access.addFilter(AccessLogFilter())
+
+
 def _shared_processors() -> list[Processor]:
     """What every event gets, whether it started in structlog or in the standard library."""
     return [
@@ -307,6 +337,7 @@ def configure_logging(level: str = "INFO", stream: TextIO | None = None) -> None
             old.close()
         root.addHandler(handler)
         root.setLevel(numeric)
+        install_access_log_filter()
 
         structlog.configure(
             processors=[

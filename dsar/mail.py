@@ -2,12 +2,17 @@
 
 Two transports behind one small protocol: SMTP when ``DSAR_SMTP_HOST`` is set, otherwise a
 directory of RFC 822 files (``var/outbox``) so that a developer machine shows every letter
-without a mail server. Both are idempotent per letter key: the Message-ID is derived from the
-key, so a retried activity produces the same message (and the file transport skips it).
+without a mail server. Both are idempotent per letter key, end to end: the Message-ID is
+derived from the key, so a retried activity produces the same message; the file transport
+skips a file already there, and the SMTP transport a Message-ID the relay already accepted
+(``dsar.effects.EffectsLog``, checked before the send and written once the relay says 250).
+A worker killed between the relay's 250 and that write may still send a letter twice: the two
+copies carry one Message-ID, which mail clients show as one message.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.policy
 import hashlib
 import os
@@ -18,7 +23,10 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from dsar.effects import EffectsLog
 
 
 def message_id(key: str) -> str:
@@ -53,6 +61,10 @@ def build_message(
     return msg
 
 
+class LetterRefused(Exception):
+    """The relay refused the letter for good (a 5xx): retrying will not help."""
+
+
 class Mailer(Protocol):
     def send(self, key: str, msg: EmailMessage) -> str:
         """Deliver ``msg``; return how it went (e.g. "smtp", "file")."""
@@ -60,20 +72,41 @@ class Mailer(Protocol):
 
 
 class SmtpMailer:
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
+    def __init__(self, host: str, port: int, timeout: float = 30.0, sent: EffectsLog | None = None) -> None:
         self.host, self.port, self.timeout = host, port, timeout
+        self.sent = sent
 
     def send(self, key: str, msg: EmailMessage) -> str:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-            smtp.send_message(msg)
+        msg_id = str(msg["Message-ID"])
+        if self.sent is not None and self.sent.was_sent(msg_id):
+            return "smtp"  # a retry after the relay took it: never twice
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                smtp.send_message(msg)
+        except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+            code = getattr(e, "smtp_code", None)
+            if isinstance(e, smtplib.SMTPRecipientsRefused):
+                codes = [c for c, _ in e.recipients.values()]
+                code = min(codes) if codes else None
+            if code is not None and 500 <= code < 600:
+                raise LetterRefused(f"the mail relay refused the letter ({code})") from None
+            raise
+        if self.sent is not None:
+            parts = key.split("/")  # "<reference>/letter/<kind>/<n>"
+            self.sent.mark_sent(msg_id, parts[0], parts[2] if len(parts) > 2 else "")
         return "smtp"
 
 
 class FileMailer:
-    """Writes each letter as ``<outbox>/<key hash>.eml``; an existing file means already sent."""
+    """Writes each letter as ``<outbox>/<key hash>.eml``; an existing file means already sent.
+
+    A letter is written to a temporary file named after the writing process, then renamed: a
+    worker killed mid-write leaves that file behind, and it may hold a live download link, so
+    every mailer removes the ones whose writer is gone when it starts."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
+        self.removed = remove_leftovers(directory)
 
     def path_for(self, key: str) -> Path:
         return self.directory / f"{hashlib.sha256(key.encode()).hexdigest()[:32]}.eml"
@@ -83,8 +116,36 @@ class FileMailer:
         path = self.path_for(key)
         if path.exists():
             return "file"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=f".{os.getpid()}.", suffix=".tmp")
         with os.fdopen(fd, "wb") as f:
             f.write(bytes(msg))
         os.replace(tmp, path)
         return "file"
+
+
+def remove_leftovers(directory: Path) -> int:
+    """Remove temporary letter files whose writing process has died (a kill mid-write); those of
+    live processes (another worker writing now) are left alone. Returns how many went."""
+    removed = 0
+    if not directory.is_dir():
+        return 0
+    for path in directory.glob("*.tmp"):
+        writer = path.name.split(".")[1] if path.name.startswith(".") else ""
+        if writer.isdigit() and int(writer) != os.getpid() and _alive(int(writer)):
+            continue
+        if writer.isdigit() and int(writer) == os.getpid():
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -146,6 +146,10 @@ class DecisionKind(StrEnum):
     #: answer at once that we hold no personal data about the person (reason required): an
     #: operator who has checked, at any time before the search finds anything
     NO_DATA_HELD = "no_data_held"
+    #: the ways out of an operator task (a step that failed in a way retrying cannot fix)
+    RETRY_STEP = "retry_step"  # try the step again (after fixing its cause)
+    SKIP_STEP = "skip_step"  # go on without it (reason required: the person may be told)
+    DONE_BY_HAND = "done_by_hand"  # a person carried it out another way (reason required)
 
 
 @dataclass
@@ -167,6 +171,8 @@ class Decision:
     #: for ``request_fee`` (Art. 12(5): manifestly unfounded or excessive): the amount, as the
     #: letter states it, e.g. "GBP 10.00"
     fee: str = ""
+    #: for ``retry_step``, ``skip_step`` and ``done_by_hand``: the operator task's id
+    task: str = ""
 
 
 @dataclass
@@ -319,6 +325,28 @@ class IdentityCheck:
 
 
 @dataclass
+class OperatorTask:
+    """A step of the case that failed in a way retrying cannot fix (or that kept failing): the
+    case waits for a person, the team is told, the statutory clock keeps running. What failed
+    and where, in words and types, never personal data."""
+
+    id: str  # e.g. "fulfilling:apply_change:crm": what a decision names in ``Decision.task``
+    stage: Stage
+    step: str  # what failed, in plain words: "erase the person's data in crm"
+    error_type: str  # the error's type, e.g. "IntegrityError", "PackageError"
+    message: str  # the error's own words (names systems, entities and counts, never values)
+    since: datetime
+    system: str = ""  # where, when it is one system
+    #: the decisions that resolve it: retry_step, skip_step, done_by_hand
+    ways_out: list[str] = field(default_factory=list)
+    attempts: int = 1  # how many times the step was tried before the task was opened
+    #: "open", or how it was resolved: "retried", "skipped", "done_by_hand"
+    status: str = "open"
+    resolved_by: str = ""
+    resolution: str = ""  # the reason given
+
+
+@dataclass
 class Snapshot:
     """What the console and the API show of a case (the ``snapshot`` query)."""
 
@@ -344,6 +372,8 @@ class Snapshot:
     outcome: str | None = None
     identity: IdentityCheck | None = None
     review: "ReviewStatus | None" = None
+    #: steps that failed and wait for a person (open first), and the resolved ones
+    tasks: list[OperatorTask] = field(default_factory=list)
 
 
 @dataclass

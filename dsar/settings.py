@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    #: The reverse proxies in front of the web app (addresses or networks, JSON, e.g.
+    #: ["10.0.0.5", "10.1.0.0/16"]). Only a request that comes from one of them has its
+    #: X-Forwarded-For read, for rate limits and logs; by default nobody is trusted, so a
+    #: client cannot escape a limit by writing its own header.
+    trusted_proxies: list[str] = Field(default_factory=list)
     log_level: str = "INFO"
 
     @model_validator(mode="after")

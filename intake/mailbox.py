@@ -31,7 +31,14 @@ from dsar.model import Channel, Correspondence, Regime, RequestType
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from intake.mailparse import MailboxPolicy, Outcome, ParsedMessage, parse_message
-from intake.service import MAX_KEY_LENGTH, IntakeError, NewRequest, open_case
+from intake.service import (
+    MAX_KEY_LENGTH,
+    IntakeError,
+    NewRequest,
+    open_case,
+    phone_region,
+    usable_identifiers,
+)
 from workflows.request import DataSubjectRequest
 
 log = get_logger("dsar.intake.mailbox")
@@ -175,10 +182,15 @@ class MailboxIntake:
         self, parsed: ParsedMessage, raw: bytes, received: datetime | None, triage: str = ""
     ) -> Handled:
         document = _authority_document(parsed) if parsed.agent is not None else None
+        # The input gate (dsar.inputs): an identifier it refuses is left out, and a person reads
+        # the message (quarantine with a reason: kinds only, never values).
+        identifiers, refused = usable_identifiers(dict(parsed.identifiers), phone_region(self.settings))
+        if refused and not triage:
+            triage = f"identifier(s) we cannot take as written: {', '.join(refused)}"
         new = NewRequest(
             request_type=parsed.request_type or RequestType.ACCESS,  # provisional in triage
             regime=parsed.regime or self.policy.default_regime,
-            identifiers=dict(parsed.identifiers),
+            identifiers=identifiers,
             channel=Channel.EMAIL,
             idempotency_key=_key(parsed.message_id),
             received_at=received,
@@ -228,11 +240,12 @@ class MailboxIntake:
             document_ref = await asyncio.to_thread(
                 self.blobs.put, document, case=reference, name="email-document.bin"
             )
+        identifiers, _ = usable_identifiers(dict(parsed.identifiers), phone_region(self.settings))
         mail = Correspondence(
             message_id=parsed.message_id,
             sender=parsed.sender,
             original=original,
-            identifiers=dict(parsed.identifiers),
+            identifiers=identifiers,
             document=document_ref,
         )
         handle = self.client.get_workflow_handle_for(DataSubjectRequest.run, reference)

@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import httpx
 from temporalio.client import Client
@@ -32,8 +33,11 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from dsar import inputs
 from dsar.blobs import BlobStore
 from dsar.clock import ClockPolicy, StatutoryClock, primary_kind
+from dsar.datamap import DataMap, DataMapError
+from dsar.inputs import InputRefused
 from dsar.model import (
     AgentAuthority,
     AgentDetails,
@@ -51,8 +55,8 @@ from dsar.timeutil import due_attribute, local_date
 from workflows.request import DataSubjectRequest
 from workflows.rules import BREACHED_ATTR, DUE_ATTR, REGIME_ATTR, STAGE_ATTR, TYPE_ATTR
 
-MAX_IDENTIFIER_LENGTH = 500
-MAX_KEY_LENGTH = 200
+MAX_IDENTIFIER_LENGTH = inputs.MAX_TEXT
+MAX_KEY_LENGTH = inputs.MAX_KEY
 #: The workflow memo naming the register row a case was started for (no personal data).
 REGISTER_ROW_MEMO = "dsar_register_row"
 
@@ -96,27 +100,36 @@ class OpenedCase:
     created: bool
 
 
-def clean_identifiers(raw: dict[str, str], required: bool = True) -> dict[str, str]:
+def clean_identifiers(
+    raw: dict[str, str], required: bool = True, region: str | None = None
+) -> dict[str, str]:
+    """The person's identifiers through the input gate (``dsar.inputs``): known kinds, text that
+    can travel to the end of the case, a valid email, a readable phone number."""
+    try:
+        return inputs.clean_identifiers(raw, region=region, required=required)
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
+
+
+def usable_identifiers(raw: dict[str, str], region: str | None = None) -> tuple[dict[str, str], list[str]]:
+    """What can be kept of identifiers read from a message (email intake quarantines rather
+    than refuses): the ones the gate takes, and the kinds it refused (never their values)."""
+    kept: dict[str, str] = {}
+    refused: list[str] = []
     kinds = {k.value for k in IdentifierKind}
-    out: dict[str, str] = {}
     for kind, value in raw.items():
-        if kind not in kinds:
-            raise IntakeError(f"unknown identifier kind {kind!r}; use one of: {', '.join(sorted(kinds))}")
-        if not isinstance(value, str):
-            raise IntakeError(f"identifier {kind!r} must be text")
-        value = value.strip()
-        if len(value) > MAX_IDENTIFIER_LENGTH:
-            raise IntakeError(f"identifier {kind!r} is longer than {MAX_IDENTIFIER_LENGTH} characters")
-        if any(ord(c) < 32 for c in value):
-            raise IntakeError(f"identifier {kind!r} contains control characters")
-        if value:
-            out[kind] = value
-    if not out and required:
-        raise IntakeError("at least one identifier of the person is needed (e.g. email, name, phone)")
-    return out
+        try:
+            if kind not in kinds:
+                raise InputRefused("identifiers", "unknown kind")
+            cleaned = inputs.clean_identifier(kind, value, region)
+        except InputRefused:
+            refused.append(kind if kind in kinds else "unknown")
+            continue
+        if cleaned:
+            kept[kind] = cleaned
+    return kept, sorted(set(refused))
 
 
-_EMAIL = re.compile(r"^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 MAX_AGENT_FIELD = 200
 
 
@@ -126,23 +139,24 @@ def clean_agent(agent: AgentDetails | None, by_agent: bool) -> AgentDetails | No
         if by_agent:
             raise IntakeError("an agent's request needs the agent's own name and email address (agent)")
         return None
-    name, email = agent.name.strip(), agent.email.strip()
-    org = agent.organisation.strip()
-    if not name or not email:
-        raise IntakeError("agent: the agent's name and email address are both needed")
-    if any(len(v) > MAX_AGENT_FIELD or any(ord(c) < 32 for c in v) for v in (name, email, org)):
-        raise IntakeError(
-            f"agent: each field is at most {MAX_AGENT_FIELD} characters, without control characters"
-        )
-    if not _EMAIL.match(email):
-        raise IntakeError("agent: the email address is not valid")
+    try:
+        name = inputs.clean_text(agent.name, "agent.name", max_length=MAX_AGENT_FIELD)
+        org = inputs.clean_text(agent.organisation, "agent.organisation", max_length=MAX_AGENT_FIELD)
+        if not name or not (agent.email or "").strip():
+            raise IntakeError("agent: the agent's name and email address are both needed")
+        email = inputs.clean_email(agent.email, "agent.email")
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
     return AgentDetails(name=name, email=email, authority=AgentAuthority(agent.authority), organisation=org)
 
 
 def clean_transfer_to(endpoint: str, request_type: RequestType) -> str:
     """An organisation's HTTPS endpoint for a portability transfer (GDPR Art. 20(2)): never plain
     HTTP, never credentials in the URL; the certificate is checked when the data is sent."""
-    endpoint = endpoint.strip()
+    try:
+        endpoint = inputs.clean_text(endpoint, "transfer_to")
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
     if not endpoint:
         return ""
     if request_type is not RequestType.PORTABILITY:
@@ -182,14 +196,24 @@ async def open_case(
     blobs: BlobStore | None = None,
 ) -> OpenedCase:
     # A message in triage may name nobody yet: an operator reads it.
-    identifiers = clean_identifiers(new.identifiers, required=not new.triage_reason)
+    region = phone_region(settings)
+    identifiers = clean_identifiers(new.identifiers, required=not new.triage_reason, region=region)
     agent = clean_agent(new.agent, new.by_agent)
     if new.authority_document is not None and (agent is None or blobs is None):
         raise IntakeError("a proof of authority comes with an agent's request (agent)")
-    if new.idempotency_key is not None and not (0 < len(new.idempotency_key) <= MAX_KEY_LENGTH):
-        raise IntakeError(f"idempotency key must be 1 to {MAX_KEY_LENGTH} characters")
+    if new.idempotency_key is not None:
+        try:
+            new.idempotency_key = inputs.clean_key(new.idempotency_key)
+        except InputRefused as e:
+            raise IntakeError(str(e)) from None
     transfer_to = clean_transfer_to(new.transfer_to, new.request_type)
-    corrections = clean_identifiers(new.corrections, required=False) if new.corrections else {}
+    corrections = clean_identifiers(new.corrections, required=False, region=region) if new.corrections else {}
+    try:
+        triage_reason = inputs.clean_text(
+            new.triage_reason, "triage_reason", max_length=inputs.MAX_REASON, lines="join"
+        )
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
     if corrections and new.request_type is not RequestType.RECTIFICATION:
         raise IntakeError("corrections: only a rectification request corrects data")
     received_at = (new.received_at or datetime.now(UTC)).astimezone(UTC)
@@ -223,7 +247,7 @@ async def open_case(
         policy=policy,
         by_agent=agent is not None,
         agent=agent,
-        triage_reason=new.triage_reason,
+        triage_reason=triage_reason,
         transfer_to=transfer_to,
         corrections=corrections,
     )
@@ -253,12 +277,27 @@ async def open_case(
     return OpenedCase(reference=row.reference, due=due.isoformat(), created=created)
 
 
+@functools.cache
+def _map_phone_region(path: str) -> str | None:
+    try:
+        return DataMap.load(Path(path)).controller.phone_region
+    except (DataMapError, OSError):
+        return None
+
+
+def phone_region(settings: Settings) -> str | None:
+    """How to read a phone number written without its country code: the controller's own
+    country, from the data map (None: every number needs its code)."""
+    return _map_phone_region(str(settings.datamap))
+
+
 def _remember_person(
     store: CaseStore, settings: Settings, reference: str, identifiers: dict[str, str]
 ) -> None:
     from dsar.sameperson import same_person
 
-    same_person(store.engine, settings.suppression_key_bytes).remember(reference, identifiers)
+    region = phone_region(settings) or "GB"
+    same_person(store.engine, settings.suppression_key_bytes, region).remember(reference, identifiers)
 
 
 def register_row_token(row: CaseRow) -> str:

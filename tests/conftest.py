@@ -33,6 +33,8 @@ from dsar.store import CaseStore
 from workflows.rules import SEARCH_ATTRIBUTES
 
 FINAL = {s.value for s in FINAL_STAGES}
+#: What a case waits for while its identity match runs: the systems, not a person.
+MATCHING = "matching identity"
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 BIN = Path(sys.executable).parent
@@ -206,7 +208,8 @@ async def _settle_and_terminate(client: Client, reference: str) -> None:
             snap = await handle.query("snapshot")
         except RPCError:
             return  # already closed
-        if snap.get("waiting_for") or snap.get("stage") in FINAL or snap.get("paused"):
+        waiting = snap.get("waiting_for") or ""
+        if (waiting and not waiting.startswith(MATCHING)) or snap.get("stage") in FINAL or snap.get("paused"):
             break
         await asyncio.sleep(0.05)
     with contextlib.suppress(RPCError):

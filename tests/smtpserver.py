@@ -45,6 +45,14 @@ class SmtpServer:
     envelopes: list[Envelope] = field(default_factory=list)
     _arrived: threading.Condition = field(default_factory=threading.Condition)
 
+    async def handle_RCPT(  # aiosmtpd's hook: a mailbox that does not exist is refused for good
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
+    ) -> str:
+        if address.split("@")[0].startswith("refused"):
+            return "550 5.1.1 no such mailbox here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # aiosmtpd's hook
         content = envelope.original_content or envelope.content
         message = email.message_from_bytes(content, policy=email.policy.default)

@@ -72,7 +72,10 @@ def wait_stage(client: httpx.Client, ref: str, stage: str, timeout: float = 60) 
         r = client.get(f"/api/v1/requests/{ref}")
         if r.status_code == 200:
             last = r.json()
-            if last["stage"] == stage and (stage not in ("verifying", "reviewing") or last["waiting_for"]):
+            waiting = last["waiting_for"] or ""
+            if last["stage"] == stage and (
+                stage not in ("verifying", "reviewing") or (waiting and not waiting.startswith("matching"))
+            ):
                 return last
         time.sleep(0.2)
     raise AssertionError(f"{ref} did not reach {stage}: last {last.get('stage')}")

@@ -214,3 +214,31 @@ async def test_a_poller_killed_mid_batch_neither_loses_nor_duplicates_a_case(
     assert len(opened) == 5  # the third message reached the case the killed poller opened
     assert server.message_ids(user, "INBOX") == []
     assert len(server.message_ids(user, "DSAR/Processed")) == 5
+
+
+async def test_an_identifier_the_input_gate_refuses_is_quarantined_in_triage_not_lost(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    mailbox: tuple[ImapServer, str],
+) -> None:
+    """Issue 18: email intake applies the API's gate. An address ``email-validator`` refuses
+    (two dots in a row) is left out and a person reads the message: the case opens in triage
+    with the kind named, nothing crashes the poller, and the message is filed."""
+    server, user = mailbox
+    raw = mail(
+        "Margaret Ellis <margaret..ellis@example.com>",
+        "Subject access request",
+        "Dear Sir or Madam,\n\nI am making a subject access request for a copy of all the personal "
+        "data you hold about me.\n\nYours faithfully,\nMargaret Ellis\n",
+    )
+    server.deliver(user, raw)
+    (handled,) = await intake_for(ts_env, store, settings, server, user).poll_once()
+    assert handled.outcome == "triage" and handled.reason == "identifier(s) we cannot take as written: email"
+    assert server.message_ids(user, "INBOX") == []
+    h: WorkflowHandle[DataSubjectRequest, str] = ts_env.client.get_workflow_handle_for(
+        DataSubjectRequest.run, handled.reference or ""
+    )
+    s = await wait_until(h, lambda s: s.stage == Stage.TRIAGE)
+    assert s.waiting_for == "operator: triage (say what the message asks for)"

@@ -40,7 +40,7 @@ def settings(
 
 
 async def portability(
-    ts_env: WorkflowEnvironment, store: CaseStore, settings: Settings, endpoint: str
+    ts_env: WorkflowEnvironment, store: CaseStore, settings: Settings, endpoint: str, timeout: float = 30
 ) -> str:
     opened = await open_case(
         ts_env.client,
@@ -61,7 +61,7 @@ async def portability(
     await decide(h, DecisionKind.VERIFY)
     await at_stage(h, Stage.REVIEWING)
     await decide(h, DecisionKind.APPROVE)
-    s = await wait_until(h, lambda s: s.stage == Stage.RESPONDED, timeout=30)
+    s = await wait_until(h, lambda s: s.stage == Stage.RESPONDED, timeout=timeout)
     return s.results["fulfilling"]
 
 
@@ -119,3 +119,22 @@ async def test_a_transfer_is_refused_at_intake_unless_it_is_https_and_a_portabil
             NewRequest(kind, Regime.UK_GDPR, MARGARET, transfer_to=endpoint),
             controller="Northwind",
         )
+
+
+async def test_an_endpoint_answering_5xx_is_tried_a_few_times_then_the_person_is_told(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    other_controller: Endpoint,  # noqa: F811
+) -> None:
+    """Issue 18: a push answered 503 again and again was retried for ever, the case stuck in
+    fulfilling. Now a few tries (``PUSH_RETRY``), then the person gets the download and is told
+    the other organisation did not take it."""
+    base, _, received = other_controller
+    # answers 503; the retries' backoff runs in real time (about 30 s)
+    result = await portability(ts_env, store, settings, f"{base}/busy", timeout=120)
+    assert "not sent to the other controller" in result
+    assert 1 < len(received) <= 5
+    response = next(m for m in letters(settings) if "Our response" in str(m["Subject"])).get_content()
+    assert "We could not send it to the organisation you named" in response and "/d/" in response

@@ -579,3 +579,19 @@ def test_an_agent_gives_their_own_email_address_not_the_persons() -> None:
     }
     problems, checked = check_answers(answers(for_someone_else="yes"), controller(), document=PDF)
     assert checked is None and set(problems.fields) == {"agent_name", "agent_email", "authority"}
+
+
+def test_the_form_uses_the_input_gate_for_separators_and_encoded_line_breaks() -> None:
+    """Issue 18: what the API refuses, the form refuses too, beside the field."""
+    for hostile in (
+        "Margaret\u2028Ellis",
+        "Margaret\u2029Ellis",
+        "Margaret\u0085Ellis",
+        "=?utf-8?q?M=0D=0Ab?=",
+    ):
+        problems, checked = check_answers(answers(name=hostile), controller(Regime.UK_GDPR))
+        assert checked is None and set(problems.fields) == {"name"}, hostile
+        assert hostile not in str(problems)
+    problems, checked = check_answers(answers(name="Zoe\u0308 Ellis"), controller(Regime.UK_GDPR))
+    assert not problems and checked is not None
+    assert checked.new.identifiers["name"] == "Zo\u00eb Ellis"  # NFC

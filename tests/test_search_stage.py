@@ -359,3 +359,47 @@ async def refused_system(h: object, kind: DecisionKind, name: str, reason: str =
 
 
 __all__ = ["refused"]
+
+
+@pytest.mark.systems("crm", "marketing", url_envs={"crm": PRIVATE_CRM_ENV})
+async def test_database_down_while_matching_identity_is_shown_audited_and_a_verify_meanwhile_keeps_the_match(
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+    private_pg: PrivatePostgres,
+) -> None:
+    """Issue 18: the register says what the case does ("matching identity: crm unreachable
+    since ..., attempt N"), never "operator: identity check" while the match runs; the outage is
+    audited; an operator who verifies meanwhile moves the case on, and the match is still
+    recorded when the system answers."""
+    private_pg.stop()
+    try:
+        h = await start(ts_env, store, settings, identifiers=IDS)
+        s = await wait_until(
+            h, lambda s: (s.waiting_for or "").startswith("matching identity: crm unreachable")
+        )
+        assert s.stage == Stage.VERIFYING and "attempt 1" in str(s.waiting_for)
+        for _ in range(100):
+            row = store.get(h.id)
+            if row is not None and (row.waiting_for or "").startswith("matching identity: crm unreachable"):
+                break
+            await asyncio.sleep(0.05)
+        assert row is not None and row.waiting_for and row.waiting_for.startswith("matching identity")
+        assert [e.action for e in store.audit_trail(h.id)].count("identity:unreachable") == 1
+        await decide(h, DecisionKind.VERIFY)  # the operator knows the person: verified meanwhile
+        await wait_until(h, lambda s: s.stage == Stage.SEARCHING)
+    finally:
+        private_pg.start()
+    await ts_env.sleep(timedelta(minutes=16))
+    await at_stage(h, Stage.REVIEWING)
+    for _ in range(100):
+        trail = store.audit_trail(h.id)
+        if any(e.action == "identity:matched" for e in trail):
+            break
+        await asyncio.sleep(0.05)
+    matched = [e for e in trail if e.action == "identity:matched"]
+    assert len(matched) == 1 and matched[0].details["after"] == "an operator verified during the match"
+    actions = [e.action for e in trail]
+    assert "identity:reachable" in actions
+    assert actions.index("decision:verify") < actions.index("identity:matched")

@@ -99,7 +99,16 @@ async def wait_until(
 
 async def at_stage(handle: WorkflowHandle[DataSubjectRequest, str], stage: Stage) -> Snapshot:
     """Wait for a stage, and for the stage's own work to be done (it waits for someone)."""
-    return await wait_until(handle, lambda s: s.stage == stage and (stage not in _WAITS or s.waiting_for))
+    return await wait_until(
+        handle,
+        lambda s: (
+            s.stage == stage
+            and (
+                stage not in _WAITS
+                or bool(s.waiting_for and not s.waiting_for.startswith("matching identity"))
+            )
+        ),
+    )
 
 
 async def decide(

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditActivities, AuditEntry, CaseRecord
@@ -62,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.verify import ASKABLE, VerifyActivities, VerifyInput, VerifyOutcome
     from dsar.blobs import parse_ref
     from dsar.clock import ClockPolicy, DeadlineKind, DeadlineNotApplicable, StatutoryClock, primary_kind
+    from dsar.inputs import text_problem
     from dsar.model import (
         FINAL_STAGES,
         OPEN_STAGES,
@@ -80,6 +82,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionRecord,
         IdentifierKind,
         IdentityCheck,
+        OperatorTask,
         ProvidedIdentifiers,
         Regime,
         RequestType,
@@ -99,19 +102,26 @@ with workflow.unsafe.imports_passed_through():
         ANSWERS,
         AUTHORITY_TEXT,
         BREACHED_ATTR,
+        BY_HAND,
         CONFIRMATION_TEXT,
         DUE_ATTR,
         FEE_RE,
+        HEARTBEAT_TIMEOUT,
         LETTER_RETRY,
+        PUSH_RETRY,
         RECORD_RETRY,
         REFUSAL_GROUNDS,
         REGIME_ATTR,
         REJECT_GROUNDS,
+        RETRY,
         SEARCH_ATTRIBUTES,
         SEARCH_RETRY,
         SEARCH_RETRY_VERIFY,
+        SKIP,
         STAGE_ATTR,
         SYSTEM_DECISIONS,
+        TASK_DECISIONS,
+        TASK_STATUS,
         TEAM_LETTERS,
         TYPE_ATTR,
         UNREACHABLE_NOTICE_ATTEMPT,
@@ -120,6 +130,7 @@ with workflow.unsafe.imports_passed_through():
         CaseEnded,
         ClockPoint,
         DecisionResult,
+        Resolved,
         SystemSkipped,
         search_backoff,
     )
@@ -132,6 +143,33 @@ T = TypeVar("T")
 def _person(actor: str) -> str:
     """Who took a decision, whatever role they took it in (``reviewer:alice`` -> ``alice``)."""
     return actor.rpartition(":")[2]
+
+
+#: ``workflow.patched`` ids, so that cases started before a change still replay as they ran:
+#: a failure that used to be a "failed" search or a wait for ``verify`` becomes an operator
+#: task; a match that ends after an operator verified is still recorded.
+TASKS_PATCH = "operator-tasks-v1"
+LATE_MATCH_PATCH = "late-match-recorded-v1"
+REGISTER_STAGE_PATCH = "register-stage-at-once-v1"
+#: Who a cancellation from the Temporal Web UI or CLI is recorded as (staff, not the person).
+ENGINE_ACTOR = "staff:temporal-cancel"
+
+
+def _failure(error: ActivityError | ApplicationError) -> tuple[str, str]:
+    """A failed activity's error type and words, for an operator task: the type of the cause
+    (``IntegrityError``, ``PackageError``, ``Timeout``), and its message, one line, capped."""
+    cause = error if isinstance(error, ApplicationError) else error.cause
+    if isinstance(cause, ApplicationError):
+        kind, message = cause.type or "ApplicationError", cause.message
+    elif isinstance(cause, ActivityTimeout):
+        how = cause.type.name.lower() if cause.type else "unknown"
+        kind, message = "Timeout", f"the step timed out ({how})"
+    elif cause is not None:
+        kind, message = type(cause).__name__, str(cause)
+    else:
+        kind, message = type(error).__name__, error.message
+    line = " ".join(ch if text_problem(ch) is None else " " for ch in message).split()
+    return kind, " ".join(line)[:300]
 
 
 def _abandon(work: asyncio.Future[Any]) -> None:
@@ -163,6 +201,7 @@ class DataSubjectRequest:
         self._transfer_note = ""  # what happened to a transfer to another controller
         self._change_plan: ChangePlan | None = None  # erasure and the other changes
         self._changed: dict[str, str] = {}  # system -> what was changed and verified there
+        self._not_done: set[str] = set()  # systems an operator left out of the change
         self._carried_out = False
         self._manual_fulfilment = False
         self._fulfilled_by_hand = False
@@ -200,6 +239,13 @@ class DataSubjectRequest:
         self._publish_wanted = False  # search attributes to upsert at the end of this activation
         self._published = self._start_attributes()
         self._clock_memo: tuple[int, StatutoryClock] | None = None
+        #: steps that failed and wait for a person (``OperatorTask``), by id, in order opened
+        self._tasks: dict[str, OperatorTask] = {}
+        self._match_note = ""  # why matching identity takes long (a system unreachable)
+        self._match_since = workflow.now()
+        self._late_match: asyncio.Task[None] | None = None  # a match an operator's verify overtook
+        self._end_letter_sent = False
+        self._end_sending: asyncio.Future[None] | None = None  # the ending letter, if it waits
 
     # ------------------------------------------------------------------ main flow
 
@@ -228,12 +274,14 @@ class DataSubjectRequest:
                 await self._respond()
         except CaseEnded:
             await self._end()
+        except asyncio.CancelledError:
+            await self._cancelled_by_staff()
         watcher.cancel()
         if self._stage == Stage.RESPONDED:
             open_for = timedelta(days=case.policy.close_after_days)
             if self._link is not None:  # the case closes when the person can no longer download
                 open_for = max(self._link.expires_at - workflow.now(), timedelta(0))
-            await workflow.sleep(open_for, summary="response open until the link expires")
+            await self._sleep_through_cancel(open_for, "response open until the link expires")
             await self._move(Stage.CLOSED, reason="response period ended")
         await self._purge_after_retention()
         await workflow.wait_condition(lambda: workflow.all_handlers_finished() and not self._publish_wanted)
@@ -242,17 +290,28 @@ class DataSubjectRequest:
 
     async def _purge_after_retention(self) -> None:
         """Keep the case file for its retention period, then remove its blobs and the words in
-        its audit trail (hashes kept). Updates are refused by then: the case is final."""
-        await workflow.sleep(
-            timedelta(days=self._case.policy.case_retention_days), summary="case file kept for its retention"
+        its audit trail (hashes kept). Decisions are refused by then (the case is final), but
+        for an operator task the purge may open."""
+        await self._sleep_through_cancel(
+            timedelta(days=self._case.policy.case_retention_days), "case file kept for its retention"
         )
-        purged = await workflow.execute_activity_method(
-            AuditActivities.purge_case,
-            self._case.reference,
-            start_to_close_timeout=timedelta(minutes=30),
-            retry_policy=WORK_RETRY,
-            summary="purge the case file",
+        purged = await self._attempt(
+            "closed:purge",
+            "purge the case file",
+            lambda: workflow.execute_activity_method(
+                AuditActivities.purge_case,
+                self._case.reference,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=WORK_RETRY,
+                summary="purge the case file",
+            ),
+            (RETRY, BY_HAND),
         )
+        if isinstance(purged, Resolved):
+            self._results["purged"] = f"case file purged by hand: {purged.words()}"
+            await self._record([])
+            return
         self._results["purged"] = f"case file purged on {self._today()}"
         await self._record(
             [
@@ -262,6 +321,51 @@ class DataSubjectRequest:
                 )
             ]
         )
+
+    async def _sleep_through_cancel(self, duration: timedelta, summary: str) -> None:
+        """Sleep while the case is over but kept. A cancel from the Temporal Web UI or CLI now
+        would stop the closing and the purge the law asks for: it is refused, and recorded."""
+        until = workflow.now() + duration
+        while (remaining := until - workflow.now()) > timedelta(0):
+            try:
+                await workflow.sleep(remaining, summary=summary)
+            except asyncio.CancelledError:
+                workflow.logger.warning("cancel refused: the case has ended and is kept until its purge")
+                await self._record(
+                    [
+                        self._entry(
+                            "engine:cancel_refused",
+                            actor=ENGINE_ACTOR,
+                            reason="the case has ended; its file is kept, then purged, as the law asks",
+                            details={"stage": self._stage.value},
+                        )
+                    ]
+                )
+
+    async def _cancelled_by_staff(self) -> None:
+        """Cancel in the Temporal Web UI or CLI while the case is open: staff ended it there. It
+        becomes a withdrawal by staff, recorded and told to the person, never an orphan (a case
+        cancelled in the engine and still "verifying" in the register)."""
+        workflow.logger.warning("case cancelled in the workflow engine: recorded as a staff withdrawal")
+        reason = "withdrawn by staff (cancelled in the workflow engine)"
+        if self._ending is None:
+            self._ending = (Stage.WITHDRAWN, reason, "withdrawal")
+            self._decisions.append(
+                DecisionRecord(DecisionKind.WITHDRAW, ENGINE_ACTOR, reason, "", workflow.now(), self._stage)
+            )
+            self._pending.append(
+                self._entry(
+                    "decision:withdraw",
+                    actor=ENGINE_ACTOR,
+                    reason=reason,
+                    details={"stage": self._stage.value, "via": "temporal cancel"},
+                )
+            )
+        for task in self._tasks.values():
+            if task.status == "open":
+                task.status, task.resolution = "closed", "the case ended"
+        if self._stage not in FINAL_STAGES:
+            await self._end()
 
     async def _triage(self) -> None:
         """A message intake could not read as a request: an operator says what it asks for
@@ -280,6 +384,7 @@ class DataSubjectRequest:
             verification_needed="" if self._case.request_type in UNVERIFIED_TYPES else "yes",
             regime_note=regime.label,
         )
+        self._check_end()  # ended while the letter waited for a person
         self._events.append(ClockEvent(ClockEventType.ACKNOWLEDGED, self._today().isoformat()))
         self._results["acknowledged"] = f"acknowledged on {self._today()}" + (
             f" (statutory deadline {ack_due})" if ack_due else ""
@@ -305,6 +410,9 @@ class DataSubjectRequest:
         short; send a confirmation link to the address on file where the request needs one
         (an erasure asked for online, an agent's request). An operator may decide at any time
         the case is not waiting for the person; after too many failed rounds only they can."""
+        # The register says what the case does: the match starts with the stage (unless an
+        # agent's proof of authority comes first), so the row never says "operator" meanwhile.
+        self._matching = self._case.agent is None or self._authority_received
         await self._move(Stage.VERIFYING)
         if self._case.agent is not None:
             await self._check_authority(self._case.agent)
@@ -313,20 +421,41 @@ class DataSubjectRequest:
         while not self._verified:
             self._matching = True
             self._publish()
+            matching = asyncio.ensure_future(self._match_identity())
             try:
-                outcome = await self._or_end(self._unless_verified(self._match_identity()))
+                outcome = await self._or_end(self._unless_verified(matching))
             except ActivityError as e:
-                # The data map does not fit a system (retrying cannot help): a person decides.
-                cause = e.cause
-                kind = (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__
+                # Retrying by itself cannot help (the data map does not fit a system, or the
+                # match kept failing): an operator verifies, rejects, or retries after a fix.
+                kind, message = _failure(e)
                 check.reason = f"identity could not be matched automatically ({kind}): an operator decides"
-                await self._record([self._entry("identity:match_failed", details={"error": kind})])
-                await self._wait_for(lambda: self._verified)
-                break
+                self._matching = False
+                entry = self._entry("identity:match_failed", details={"error": kind})
+                if not workflow.patched(TASKS_PATCH):
+                    await self._record([entry])
+                    await self._wait_for(lambda: self._verified)
+                    break
+                task = await self._open_task(
+                    "verifying:match",
+                    "match the person's identity against our systems",
+                    kind,
+                    message,
+                    (RETRY,),
+                    extra=[entry],
+                )
+                await self._wait_for(lambda task=task: self._verified or task.status != "open")  # type: ignore[misc]
+                if self._verified:
+                    self._close_task(task, "identity verified by an operator")
+                    break
+                continue
             finally:
                 self._matching = False
             if outcome is None:
-                break  # an operator decided while the systems were being read
+                # An operator decided while the systems were being read: the match's result is
+                # still recorded when it arrives, beside the decision (the audit shows both).
+                if workflow.patched(LATE_MATCH_PATCH):
+                    self._late_match = asyncio.create_task(self._record_late_match(matching))
+                break
             check.rounds += 1
             failures += outcome.wrong
             check.points, check.needed = outcome.points, outcome.needed
@@ -385,6 +514,21 @@ class DataSubjectRequest:
         await self._record([self._entry("identity:operator_decides", details={"rounds": rounds})])
         await self._wait_for(lambda: self._verified)
 
+    async def _record_late_match(self, matching: asyncio.Future[VerifyOutcome]) -> None:
+        """The match an operator's ``verify`` overtook, recorded when it comes back."""
+        try:
+            outcome = await matching
+        except (ActivityError, asyncio.CancelledError):
+            return
+        check = self._identity
+        check.rounds += 1
+        check.points, check.needed = outcome.points, outcome.needed
+        check.matched_kinds = list(outcome.matched_kinds)
+        details = {"points": str(outcome.points), "needed": str(outcome.needed)}
+        details["kinds"] = ",".join(outcome.matched_kinds) or "none"
+        details["after"] = "an operator verified during the match"
+        await self._record([self._entry("identity:matched", reason=outcome.reason, details=details)])
+
     async def _unless_verified(self, aw: Awaitable[T]) -> T | None:
         """Run ``aw`` unless an operator verifies meanwhile (a system may be down for hours)."""
         work = asyncio.ensure_future(aw)
@@ -399,21 +543,54 @@ class DataSubjectRequest:
         return None
 
     async def _match_identity(self) -> VerifyOutcome:
-        result: VerifyOutcome = await workflow.execute_activity_method(
-            VerifyActivities.verify_identity,
-            VerifyInput(
-                self._case.reference,
-                self._case.regime.value,
-                self._case.request_type.value,
-                # never the data in dispute: a correction is verified with other identifiers
-                {k: v for k, v in self._identifiers.items() if k not in self._case.corrections},
-            ),
-            start_to_close_timeout=timedelta(minutes=10),
-            heartbeat_timeout=timedelta(minutes=2),
-            retry_policy=SEARCH_RETRY_VERIFY,
-            summary="match identity against our systems",
-        )
-        return result
+        """Read the systems' person-records; a system that is down shows on the case ("matching
+        identity: crm unreachable since ..., attempt N"), is audited when it goes down and when
+        it is back, tells the team after a while, and is tried again with backoff."""
+        attempt = 0
+        while True:
+            try:
+                result: VerifyOutcome = await workflow.execute_activity_method(
+                    VerifyActivities.verify_identity,
+                    VerifyInput(
+                        self._case.reference,
+                        self._case.regime.value,
+                        self._case.request_type.value,
+                        # never the data in dispute: a correction is verified with other identifiers
+                        {k: v for k, v in self._identifiers.items() if k not in self._case.corrections},
+                    ),
+                    start_to_close_timeout=timedelta(minutes=10),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=SEARCH_RETRY_VERIFY,
+                    summary="match identity against our systems",
+                )
+            except ActivityError as e:
+                cause = e.cause
+                if not (isinstance(cause, ApplicationError) and cause.type == "SystemUnavailable"):
+                    raise
+                attempt += 1
+                system = str(cause.details[0]) if cause.details else "a system"
+                since = self._match_since if attempt > 1 else workflow.now()
+                self._match_since = since
+                local = local_minute(since, self._tz)
+                self._match_note = f"{system} unreachable since {local}, attempt {attempt}"
+                self._publish()
+                entries = []
+                if attempt == 1:
+                    entries.append(self._entry("identity:unreachable", details={"system": system}))
+                await self._record(entries)
+                if attempt == UNREACHABLE_NOTICE_ATTEMPT:
+                    await self._letter(
+                        "system_unreachable",
+                        system=system,
+                        since=local_minute(since, self._tz),
+                        attempts=str(attempt),
+                    )
+                await workflow.sleep(search_backoff(attempt), summary="retry matching identity")
+                continue
+            if attempt:
+                self._match_note = ""
+                await self._record([self._entry("identity:reachable", details={"attempts": str(attempt)})])
+            return result
 
     def _power_of_attorney(self) -> bool:
         agent = self._case.agent
@@ -541,15 +718,21 @@ class DataSubjectRequest:
         # The register write and the plan (a read of the worker's data map) do not depend on
         # each other: run together, they usually come back in one activation.
         recorded = asyncio.ensure_future(self._record([]))
-        plan: SearchPlan = await self._or_end(
-            workflow.execute_local_activity_method(
-                SearchActivities.plan_search,
-                PlanInput(self._case.reference, sorted(self._identifiers), self._case.request_type.value),
-                start_to_close_timeout=timedelta(minutes=1),
-                retry_policy=WORK_RETRY,
-                summary="plan search from the data map",
-            )
+        planned = await self._attempt(
+            "searching:plan",
+            "plan the search from the data map",
+            lambda: self._or_end(
+                workflow.execute_local_activity_method(
+                    SearchActivities.plan_search,
+                    PlanInput(self._case.reference, sorted(self._identifiers), self._case.request_type.value),
+                    start_to_close_timeout=timedelta(minutes=1),
+                    retry_policy=WORK_RETRY,
+                    summary="plan search from the data map",
+                )
+            ),
         )
+        assert not isinstance(planned, Resolved)  # retry is its only way out
+        plan: SearchPlan = planned
         await recorded
         for name in plan.systems:
             self._systems[name] = SystemResult(name, "searching")
@@ -599,20 +782,40 @@ class DataSubjectRequest:
                 SearchInput(self._case.reference, system, identifiers, learn),
                 task_queue=queue,
                 start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=SEARCH_RETRY,
                 summary=f"search {system}",
             )
             try:
                 outcome = await self._or_skip(system, search)
             except ActivityError as e:
-                cause = e.cause
-                kind = (cause.type if isinstance(cause, ApplicationError) else None) or type(cause).__name__
+                kind, message = _failure(e)
                 if kind != "SystemUnavailable":
                     self._systems[system] = SystemResult(system, "failed", detail=f"search failed ({kind})")
-                    await self._record(
-                        [self._entry("search:failed", details={"system": system, "error": kind})]
+                    entry = self._entry("search:failed", details={"system": system, "error": kind})
+                    if not workflow.patched(TASKS_PATCH):
+                        await self._record([entry])
+                        return {}
+                    # Retrying by itself cannot fix it (a data map that does not fit the system):
+                    # a person retries after the fix, or leaves the system out with a reason.
+                    task = await self._open_task(
+                        f"searching:{system}",
+                        f"search {system}",
+                        kind,
+                        message,
+                        (RETRY, SKIP),
+                        system,
+                        [entry],
                     )
+                    resolved = await self._resolution(task)
+                    if resolved is None:
+                        attempt = 0
+                        self._systems[system] = SystemResult(system, "searching")
+                        self._publish()
+                        continue
+                    self._skipped[system] = resolved.reason
+                    self._systems[system] = SystemResult(system, "skipped", detail=resolved.words())
+                    self._publish()
                     return {}
                 attempt += 1
                 await self._unreachable(system, attempt)
@@ -697,7 +900,9 @@ class DataSubjectRequest:
             self._publish()
 
     async def _review(self) -> None:
-        await self._move(Stage.REVIEWING, flush=False)
+        # written at once: preparing the review can take minutes, and the register must not say
+        # "searching" meanwhile (cases started before this wrote it with the next record)
+        await self._move(Stage.REVIEWING, flush=workflow.patched(REGISTER_STAGE_PATCH))
         self._review_input = ReviewInput(
             self._case.reference,
             self._case.request_type,
@@ -706,16 +911,23 @@ class DataSubjectRequest:
             received=self._received.isoformat(),
             identifiers=dict(self._identifiers),
         )
-        summary = await self._or_end(
-            workflow.execute_activity_method(
-                ReviewActivities.prepare_review,
-                self._review_input,
-                start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=timedelta(minutes=5),
-                retry_policy=WORK_RETRY,
-                summary="decide every record and prepare the review package",
-            )
+        review_input = self._review_input
+        prepared = await self._attempt(
+            "reviewing:prepare",
+            "decide every record and prepare the review package",
+            lambda: self._or_end(
+                workflow.execute_activity_method(
+                    ReviewActivities.prepare_review,
+                    review_input,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=WORK_RETRY,
+                    summary="decide every record and prepare the review package",
+                )
+            ),
         )
+        assert not isinstance(prepared, Resolved)  # retry is its only way out
+        summary = prepared
         self._review_status = ReviewStatus(
             package_ref=summary.blob_ref,
             decisions_ref=summary.decisions_ref,
@@ -767,23 +979,35 @@ class DataSubjectRequest:
         wrap: Callable[[Awaitable[ChangePlan]], Awaitable[ChangePlan]] = (
             (lambda aw: aw) if in_update else self._or_end
         )
-        plan: ChangePlan = await wrap(
-            workflow.execute_activity_method(
-                ChangeActivities.plan_change,
-                ChangePlanInput(
-                    self._case.reference,
-                    self._case.request_type,
-                    dict(self._identifiers),
-                    list(self._systems.values()),
-                    self._review_status.decisions_ref,
-                    corrected=dict(self._case.corrections),
-                ),
-                start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=timedelta(minutes=5),
-                retry_policy=WORK_RETRY,
-                summary=f"plan the {self._case.request_type.value}",
-            )
+        what = ChangePlanInput(
+            self._case.reference,
+            self._case.request_type,
+            dict(self._identifiers),
+            list(self._systems.values()),
+            self._review_status.decisions_ref,
+            corrected=dict(self._case.corrections),
         )
+
+        def planning() -> Awaitable[ChangePlan]:
+            return wrap(
+                workflow.execute_activity_method(
+                    ChangeActivities.plan_change,
+                    what,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=WORK_RETRY,
+                    summary=f"plan the {self._case.request_type.value}",
+                )
+            )
+
+        if in_update:  # a failure fails the reviewer's Update, which says why
+            plan = await planning()
+        else:
+            planned = await self._attempt(
+                "reviewing:plan_change", f"plan the {self._case.request_type.value}", planning
+            )
+            assert not isinstance(planned, Resolved)  # retry is its only way out
+            plan = planned
         self._change_plan = plan
         self._review_status.plan_ref = plan.summary_ref
 
@@ -800,23 +1024,35 @@ class DataSubjectRequest:
         )
 
     async def _fulfil(self) -> None:
-        await self._move(Stage.FULFILLING, flush=False)
+        await self._move(Stage.FULFILLING, flush=workflow.patched(REGISTER_STAGE_PATCH))
         if self._case.request_type in PACKAGE_TYPES:
             await self._build_package()
             return
         if self._change_plan is not None:
             await self._carry_out(self._change_plan)
             return
-        result: FulfilResult = await self._or_end(
-            workflow.execute_activity_method(
-                FulfilActivities.fulfil_request,
-                FulfilInput(self._case.reference, self._case.request_type, list(self._systems.values())),
-                start_to_close_timeout=timedelta(hours=2),
-                heartbeat_timeout=timedelta(minutes=5),
-                retry_policy=WORK_RETRY,
-                summary=f"fulfil the {self._case.request_type.value} request",
-            )
+        what = FulfilInput(self._case.reference, self._case.request_type, list(self._systems.values()))
+        fulfilled = await self._attempt(
+            "fulfilling:fulfil",
+            f"fulfil the {self._case.request_type.value} request",
+            lambda: self._or_end(
+                workflow.execute_activity_method(
+                    FulfilActivities.fulfil_request,
+                    what,
+                    start_to_close_timeout=timedelta(hours=2),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=WORK_RETRY,
+                    summary=f"fulfil the {self._case.request_type.value} request",
+                )
+            ),
+            (RETRY, BY_HAND),
         )
+        if isinstance(fulfilled, Resolved):
+            self._results["fulfilling"] = fulfilled.words()
+            label = REQUEST_LABELS[self._case.request_type]
+            self._outcome = f"We have carried out your {label} request."
+            return
+        result: FulfilResult = fulfilled
         self._results["fulfilling"] = result.detail
         if result.mode == "manual":
             self._manual_fulfilment = True
@@ -839,32 +1075,52 @@ class DataSubjectRequest:
             list(self._systems.values()),
             self._review_status.decisions_ref,
         )
-        package: PackageResult = await self._or_end(
-            workflow.execute_activity_method(
-                ExportActivities.build_access_package,
-                what,
-                start_to_close_timeout=timedelta(hours=2),
-                heartbeat_timeout=timedelta(minutes=5),
-                retry_policy=WORK_RETRY,
-                summary="build the copy of the data",
-            )
+        built = await self._attempt(
+            "fulfilling:package",
+            "build the copy of the data",
+            lambda: self._or_end(
+                workflow.execute_activity_method(
+                    ExportActivities.build_access_package,
+                    what,
+                    start_to_close_timeout=timedelta(hours=2),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=WORK_RETRY,
+                    summary="build the copy of the data",
+                )
+            ),
+            (RETRY, BY_HAND),
         )
+        if isinstance(built, Resolved):
+            self._sent_by_hand(built)
+            return
+        package: PackageResult = built
         self._seq += 1
-        link: LinkResult = await self._or_end(
-            workflow.execute_activity_method(
-                ExportActivities.issue_download_link,
-                LinkInput(
-                    self._case.reference,
-                    package.blob_ref,
-                    package.file_name,
-                    audit_key=f"{self._case.reference}/package-link/{self._seq}",
-                    issued_at=workflow.now(),
-                ),
-                start_to_close_timeout=timedelta(minutes=30),
-                retry_policy=WORK_RETRY,
-                summary="issue the download link",
-            )
+        link_input = LinkInput(
+            self._case.reference,
+            package.blob_ref,
+            package.file_name,
+            audit_key=f"{self._case.reference}/package-link/{self._seq}",
+            issued_at=workflow.now(),
         )
+        issued = await self._attempt(
+            "fulfilling:link",
+            "issue the download link",
+            lambda: self._or_end(
+                workflow.execute_activity_method(
+                    ExportActivities.issue_download_link,
+                    link_input,
+                    start_to_close_timeout=timedelta(minutes=30),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=WORK_RETRY,
+                    summary="issue the download link",
+                )
+            ),
+            (RETRY, BY_HAND),
+        )
+        if isinstance(issued, Resolved):
+            self._sent_by_hand(issued)
+            return
+        link: LinkResult = issued
         self._package, self._link = package, link
         self._results["fulfilling"] = package.detail
         if self._case.transfer_to:
@@ -895,6 +1151,14 @@ class DataSubjectRequest:
             ]
         )
 
+    def _sent_by_hand(self, resolved: Resolved) -> None:
+        """The copy could not be built or linked here, and a person sent it another way."""
+        self._results["fulfilling"] = f"copy of the data {resolved.words()}"
+        self._outcome = (
+            "We have sent you a copy of the personal data we hold about you separately, as our "
+            "privacy team will explain."
+        )
+
     def _manual_changes(self) -> list[str]:
         """Systems searched by hand that hold the person's data: their owners make the change."""
         return [
@@ -908,15 +1172,24 @@ class DataSubjectRequest:
         searching again. A worker killed between two systems resumes at the next: each step is
         an activity in history, and applying a plan twice changes nothing more."""
         main = workflow.info().task_queue
+        label = self._case.request_type.value
         for system in plan.systems:
             queue = system_task_queue(main, system)
             step = ChangeInput(self._case.reference, system, plan.plan_ref)
-            applied: ChangeApplied = await self._on_system(
-                ChangeActivities.apply_change, step, queue, f"{self._case.request_type.value} in {system}"
+            applying = await self._on_system(
+                ChangeActivities.apply_change, step, queue, f"{label} in {system}", "apply"
             )
-            verified: ChangeVerified = await self._on_system(
-                ChangeActivities.verify_change, step, queue, f"search {system} again to prove it"
+            if isinstance(applying, Resolved):
+                self._not_carried_out(system, applying)
+                continue
+            applied: ChangeApplied = applying
+            verifying = await self._on_system(
+                ChangeActivities.verify_change, step, queue, f"search {system} again to prove it", "verify"
             )
+            if isinstance(verifying, Resolved):
+                self._not_carried_out(system, verifying, applied=True)
+                continue
+            verified: ChangeVerified = verifying
             self._changed[system] = verified.detail
             counts = {
                 f"{what}:{entity}": str(n)
@@ -947,13 +1220,20 @@ class DataSubjectRequest:
                 [self._entry("fulfilment:manual", reason=f"to do by hand in: {', '.join(manual)}")]
             )
             await self._wait_for(lambda: self._fulfilled_by_hand)
-        suppressed: SuppressionRecorded = await workflow.execute_activity_method(
-            ChangeActivities.record_suppression,
-            SuppressionInput(self._case.reference, plan.plan_ref),
-            start_to_close_timeout=timedelta(minutes=10),
-            retry_policy=WORK_RETRY,
-            summary="add the person to the suppression list",
+        suppressing = await self._attempt(
+            "fulfilling:suppression",
+            "add the person to the suppression list",
+            lambda: workflow.execute_activity_method(
+                ChangeActivities.record_suppression,
+                SuppressionInput(self._case.reference, plan.plan_ref),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=WORK_RETRY,
+                summary="add the person to the suppression list",
+            ),
+            (RETRY, SKIP),
         )
+        suppressed = SuppressionRecorded(0) if isinstance(suppressing, Resolved) else suppressing
         if suppressed.entries:
             await self._record(
                 [
@@ -968,27 +1248,43 @@ class DataSubjectRequest:
         if manual:
             done += f"; by hand in {', '.join(manual)}: {self._last_reason(DecisionKind.FULFILLED)}"
         self._results["fulfilling"] = done
-        self._outcome = (
-            f"{self._case.request_type.value} carried out and verified in {len(self._changed)} system(s)"
-        )
+        verified_in = len(self._changed) - len(self._not_done)
+        self._outcome = f"{label} carried out and verified in {verified_in} system(s)"
+        if self._not_done:
+            self._outcome += f"; not carried out in {', '.join(sorted(self._not_done))}"
         self._carried_out = True
 
+    def _not_carried_out(self, system: str, resolved: Resolved, applied: bool = False) -> None:
+        """A step of the change in one system was skipped, or done by hand, by an operator: the
+        case says so, and a skipped system is named in the letter (never claimed as done)."""
+        self._changed[system] = ("applied, not verified: " if applied else "") + resolved.words()
+        if not resolved.by_hand:
+            self._not_done.add(system)
+        self._publish()
+
     async def _on_system(
-        self, method: Callable[[Any, ChangeInput], T], step: ChangeInput, queue: str, summary: str
-    ) -> T:
-        """One step of a change, on the system's own queue (its worker holds the connection)."""
-        result: T = await self._or_end(
-            workflow.execute_activity_method(
-                method,
-                step,
-                task_queue=queue,
-                start_to_close_timeout=timedelta(hours=1),
-                heartbeat_timeout=timedelta(minutes=5),
-                retry_policy=WORK_RETRY,
-                summary=summary,
-            )
+        self, method: Callable[[Any, ChangeInput], T], step: ChangeInput, queue: str, summary: str, name: str
+    ) -> T | Resolved:
+        """One step of a change, on the system's own queue (its worker holds the connection).
+        A failure retrying cannot fix (a constraint the system refuses, a proof that fails) is
+        an operator task: retry after a fix, skip the system with a reason, or do it by hand."""
+        return await self._attempt(
+            f"fulfilling:{name}:{step.system}",
+            summary,
+            lambda: self._or_end(
+                workflow.execute_activity_method(
+                    method,
+                    step,
+                    task_queue=queue,
+                    start_to_close_timeout=timedelta(hours=1),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=WORK_RETRY,
+                    summary=summary,
+                )
+            ),
+            (RETRY, SKIP, BY_HAND),
+            step.system,
         )
-        return result
 
     async def _transfer(self, what: PackageInput) -> str:
         """Send the data the person provided to the controller they named (Art. 20(2)). A
@@ -1003,7 +1299,8 @@ class DataSubjectRequest:
                         what, self._case.transfer_to, audit_key=f"{self._case.reference}/transfer/{self._seq}"
                     ),
                     start_to_close_timeout=timedelta(minutes=30),
-                    retry_policy=WORK_RETRY,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=PUSH_RETRY,
                     summary="send the data to the other controller",
                 )
             )
@@ -1034,7 +1331,13 @@ class DataSubjectRequest:
             if self._package.password_ref:
                 await self._letter("package_password", password_ref=self._package.password_ref)
         elif self._carried_out and self._change_plan is not None:
-            await self._letter("response", outcome_ref=self._change_plan.letter_ref)
+            note = ""
+            if self._not_done:
+                note = (
+                    f"We could not yet complete this in: {', '.join(sorted(self._not_done))}. Our "
+                    "privacy team will write to you about it."
+                )
+            await self._letter("response", outcome_ref=self._change_plan.letter_ref, outcome_note=note)
         else:
             await self._letter("response", outcome=self._outcome)
         self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
@@ -1043,7 +1346,17 @@ class DataSubjectRequest:
         await self._move(Stage.RESPONDED)
 
     async def _end(self) -> None:
+        try:
+            await self._end_case()
+        except asyncio.CancelledError:  # cancelled in the engine while ending: end it all the same
+            workflow.logger.warning("cancel while the case was ending: it ends as decided")
+            await self._end_case()
+
+    async def _end_case(self) -> None:
         assert self._ending is not None
+        for task in self._tasks.values():  # nothing is waited for any more
+            if task.status == "open" and not task.id.startswith("letter:"):
+                self._close_task(task, "the case ended")
         stage, outcome, letter = self._ending
         self._outcome = outcome
         facts: dict[str, str] = {"reason": outcome}
@@ -1051,12 +1364,25 @@ class DataSubjectRequest:
             facts["awaited"] = outcome
         if letter == "nothing_held":
             facts = self._nothing_held_facts()
-        await self._letter(letter, **facts)
+        if not self._end_letter_sent:  # a cancel may interrupt this and run it again
+            self._end_letter_sent = True
+            # The letter usually goes at once. One that cannot go (the relay refuses the
+            # address) waits for a person as a task, but does not hold the case open: a
+            # withdrawal never hangs on its own letter.
+            sending = self._end_sending = asyncio.ensure_future(self._letter(letter, **facts))
+            prefix = f"letter:{letter}:"
+            await workflow.wait_condition(
+                lambda: (
+                    sending.done()
+                    or any(t.id.startswith(prefix) and t.status == "open" for t in self._tasks.values())
+                )
+            )
         if stage == Stage.RESPONDED:
             self._events.append(ClockEvent(ClockEventType.RESPONDED, self._today().isoformat()))
             self._results["responded"] = f"responded on {self._today()}: no personal data held"
         self._clock_version += 1
-        await self._move(stage, reason=outcome)
+        if self._stage != stage:
+            await self._move(stage, reason=outcome)
 
     def _holds_nothing(self) -> bool:
         """The search found nothing of the person anywhere it looked."""
@@ -1116,7 +1442,12 @@ class DataSubjectRequest:
         """Run a stage's work, abandoning it if a decision ends the case meanwhile."""
         work = asyncio.ensure_future(aw)
         ending = asyncio.ensure_future(workflow.wait_condition(lambda: self._ending is not None))
-        await workflow.wait([work, ending], return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await workflow.wait([work, ending], return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # cancelled in the engine: the work is not waited for
+            ending.cancel()
+            _abandon(work)
+            raise
         if work.done():
             ending.cancel()
             return work.result()
@@ -1177,7 +1508,12 @@ class DataSubjectRequest:
             DecisionRecord(d.kind, d.actor, d.reason, d.ground, workflow.now(), stage, d.system)
         )
         details = {"stage": stage.value}
-        for key, value in (("ground", d.ground), ("system", d.system), ("attachment", d.attachment)):
+        for key, value in (
+            ("ground", d.ground),
+            ("system", d.system),
+            ("attachment", d.attachment),
+            ("task", d.task),
+        ):
             if value:
                 details[key] = value
         entries = [self._entry(f"decision:{d.kind.value}", actor=d.actor, reason=d.reason, details=details)]
@@ -1190,6 +1526,10 @@ class DataSubjectRequest:
                 details["wait_ended"] = ended
         elif d.kind == DecisionKind.NO_DATA_HELD:
             self._ending = (Stage.RESPONDED, "no personal data held: the person was told so", "nothing_held")
+        elif d.kind in TASK_DECISIONS:
+            task = self._tasks[d.task]
+            task.status = TASK_STATUS[d.kind.value]
+            task.resolved_by, task.resolution = d.actor, d.reason
         elif d.kind == DecisionKind.APPROVE:
             entries.append(self._approval(d.actor, d.reason))
         elif d.kind == DecisionKind.FULFILLED:
@@ -1572,6 +1912,13 @@ class DataSubjectRequest:
         """Refuse, with a message an operator can act on, a decision that makes no sense now."""
         if not d.actor:
             raise ValueError("a decision must say who took it (actor)")
+        for name, value in (("reason", d.reason), ("ground", d.ground), ("system", d.system), ("fee", d.fee)):
+            problem = text_problem(value, lines="keep" if name == "reason" else "refuse")
+            if problem is not None:  # the API's gate refuses these first; other clients meet this
+                raise ValueError(f"{name}: {problem}")
+        if d.kind in TASK_DECISIONS:
+            self._validate_task_decision(d)
+            return
         if self._ending is not None or self._stage in FINAL_STAGES:
             raise ValueError(f"case {self._case.reference} is {self._stage.value}: no further decisions")
         allowed = ALLOWED[d.kind]
@@ -1631,6 +1978,18 @@ class DataSubjectRequest:
         found = [s.system for s in self._systems.values() if s.status == "found"]
         if found:
             raise ValueError(f"the search found the person's data in {', '.join(found)}: it is held")
+
+    def _validate_task_decision(self, d: Decision) -> None:
+        task = self._tasks.get(d.task)
+        if task is None or task.status != "open":
+            open_ids = ", ".join(t.id for t in self._tasks.values() if t.status == "open") or "none"
+            raise ValueError(f"'{d.kind.value}' needs an open operator task (task); open: {open_ids}")
+        if d.kind.value not in task.ways_out:
+            raise ValueError(
+                f"'{d.kind.value}' is not a way out of '{task.step}' (ways out: {', '.join(task.ways_out)})"
+            )
+        if d.kind != DecisionKind.RETRY_STEP and not d.reason.strip():
+            raise ValueError(f"'{d.kind.value}' needs a reason: it is recorded, and the person may be told")
 
     def _validate_system_decision(self, d: Decision) -> None:
         result = self._systems.get(d.system)
@@ -1830,18 +2189,48 @@ class DataSubjectRequest:
             state = row.state()
             if not entries and state == self._recorded:
                 return
-            await workflow.execute_local_activity_method(
-                AuditActivities.record_case,
-                row,
-                start_to_close_timeout=timedelta(seconds=30),
-                retry_policy=RECORD_RETRY,
-                summary=f"record {entries[-1].action}" if entries else "record",
+            # Shielded: a cancel from the engine must not lose entries already taken from
+            # ``_pending`` (the write goes on; the case then records the withdrawal after it).
+            await asyncio.shield(
+                workflow.execute_local_activity_method(
+                    AuditActivities.record_case,
+                    row,
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=RECORD_RETRY,
+                    summary=f"record {entries[-1].action}" if entries else "record",
+                )
             )
             self._recorded = state
 
     async def _letter(self, kind: str, to: str | None = None, **facts: str) -> None:
         """Send a letter: to ``to`` when given (a member of staff), to the privacy team for
-        team letters, otherwise to the person."""
+        team letters, otherwise to the person. A letter that cannot be sent (text it cannot
+        carry, a relay refusing it, or down for long) is an operator task: retry after a fix,
+        skip it with a reason, or say it went another way (by post)."""
+        letter = self._compose(kind, to, facts)
+        await self._attempt(
+            f"letter:{kind}:{self._seq}",
+            f"send the {kind.replace('_', ' ')} letter",
+            lambda: self._send(letter),
+            (RETRY, SKIP, BY_HAND),
+            on_end="give_up",
+        )
+
+    async def _send(self, letter: Letter) -> None:
+        # A letter is a quick hand-off to the mail relay: a local activity, which costs no round
+        # trip through the server. A relay that is down is retried with backoff all the same.
+        # Shielded like the register write: a cancel does not cut a letter in half.
+        await asyncio.shield(
+            workflow.execute_local_activity_method(
+                NotifyActivities.send_letter,
+                letter,
+                start_to_close_timeout=timedelta(minutes=1),
+                retry_policy=LETTER_RETRY,
+                summary=f"letter: {letter.kind}",
+            )
+        )
+
+    def _compose(self, kind: str, to: str | None, facts: dict[str, str]) -> Letter:
         self._seq += 1
         key = f"{self._case.reference}/letter/{kind}/{self._seq}"
         address, greeting = self._requester()
@@ -1860,21 +2249,104 @@ class DataSubjectRequest:
         recipient = to or (None if kind in TEAM_LETTERS else address)
         if not facts.get("greeting"):
             facts.pop("greeting", None)
-        # A letter is a quick hand-off to the mail relay: a local activity, which costs no round
-        # trip through the server. A relay that is down is retried with backoff all the same.
-        await workflow.execute_local_activity_method(
-            NotifyActivities.send_letter,
-            Letter(
-                key=key,
-                reference=self._case.reference,
-                kind=kind,
-                to=recipient,
-                facts={**base, **facts},
-            ),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=LETTER_RETRY,
-            summary=f"letter: {kind}",
+        return Letter(
+            key=key, reference=self._case.reference, kind=kind, to=recipient, facts={**base, **facts}
         )
+
+    # ------------------------------------------------------------------ operator tasks
+
+    async def _attempt(
+        self,
+        task_id: str,
+        step: str,
+        work: Callable[[], Awaitable[T]],
+        ways_out: tuple[str, ...] = (RETRY,),
+        system: str = "",
+        on_end: str = "raise",
+    ) -> T | Resolved:
+        """Run a step. When it fails in a way retrying cannot fix, or keeps failing until its
+        retry policy gives up, it becomes an operator task and the step waits for a person:
+        retried (after a fix), skipped with a reason, or done by hand (``Resolved``). The case
+        never fails and never stops silently; the statutory clock runs on meanwhile.
+
+        ``on_end``: what a case that ends while the task waits does to the step: "raise"
+        ``CaseEnded`` (the main flow), or "give_up" (a letter, which nobody needs any more)."""
+        tries = 0
+        while True:
+            try:
+                return await work()
+            except (ActivityError, ApplicationError) as e:  # a local activity's may come bare
+                tries += 1
+                kind, message = _failure(e)
+            ending_before = self._ending is not None
+            task = await self._open_task(task_id, step, kind, message, ways_out, system, attempts=tries)
+            resolved = await self._resolution(task, ending_before)
+            if resolved is None:
+                continue
+            if resolved.kind == "ended":
+                if on_end == "raise":
+                    raise CaseEnded()
+                return Resolved(SKIP, "dsar", "the case ended")
+            return resolved
+
+    async def _open_task(
+        self,
+        task_id: str,
+        step: str,
+        error_type: str,
+        message: str,
+        ways_out: tuple[str, ...],
+        system: str = "",
+        extra: list[AuditEntry] | None = None,
+        attempts: int = 1,
+    ) -> OperatorTask:
+        """Show the failure on the case (snapshot, register waiting_for), audit it (types and
+        names only), and tell the privacy team."""
+        task = OperatorTask(
+            id=task_id,
+            stage=self._stage,
+            step=step,
+            error_type=error_type,
+            message=message,
+            since=workflow.now(),
+            system=system,
+            ways_out=list(ways_out),
+            attempts=attempts,
+        )
+        self._tasks.pop(task_id, None)  # reopened after a retry: listed again, last
+        self._tasks[task_id] = task
+        workflow.logger.warning("operator task opened: %s failed (%s)", step, error_type)
+        self._publish()
+        details = {"task": task_id, "step": step, "error": error_type, "ways_out": ",".join(ways_out)}
+        if system:
+            details["system"] = system
+        await self._record([*(extra or []), self._entry("task:opened", details=details)])
+        facts = {"task": task_id, "step": step, "error": error_type, "ways_out": ", ".join(ways_out)}
+        try:
+            await self._send(self._compose("operator_task", None, {**facts, "system": system}))
+        except (ActivityError, ApplicationError):
+            # the task is in the queue all the same; a failing relay is not a second task
+            await self._record([self._entry("letter:failed", details={"kind": "operator_task"})])
+        return task
+
+    async def _resolution(self, task: OperatorTask, ending_before: bool = False) -> Resolved | None:
+        """Wait for a person to resolve ``task``: None to retry, how it was resolved otherwise
+        (kind "ended" when the case ended meanwhile)."""
+        await workflow.wait_condition(
+            lambda: task.status != "open" or (not ending_before and self._ending is not None)
+        )
+        if task.status == "open":
+            self._close_task(task, "the case ended")
+            return Resolved("ended", "dsar", "the case ended")
+        self._publish()
+        if task.status == TASK_STATUS[RETRY]:
+            return None
+        kind = BY_HAND if task.status == TASK_STATUS[BY_HAND] else SKIP
+        return Resolved(kind, task.resolved_by, task.resolution)
+
+    def _close_task(self, task: OperatorTask, why: str) -> None:
+        task.status, task.resolution = "closed", why
+        self._publish()
 
     def _clock_note(self, letter: str) -> str:
         """What asking the person does to our deadline, as the regime says (LEGAL.md §2)."""
@@ -1891,13 +2363,19 @@ class DataSubjectRequest:
         return ""
 
     def _waiting_for(self) -> str | None:
+        task = next((t for t in self._tasks.values() if t.status == "open"), None)
+        if task is not None:
+            where = f" in {task.system}" if task.system and task.system not in task.step else ""
+            return f"operator: {task.step} failed{where} ({task.error_type}): " + ", ".join(
+                w.replace("_step", "").replace("_", " ") for w in task.ways_out
+            )
         if self._stage == Stage.TRIAGE:
             return "operator: triage (say what the message asks for)"
         if self._awaiting:
             return "person: " + ", ".join(sorted(self._awaiting))
         if self._stage == Stage.VERIFYING and not self._verified:
-            if self._matching:
-                return None  # the systems are being read: nobody to wait for yet
+            if self._matching:  # the systems are being read: nobody to wait for yet
+                return "matching identity" + (f": {self._match_note}" if self._match_note else "")
             if self._identity.confirmation == "sent":
                 return "person: confirmation"
             if self._identity.locked:
@@ -1990,6 +2468,7 @@ class DataSubjectRequest:
             outcome=self._outcome,
             identity=self._identity,
             review=self._review_status,
+            tasks=sorted(self._tasks.values(), key=lambda t: t.status != "open"),
         )
 
     @workflow.query

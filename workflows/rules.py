@@ -59,14 +59,28 @@ ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.PERSON_CONFIRMED: frozenset({Stage.VERIFYING}),
     DecisionKind.CLASSIFY: frozenset({Stage.TRIAGE}),
     DecisionKind.NO_DATA_HELD: frozenset({Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING}),
+    # an operator task may be open in any stage, even once the case has ended (its purge)
+    DecisionKind.RETRY_STEP: frozenset(Stage),
+    DecisionKind.SKIP_STEP: frozenset(Stage),
+    DecisionKind.DONE_BY_HAND: frozenset(Stage),
 }
+
+#: The ways out of an operator task, as decisions (they name the task in ``Decision.task``).
+TASK_DECISIONS = frozenset({DecisionKind.RETRY_STEP, DecisionKind.SKIP_STEP, DecisionKind.DONE_BY_HAND})
+RETRY = DecisionKind.RETRY_STEP.value
+SKIP = DecisionKind.SKIP_STEP.value
+BY_HAND = DecisionKind.DONE_BY_HAND.value
+#: What a resolved task says it was.
+TASK_STATUS = {RETRY: "retried", SKIP: "skipped", BY_HAND: "done_by_hand"}
 
 #: Decisions about one system of the search (they name it in ``Decision.system``).
 SYSTEM_DECISIONS = frozenset({DecisionKind.SKIP_SYSTEM, DecisionKind.SYSTEM_FOUND, DecisionKind.NOTHING_HELD})
 
 #: Letters to the privacy team rather than to the person (a letter to a named member of staff,
 #: such as a manual search task, names its recipient).
-TEAM_LETTERS = frozenset({"reminder", "escalation", "breach", "manual_escalation", "system_unreachable"})
+TEAM_LETTERS = frozenset(
+    {"reminder", "escalation", "breach", "manual_escalation", "system_unreachable", "operator_task"}
+)
 
 REJECT_GROUNDS = frozenset({"unverified", "manifestly_unfounded", "excessive", "other"})
 #: Art. 12(5) (and its counterparts): grounds that refuse a request outright; the letter names
@@ -123,18 +137,32 @@ ANSWERS: dict[DecisionKind, PersonWait] = {
     DecisionKind.CLARIFICATION_RECEIVED: WAITS[DecisionKind.REQUEST_CLARIFICATION],
 }
 
-# Explicit retry policies: the register, mail and connectors are retried with backoff without a
-# cap on attempts (a case must not fail because a database was down for an hour); bad input is
-# raised as non-retryable by the activities themselves.
+# Explicit retry policies. Errors retrying cannot fix (a constraint the system refuses, a 4xx
+# from another controller, text a letter cannot carry) are raised as non-retryable by the
+# activities themselves; everything else is retried with backoff a bounded number of times,
+# and then becomes an operator task on the case (``OperatorTask``): the team is told, the
+# clock runs on, and a person retries after a fix, skips with a reason or does it by hand.
+# Only the register is retried without a cap: it is where a task would be shown.
 RECORD_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1))
-LETTER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
-#: Matching identity reads the systems too; unreachable ones are retried by the server here (the
-#: case is still verifying, nothing to show per system yet).
-SEARCH_RETRY_VERIFY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    maximum_interval=timedelta(minutes=10),
-    non_retryable_error_types=["SystemMisconfigured"],
+#: A mail relay down for about twenty minutes becomes a task (the team is told by its own relay
+#: or sees the task in the queue).
+LETTER_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=20
 )
+#: Matching identity reads the systems too. An unreachable system comes back to the workflow at
+#: once, which shows it on the case ("matching identity: crm unreachable since ..., attempt N")
+#: and tries again with ``search_backoff``; server retries remain for worker trouble.
+SEARCH_RETRY_VERIFY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+    non_retryable_error_types=["SystemMisconfigured", "SystemUnavailable"],
+)
+#: How long a worker may be silent before its activity is given to another: every ordinary
+#: activity heartbeats every 2 s while it runs (``activities/liveness.py``) and the worker sends
+#: one to the server at least every 3 s, so work lost with a killed worker starts again within
+#: about 13 s (this plus the first retry interval, 1 s), and a busy machine has 9 s of margin.
+HEARTBEAT_TIMEOUT = timedelta(seconds=12)
 
 #: What an agent is asked to send, by the authority they claim (the letter's words).
 AUTHORITY_TEXT = {
@@ -153,8 +181,9 @@ CONFIRMATION_TEXT = {
 #: system that is down comes back to the workflow at once, which shows it on the case and tries
 #: again after ``search_backoff``.
 SEARCH_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    maximum_interval=timedelta(minutes=10),
+    initial_interval=timedelta(seconds=1),
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=30,
     non_retryable_error_types=["UnknownSystem", "SystemMisconfigured", "SystemUnavailable"],
 )
 
@@ -168,7 +197,35 @@ def search_backoff(attempt: int) -> timedelta:
     return min(timedelta(seconds=30) * 2 ** (attempt - 1), timedelta(minutes=15))
 
 
-WORK_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+#: Worker trouble (a crash, a lost heartbeat) is most of what is retried here: the interval
+#: stays short (a case whose workers were killed a few times must not wait minutes), and about
+#: 14 minutes of failures make a task.
+WORK_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=30
+)
+#: Sending data to another controller: a 4xx is refused at once (non-retryable), a 5xx or a
+#: timeout a few times, then the person and the team are told it was not sent.
+PUSH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1), maximum_attempts=5
+)
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """How an operator resolved a task, when not by retrying: the step's caller goes on
+    without the step's result (skipped) or with a person's word that it was done by hand."""
+
+    kind: str  # SKIP or BY_HAND
+    actor: str
+    reason: str
+
+    @property
+    def by_hand(self) -> bool:
+        return self.kind == BY_HAND
+
+    def words(self) -> str:
+        how = "carried out by hand" if self.by_hand else "skipped"
+        return f"{how} by {self.actor}: {self.reason}"
 
 
 @dataclass

@@ -31,7 +31,7 @@ from fastapi import (
     status,
 )
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from temporalio.service import RPCError
 
 from console.auth import OPERATOR, OWNER_PREFIX, REVIEWER, Staff, forbidden, staff
@@ -51,6 +51,7 @@ from console.services import (
     snapshot,
     store_upload,
 )
+from dsar import inputs
 from dsar.logs import get_logger
 from dsar.model import (
     AgentAuthority,
@@ -76,8 +77,25 @@ log = get_logger("dsar.api")
 #: What an identifier kind looks like; anything else is refused without being echoed.
 KIND_RE = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
-MAX_IDENTIFIERS = 20
+MAX_IDENTIFIERS = inputs.MAX_IDENTIFIERS
 MAX_GROUND = 100
+
+
+def _gate(field: str, lines: inputs.Lines = "refuse") -> AfterValidator:
+    """The input gate (``dsar.inputs``) on one text field of a body: NFC, and a 422 naming the
+    field and the rule for a NUL, a control or line-separator character, an unpaired surrogate
+    or an encoded line break (never echoing the value)."""
+
+    def check(value: str) -> str:
+        return inputs.clean_text(value, field, max_length=inputs.MAX_REASON, lines=lines)
+
+    return AfterValidator(check)
+
+
+#: Free text staff write on a case: paragraphs allowed, nothing invisible.
+Prose = Annotated[str, _gate("text", lines="keep")]
+#: One line of text: a ground, a fee, a field name.
+Line = Annotated[str, _gate("text")]
 
 
 # --------------------------------------------------------------------------------------------
@@ -134,15 +152,17 @@ class DecisionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: DecisionKind
-    reason: str = Field(default="", max_length=MAX_REASON)
-    ground: str = Field(default="", max_length=MAX_GROUND)
+    reason: Prose = Field(default="", max_length=MAX_REASON)
+    ground: Line = Field(default="", max_length=MAX_GROUND)
     #: for skip_system and nothing_held: which system (system_found goes through the upload route)
-    system: str = Field(default="", max_length=64)
+    system: Line = Field(default="", max_length=64)
     #: for classify (a case in triage): what the message asks for
     request_type: RequestType | None = None
     regime: Regime | None = None
     #: for request_fee (manifestly unfounded or excessive): the amount, e.g. "GBP 10.00"
-    fee: str = Field(default="", max_length=20)
+    fee: Line = Field(default="", max_length=20)
+    #: for retry_step, skip_step and done_by_hand: which operator task (its id on the case)
+    task: Line = Field(default="", max_length=200)
 
 
 class AmendmentBody(BaseModel):
@@ -153,12 +173,12 @@ class AmendmentBody(BaseModel):
 
     action: ReviewActionKind
     system: str = Field(pattern=SYSTEM_RE)
-    key: str = Field(min_length=1, max_length=300)
-    reason: str = Field(min_length=1, max_length=MAX_REASON)
-    field: str = Field(default="", max_length=64)
-    outcome: str = Field(default="", max_length=20)
+    key: Line = Field(min_length=1, max_length=300)
+    reason: Prose = Field(min_length=1, max_length=MAX_REASON)
+    field: Line = Field(default="", max_length=64)
+    outcome: Line = Field(default="", max_length=20)
     #: for ``redact``: only these words of the field
-    text: str = Field(default="", max_length=MAX_REASON)
+    text: Prose = Field(default="", max_length=MAX_REASON)
 
 
 class ReviewBody(BaseModel):
@@ -181,7 +201,7 @@ class ReviewBody(BaseModel):
 
     approve: bool = False
     amendments: list[AmendmentBody] = Field(default_factory=list, max_length=200)
-    note: str = Field(default="", max_length=MAX_REASON)
+    note: Prose = Field(default="", max_length=MAX_REASON)
 
 
 class DecisionResultBody(BaseModel):
@@ -282,8 +302,8 @@ async def list_requests(
     _: Annotated[Staff, Depends(staff(OPERATOR, REVIEWER))],
     stage: Stage | None = None,
     due_before: Annotated[date | None, Query(description="YYYY-MM-DD, exclusive")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=inputs.MAX_PAGE)] = 100,
+    offset: Annotated[int, Query(ge=0, le=inputs.MAX_OFFSET)] = 0,
 ) -> dict[str, Any]:
     """The work queue from the case register, soonest deadline first."""
     rows = await asyncio.to_thread(svc.store.queue, stage, due_before, limit, offset)
@@ -325,6 +345,7 @@ async def decide(
         request_type=body.request_type.value if body.request_type else "",
         regime=body.regime.value if body.regime else "",
         fee=body.fee.strip(),
+        task=body.task,
     )
     return await _decided(svc, ref, decision)
 
@@ -387,7 +408,7 @@ async def system_found(
     decision = Decision(
         kind=DecisionKind.SYSTEM_FOUND,
         actor=who.actor(f"{OWNER_PREFIX}{system}", OPERATOR),
-        reason=reason.strip(),
+        reason=inputs.clean_reason(reason),
         system=system,
         attachment=attachment,
         records=records,

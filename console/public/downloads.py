@@ -20,9 +20,8 @@ from fastapi.responses import Response, StreamingResponse
 from limits import parse
 from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
-from slowapi.util import get_remote_address
 
-from console.public.pages import REFUSALS, templates
+from console.public.pages import REFUSALS, remote_address, templates
 from console.services import Services
 from dsar.blobs import BlobStore, parse_ref
 from dsar.delivery import DOWNLOAD_PURPOSE, DownloadClaims, check_download_token
@@ -97,7 +96,7 @@ async def download(request: Request, ref: str, t: str = "") -> Response:
 
 def _scope(request: Request) -> str:
     """Counted per app (tests build many) and per client address."""
-    return f"{id(request.app)}:{get_remote_address(request)}"
+    return f"{id(request.app)}:{remote_address(request)}"
 
 
 def _stream(blobs: BlobStore, ref: str) -> Iterator[bytes]:

@@ -46,6 +46,7 @@ from console.public.pages import (
 )
 from console.services import UPDATE_TIMEOUT, EngineUnavailable
 from console.uploads import MAX_DOCUMENT_BYTES, UploadRefused, read_upload
+from dsar import inputs
 from dsar.guard import GuardStore
 from dsar.links import PROVIDABLE_KINDS, REFERENCE_RE, LinkClaims, LinkRefused, check_link
 from dsar.logs import get_logger
@@ -322,9 +323,9 @@ def _clean(field: _Field) -> str:
         return ""
     if len(value) > MAX_VALUE_LENGTH:
         field.error = f"Your {label} must be {MAX_VALUE_LENGTH} characters or fewer"
-    elif any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in value):
+    elif inputs.text_problem(value) is not None or any(ch in BIDI_CONTROLS for ch in value):
         field.error = f"Your {label} contains characters we cannot accept; please type it again"
-    return value
+    return unicodedata.normalize("NFC", value) if not field.error else value
 
 
 async def _provide_form(

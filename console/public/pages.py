@@ -8,7 +8,9 @@ rendered here, with the same security headers, so that no page forgets one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
+import ipaddress
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -113,11 +115,46 @@ templates = Jinja2Templates(
 # Rate limits: one in-memory limiter, counted separately for each app (tests build many)
 
 
+def client_address(peer: str, forwarded_for: str, trusted: list[str]) -> str:
+    """The real client: the peer, unless the peer is a trusted proxy, then the nearest address
+    in X-Forwarded-For that is not one of them (a client may put anything at the front of that
+    header; only what our own proxies appended counts)."""
+    networks = []
+    for item in trusted:
+        with contextlib.suppress(ValueError):
+            networks.append(ipaddress.ip_network(item.strip(), strict=False))
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address.strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in networks)
+
+    if not networks or not is_trusted(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not is_trusted(hop):
+            try:
+                return str(ipaddress.ip_address(hop))
+            except ValueError:
+                return peer  # junk where an address should be: count it against the proxy
+    return peer
+
+
+def remote_address(request: Request) -> str:
+    """The client address rate limits count (``DSAR_TRUSTED_PROXIES``)."""
+    settings = services_of(request).settings
+    peer = get_remote_address(request)
+    return client_address(peer, request.headers.get("x-forwarded-for", ""), settings.trusted_proxies)
+
+
 def client_key(request: Request) -> str:
     scope = getattr(request.app.state, "public_rate_scope", None)
     if scope is None:
         scope = request.app.state.public_rate_scope = uuid.uuid4().hex
-    return f"{scope}:{get_remote_address(request)}"
+    return f"{scope}:{remote_address(request)}"
 
 
 limiter = Limiter(key_func=client_key, storage_uri="memory://", headers_enabled=False)

@@ -42,6 +42,7 @@ from console.public.pages import (
 )
 from console.services import EngineUnavailable
 from console.uploads import MAX_DOCUMENT_BYTES, UploadRefused, read_upload
+from dsar import inputs
 from dsar.datamap import Controller, DataMap, DataMapError
 from dsar.logs import get_logger
 from dsar.model import (
@@ -199,14 +200,16 @@ class CheckedRequest:
 def _text(value: str, multiline: bool = False) -> str:
     if multiline:  # an address typed on several lines
         value = ", ".join(line.strip() for line in value.splitlines() if line.strip())
-    return value.strip()
+    value = value.strip()
+    return unicodedata.normalize("NFC", value) if inputs.text_problem(value) is None else value
 
 
 def _unacceptable(value: str, what: str) -> str:
-    """Why a typed value cannot be taken ("" if it can): too long, or invisible characters."""
+    """Why a typed value cannot be taken ("" if it can): too long, or characters that cannot
+    travel safely to the end of the case (the input gate, ``dsar.inputs``)."""
     if len(value) > MAX_VALUE_LENGTH:
         return f"{what} must be {MAX_VALUE_LENGTH} characters or fewer"
-    if any(unicodedata.category(ch) == "Cc" or ch in BIDI_CONTROLS for ch in value):
+    if inputs.text_problem(value) is not None or any(ch in BIDI_CONTROLS for ch in value):
         return f"{what} contains characters we cannot accept; please type it again"
     return ""
 
