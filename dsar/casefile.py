@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from dsar.store import UTCDateTime, create_tables
+from dsar.store import UTCDateTime, create_tables, write_session
 
 
 class FiledLetter(SQLModel, table=True):
@@ -54,7 +54,7 @@ class LetterLog:
     def file(self, entry: LetterEntry, reference: str) -> None:
         """Record a letter's copy; a second filing of the same key is ignored."""
         try:
-            with Session(self.engine) as session:
+            with write_session(self.engine) as session:
                 session.add(FiledLetter(reference=reference, **entry.__dict__))
                 session.commit()
         except IntegrityError:

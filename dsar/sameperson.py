@@ -28,7 +28,7 @@ from sqlmodel import Field, Session, SQLModel, col
 
 from dsar.identity import DISTINCTIVE
 from dsar.model import FINAL_STAGES, IdentifierKind, Stage
-from dsar.store import Case, UTCDateTime, create_tables
+from dsar.store import Case, UTCDateTime, create_tables, write_session
 from dsar.suppression import normalise
 
 DISTINCTIVE_KINDS = frozenset(k.value for k in DISTINCTIVE)
@@ -103,7 +103,7 @@ class SamePerson:
     def remember(self, reference: str, identifiers: Mapping[str, str]) -> None:
         """Keep a case's hashes (idempotent: a replayed intake adds nothing)."""
         hashes = self.hashes(identifiers)
-        with Session(self.engine) as session:
+        with write_session(self.engine) as session:
             query = select(col(CaseIdentity.kind)).where(col(CaseIdentity.reference) == reference)
             known = set(session.execute(query).scalars())
             now = datetime.now(UTC)

@@ -312,6 +312,18 @@ def register_engine(url: str) -> Engine:
     return engine
 
 
+@contextmanager
+def write_session(engine: Engine) -> Iterator[Session]:
+    """A session for a transaction that reads and then writes, beside the register (sessions,
+    assignment, letters filed). On SQLite it takes the write lock up front: a deferred
+    transaction that reads and then writes fails at once with "database is locked" when
+    another writer committed in between, instead of waiting its turn."""
+    with Session(engine, expire_on_commit=False) as session:
+        if engine.dialect.name == "sqlite":
+            session.connection(execution_options={_SQLITE_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        yield session
+
+
 def create_tables(engine: Engine, tables: list[Any]) -> None:
     """Create tables if missing. Several processes (the workers, the HTTP app) may start at once
     against one database: whoever loses the race gets an error (SQLite: "database is locked",
@@ -883,4 +895,5 @@ __all__ = [
     "NewCase",
     "canonical_json",
     "event_hash",
+    "write_session",
 ]

@@ -17,6 +17,7 @@ from console.app import create_app
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from tests.conftest import make_settings
+from tests.smtpserver import SmtpServer
 from tests.test_console import (
     Site,
     accessibility_problems,
@@ -32,9 +33,15 @@ def site() -> Site:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, demo_env: dict[str, str], register_url: str, site: Site) -> Settings:
+def settings(
+    tmp_path: Path, demo_env: dict[str, str], register_url: str, site: Site, request: pytest.FixtureRequest
+) -> Settings:
+    overrides: dict[str, object] = {}
+    if "relay" in request.node.name:  # letters through a real SMTP server
+        smtp: SmtpServer = request.getfixturevalue("smtp_server")
+        overrides.update(smtp_host=smtp.host, smtp_port=smtp.port)
     return make_settings(
-        tmp_path / "var", database_url=register_url, datamap=console_map(), console_url=site.url
+        tmp_path / "var", database_url=register_url, datamap=console_map(), console_url=site.url, **overrides
     )
 
 
@@ -146,3 +153,42 @@ async def test_an_owner_only_sees_tasks_and_docs_work_offline(
     await expect(page.get_by_text("/api/v1/requests", exact=True).first).to_be_visible()
     assert outside == [], f"the pages asked for {outside}"
     await context.close()
+
+
+async def test_an_operator_task_from_a_letter_the_relay_refuses_is_resolved_on_the_case_page(
+    served: Site, browser: Browser, ts_env: WorkflowEnvironment, store: CaseStore, settings: Settings
+) -> None:
+    """A step that failed for good is a task on the case page, with its ways out as forms."""
+    from dsar.datamap import DataMap
+    from dsar.model import Channel, Regime, RequestType
+    from intake.service import NewRequest, open_case
+
+    controller = DataMap.load(settings.datamap).controller.name
+    ids = {"name": "Margaret Ellis", "email": "refused.margaret@example.com"}
+    opened = await open_case(
+        ts_env.client,
+        store,
+        settings,
+        NewRequest(
+            request_type=RequestType.ACCESS, regime=Regime.UK_GDPR, identifiers=ids, channel=Channel.API
+        ),
+        controller,
+    )
+    handle = ts_env.client.get_workflow_handle(opened.reference)
+    await wait_until(handle, lambda s: any(t.status == "open" for t in s.tasks), timeout=30)
+    context = await browser.new_context()
+    page = await context.new_page()
+    await dev_sign_in(page, served, "olive", ["operator"])
+    row = page.locator(f'tr[data-reference="{opened.reference}"]')
+    await expect(row).to_contain_text("send the acknowledgement letter failed")
+    await page.get_by_role("link", name=opened.reference, exact=True).click()
+    task = page.locator("article.task").first
+    await expect(task).to_contain_text("LetterRefused")
+    assert await accessibility_problems(page) == []
+    await task.get_by_label("Reason").last.fill("Posted the acknowledgement to her home address")
+    await task.get_by_role("button", name="Done by hand").click()
+    await expect(page.get_by_role("status")).to_contain_text("Recorded: done by hand")
+    await expect(page.locator("article.task").first).to_have_attribute("data-status", "done_by_hand")
+    await context.close()
+    resolved = [e for e in store.audit_trail(opened.reference) if e.action == "decision:done_by_hand"]
+    assert resolved and resolved[0].actor == "operator:olive"

@@ -24,7 +24,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from console.auth.roles import Staff, known_roles
 from dsar.settings import Settings
-from dsar.store import UTCDateTime, create_tables
+from dsar.store import UTCDateTime, create_tables, write_session
 
 #: How long a sign-in may take at the provider.
 SIGN_IN_MINUTES = 10
@@ -100,7 +100,7 @@ class SessionStore:
             last_seen=now,
             expires_at=now + self.lifetime,
         )
-        with Session(self.engine) as session:
+        with write_session(self.engine) as session:
             session.exec(delete(StaffSession).where(col(StaffSession.expires_at) < now))
             session.add(row)
             session.commit()
@@ -109,7 +109,7 @@ class SessionStore:
     def load(self, cookie: str) -> ActiveSession | None:
         """The session behind a cookie, if it is still alive (and mark it as used)."""
         now = _now()
-        with Session(self.engine, expire_on_commit=False) as session:
+        with write_session(self.engine) as session:
             row = session.get(StaffSession, _digest(cookie))
             if row is None:
                 return None
@@ -130,7 +130,7 @@ class SessionStore:
             )
 
     def end(self, cookie: str) -> None:
-        with Session(self.engine) as session:
+        with write_session(self.engine) as session:
             session.exec(delete(StaffSession).where(col(StaffSession.id) == _digest(cookie)))
             session.commit()
 
@@ -138,7 +138,7 @@ class SessionStore:
 
     def begin_sign_in(self, binding: str, state: str, nonce: str, code_verifier: str, next_path: str) -> None:
         now = _now()
-        with Session(self.engine) as session:
+        with write_session(self.engine) as session:
             stale = now - timedelta(minutes=SIGN_IN_MINUTES)
             session.exec(delete(SignInAttempt).where(col(SignInAttempt.created_at) < stale))
             session.add(
@@ -156,7 +156,7 @@ class SessionStore:
     def take_sign_in(self, state: str, binding: str) -> SignInAttempt | None:
         """The sign-in this answer belongs to, used up; None if it is unknown, stale, or was
         started in another browser."""
-        with Session(self.engine, expire_on_commit=False) as session:
+        with write_session(self.engine) as session:
             row = session.get(SignInAttempt, _digest(state))
             if row is None:
                 return None

@@ -129,6 +129,11 @@ DECISION_FORMS: dict[DecisionKind, DecisionForm] = {
         "For its owner's answer by phone or in person.",
         ("system", "reason"),
     ),
+    DecisionKind.NO_DATA_HELD: DecisionForm(
+        "We hold nothing about this person",
+        "Answer at once with the 'we hold no personal data about you' letter: say how you know.",
+        reason_required=True,
+    ),
     DecisionKind.CLASSIFY: DecisionForm(
         "Classify the message", "Say what the message asks for.", ("request_type", "regime", "reason")
     ),
@@ -161,6 +166,22 @@ def decisions_allowed(snap: Snapshot, staff_roles: Caller) -> list[tuple[Decisio
             continue
         out.append((kind, form))
     return out
+
+
+#: The ways out of an operator task, as its form offers them.
+TASK_WAYS_OUT: dict[DecisionKind, DecisionForm] = {
+    DecisionKind.RETRY_STEP: DecisionForm(
+        "Try it again", "After fixing the cause (a system back, a constraint freed)."
+    ),
+    DecisionKind.SKIP_STEP: DecisionForm(
+        "Go on without it",
+        "The case carries on without this step; the person may be told.",
+        reason_required=True,
+    ),
+    DecisionKind.DONE_BY_HAND: DecisionForm(
+        "Done by hand", "You carried the step out another way: say what you did.", reason_required=True
+    ),
+}
 
 
 @dataclass
@@ -337,6 +358,7 @@ async def render_case(
         downloads=_timeline(downloads, settings.timezone),
         package=_timeline(built, settings.timezone)[-1] if built else None,
         decisions=decisions_allowed(snap, who) if snap is not None else [],
+        task_forms=TASK_WAYS_OUT if who.staff.has(OPERATOR) else {},
         reject_grounds=sorted(REJECT_GROUNDS),
         request_types=[t.value for t in RequestType],
         regimes=[r.value for r in Regime],
@@ -377,7 +399,7 @@ async def decide(request: Request, ref: str) -> Response:
         raise PageRefused(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "Unknown decision", "Choose a decision on the case page."
         ) from None
-    if kind not in DECISION_FORMS:
+    if kind not in DECISION_FORMS and kind not in TASK_WAYS_OUT:
         raise PageRefused(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             "Not decided here",
@@ -400,6 +422,7 @@ async def decide(request: Request, ref: str) -> Response:
         request_type=_field(form, "request_type", 40),
         regime=_field(form, "regime", 40),
         fee=_field(form, "fee", 20),
+        task=_field(form, "task", 200),
     )
     try:
         await execute_decision(services_of(request), ref, decision)
