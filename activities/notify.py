@@ -128,6 +128,8 @@ class NotifyActivities:
             facts["task_link"] = (
                 f"{self.settings.console_url.rstrip('/')}/console/tasks/{letter.reference}/{facts['system']}"
             )
+        # where staff open the case (the team's letters: an escalation, an operator task)
+        facts["case_link"] = f"{self.settings.console_url.rstrip('/')}/console/cases/{letter.reference}"
         masked: dict[str, str] = {}  # what the case file's copy says instead of a credential
         if facts.get("link_purpose"):
             # The link is signed here, so the token (a credential) never enters workflow

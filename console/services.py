@@ -31,7 +31,7 @@ from console.auth import OPERATOR, REVIEWER
 from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.datamap import DataMap, DataMapError
 from dsar.logs import get_logger
-from dsar.model import CaseDetails, Decision, DecisionKind, Snapshot
+from dsar.model import FINAL_STAGES, CaseDetails, Decision, DecisionKind, MergedRequest, Snapshot, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from workflows.request import DataSubjectRequest, DecisionResult
@@ -197,6 +197,62 @@ async def case_details(svc: Services, ref: str) -> CaseDetails:
             status.HTTP_502_BAD_GATEWAY, detail=f"case {ref} could not be read; retry"
         ) from None
     return details
+
+
+async def merge_cases(svc: Services, ref: str, into: str, actor: str) -> DecisionResult:
+    """Answer the duplicate ``ref`` with the same person's open case ``into``: ``ref`` ends
+    (merged, with a letter naming both), and ``into`` records it so its answer names both.
+
+    Refused (422) unless ``into`` is the same person's (``dsar.sameperson``), received no later
+    (the merge must never move the person's answer later) and still open before fulfilment."""
+    from dsar.sameperson import same_person
+
+    check_reference(ref)
+    check_reference(into)
+    this, other = svc.store.get(ref), svc.store.get(into)
+    if this is None or other is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such case")
+    people = same_person(svc.store.engine, svc.settings.suppression_key_bytes)
+    related = {r.reference: r for r in await asyncio.to_thread(people.related, ref)}
+    if into not in related:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"{into} is not known to be the same person's request: it cannot be merged with {ref}",
+        )
+    if other.received_at > this.received_at:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail=f"{into} was received after {ref}: merge the later request into the earlier one",
+        )
+    if other.due is None or other.stage in (
+        Stage.FULFILLING.value,
+        Stage.RESPONDED.value,
+        *(s.value for s in FINAL_STAGES),
+    ):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail=f"{into} is {other.stage}: its answer is under way or sent; answer {ref} on its own",
+        )
+    decision = Decision(
+        kind=DecisionKind.MERGE, actor=actor, merge_into=into, merge_due=other.due.isoformat()
+    )
+    result = await execute_decision(svc, ref, decision)
+    try:
+        await run_update(
+            svc,
+            into,
+            DataSubjectRequest.take_merged,
+            MergedRequest(reference=ref, actor=actor),
+            "take_merged",
+        )
+    except HTTPException as e:
+        # ref is answered as merged already; say on both files that the other did not record it
+        for case, other_ref in ((ref, into), (into, ref)):
+            await asyncio.to_thread(
+                svc.store.append_audit, case, "merge:not_recorded", actor, str(e.detail), {"other": other_ref}
+            )
+        raise
+    return result
 
 
 def audit_view(store: CaseStore, ref: str, actor: str, via: str, what: str = "requester") -> None:

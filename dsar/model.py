@@ -65,10 +65,12 @@ class Stage(StrEnum):
     REJECTED = "rejected"
     WITHDRAWN = "withdrawn"
     EXPIRED = "expired"
+    #: a duplicate of another open request by the same person, answered with that one
+    MERGED = "merged"
 
 
 #: Stages a case never leaves.
-FINAL_STAGES = frozenset({Stage.CLOSED, Stage.REJECTED, Stage.WITHDRAWN, Stage.EXPIRED})
+FINAL_STAGES = frozenset({Stage.CLOSED, Stage.REJECTED, Stage.WITHDRAWN, Stage.EXPIRED, Stage.MERGED})
 
 #: Stages in which the statutory duty is still open (the person has had no answer yet).
 OPEN_STAGES = frozenset(
@@ -146,6 +148,9 @@ class DecisionKind(StrEnum):
     #: answer at once that we hold no personal data about the person (reason required): an
     #: operator who has checked, at any time before the search finds anything
     NO_DATA_HELD = "no_data_held"
+    #: a duplicate of another open request by the same person: answered with that one, and
+    #: both references told (``merge_into``; the other case records it with ``take_merged``)
+    MERGE = "merge"
     #: the ways out of an operator task (a step that failed in a way retrying cannot fix)
     RETRY_STEP = "retry_step"  # try the step again (after fixing its cause)
     SKIP_STEP = "skip_step"  # go on without it (reason required: the person may be told)
@@ -173,6 +178,10 @@ class Decision:
     fee: str = ""
     #: for ``retry_step``, ``skip_step`` and ``done_by_hand``: the operator task's id
     task: str = ""
+    #: for ``merge``: the open case this duplicate is answered with, and its due date (ISO),
+    #: which the letter tells the person
+    merge_into: str = ""
+    merge_due: str = ""
 
 
 @dataclass
@@ -374,6 +383,15 @@ class Snapshot:
     review: "ReviewStatus | None" = None
     #: steps that failed and wait for a person (open first), and the resolved ones
     tasks: list[OperatorTask] = field(default_factory=list)
+
+
+@dataclass
+class MergedRequest:
+    """A duplicate answered with this case (the ``take_merged`` Update): its reference, so that
+    the answer names both."""
+
+    reference: str
+    actor: str
 
 
 @dataclass

@@ -73,8 +73,11 @@ CONCLUSIONS = {
     "stage:rejected": "refused",
     "stage:expired": "expired",
     "stage:withdrawn": "withdrawn",
+    # a duplicate answered with the same person's earlier request: counted there, not twice
+    "stage:merged": "merged",
 }
-#: Conclusions that answer the person (a withdrawn request needs no answer).
+#: Conclusions that answer the person (a withdrawn request needs no answer; a merged one is
+#: answered by the request it joined).
 ANSWERED = ("complied", "refused", "expired")
 
 #: What was asked of the person, by the audit action that asked: the decision, the automatic
@@ -495,7 +498,7 @@ def regulator_report(cases: Iterable[RequestFacts], period: Period) -> Regulator
     return RegulatorReport(
         period=period,
         total=_figures(received, closed),
-        outcomes={k: outcomes[k] for k in (*ANSWERED, "withdrawn") if outcomes[k]},
+        outcomes={k: outcomes[k] for k in (*ANSWERED, "withdrawn", "merged") if outcomes[k]},
         by_type=grouped("request_type"),
         by_regime=grouped("regime"),
         by_channel=grouped("channel"),

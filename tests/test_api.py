@@ -581,3 +581,73 @@ async def test_a_system_owner_answers_only_for_their_system(
     assert "not allowed while the case is verifying" in own.json()["detail"]
     verify = await api.post(f"/api/v1/requests/{ref}/decisions", json={"kind": "verify"}, headers=owner)
     assert verify.status_code == 403
+
+
+async def test_a_duplicate_is_answered_with_the_earlier_request_and_both_are_named(
+    api: httpx.AsyncClient, settings: Settings, store: CaseStore
+) -> None:
+    from demo.seed import PETER
+    from tests.test_workflow import letters
+
+    operator = bearer(settings, "operator")
+    first = (await submit(api, settings))["reference"]
+    second = (await submit(api, settings))["reference"]
+    peter = await api.post(
+        "/api/v1/requests",
+        json={"type": "access", "regime": "UK_GDPR", "identifiers": {k: PETER[k] for k in ("name", "email")}},
+        headers=operator,
+    )
+    stranger = peter.json()["reference"]
+    for ref in (first, second, stranger):
+        await wait_stage(api, settings, ref, {"verifying"})
+    # the later one joins the earlier one, never the other way (the answer must not come later)
+    backwards = await api.post(f"/api/v1/requests/{first}/merge", json={"into": second}, headers=operator)
+    assert backwards.status_code == 422 and "received after" in backwards.json()["detail"]
+    other_person = await api.post(
+        f"/api/v1/requests/{stranger}/merge", json={"into": first}, headers=operator
+    )
+    assert other_person.status_code == 422 and "same person" in other_person.json()["detail"]
+    as_decision = await api.post(
+        f"/api/v1/requests/{second}/decisions", json={"kind": "merge"}, headers=operator
+    )
+    assert as_decision.status_code == 422
+    reviewer = await api.post(
+        f"/api/v1/requests/{second}/merge", json={"into": first}, headers=bearer(settings, "reviewer")
+    )
+    assert reviewer.status_code == 403
+
+    merged = await api.post(f"/api/v1/requests/{second}/merge", json={"into": first}, headers=operator)
+    assert merged.status_code == 200, merged.text
+    assert merged.json()["stage"] == "merged"
+    row = store.get(second)
+    assert row is not None and row.stage == "merged"
+    mine = [m for m in letters(settings) if second in str(m["Subject"])]
+    told = next(m for m in mine if "together with" in str(m["Subject"]))
+    body = told.get_body(("plain",))
+    assert body is not None and first in body.get_content() and "at the latest" in body.get_content()
+    trail = [e for e in store.audit_trail(first) if e.action == "case:merged_in"]
+    assert trail and trail[0].details == {"reference": second} and trail[0].actor == "operator:alice"
+    merge_entry = next(e for e in store.audit_trail(second) if e.action == "decision:merge")
+    assert merge_entry.details["merged_into"] == first
+    again = await api.post(f"/api/v1/requests/{second}/merge", json={"into": first}, headers=operator)
+    assert again.status_code == 409
+    # the earlier case's answer names both
+    verify = await api.post(f"/api/v1/requests/{first}/decisions", json={"kind": "verify"}, headers=operator)
+    assert verify.status_code == 200, verify.text
+    await wait_stage(api, settings, first, {"reviewing"})
+    for _ in range(100):
+        approve = await api.post(
+            f"/api/v1/requests/{first}/review",
+            json={"approve": True},
+            headers=bearer(settings, "reviewer", sub="rita"),
+        )
+        if approve.status_code == 200:
+            break
+        await asyncio.sleep(0.1)  # the review package is still being prepared
+    assert approve.status_code == 200, approve.text
+    await wait_stage(api, settings, first, {"responded"})
+    response = next(
+        m for m in letters(settings) if first in str(m["Subject"]) and "response" in str(m["Subject"])
+    )
+    text = response.get_body(("plain",))
+    assert text is not None and f"and with it your request {second}" in " ".join(text.get_content().split())

@@ -76,6 +76,15 @@ EXTRA: dict[str, dict[str, str]] = {
         "instructions": "Search the CCTV recorder at the Coventry depot.",
         "task_link": "https://privacy.northwind.example.com/console/tasks/DSR-2027-000042/cctv",
     },
+    "merged": {"merged_into": "DSR-2027-000040", "merged_due": "2027-02-03"},
+    "operator_task": {
+        "task": "fulfilling:apply:crm",
+        "step": "erase the person's data in crm",
+        "error": "ChangeRefused",
+        "ways_out": "retry_step, skip_step, done_by_hand",
+        "system": "crm",
+        "case_link": "https://privacy.northwind.example.com/console/cases/DSR-2027-000042",
+    },
     "nothing_held": {
         "searched": "our customer database and our marketing database",
         "skipped": "",
@@ -88,7 +97,8 @@ EXTRA: dict[str, dict[str, str]] = {
     },
     "reminder": {"days_left": "7"},
     "response": {
-        "outcome": response_paragraph(DOWNLOAD, datetime(2027, 2, 4, 17, 30, tzinfo=UTC), encrypted=True)
+        "outcome": response_paragraph(DOWNLOAD, datetime(2027, 2, 4, 17, 30, tzinfo=UTC), encrypted=True),
+        "also_answers": "DSR-2027-000043",
     },
     "system_unreachable": {"system": "crm", "since": "2027-01-05 10:02", "attempts": "8"},
     "withdrawal": {"reason": "withdrawn at the person's request"},
@@ -171,6 +181,7 @@ def test_the_letter_reads_cleanly_in_text_and_html_alike(regime: Regime, kind: s
         "manual_escalation",
         "manual_reminder",
         "manual_search",
+        "operator_task",
         "system_unreachable",
     ):
         assert text.rstrip().endswith("Yours sincerely,\n\nThe privacy team, Northwind Post & Mobile Ltd")

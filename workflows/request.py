@@ -82,6 +82,7 @@ with workflow.unsafe.imports_passed_through():
         DecisionRecord,
         IdentifierKind,
         IdentityCheck,
+        MergedRequest,
         OperatorTask,
         ProvidedIdentifiers,
         Regime,
@@ -110,6 +111,7 @@ with workflow.unsafe.imports_passed_through():
         LETTER_RETRY,
         PUSH_RETRY,
         RECORD_RETRY,
+        REFERENCE_RE,
         REFUSAL_GROUNDS,
         REGIME_ATTR,
         REJECT_GROUNDS,
@@ -245,6 +247,8 @@ class DataSubjectRequest:
         self._match_since = workflow.now()
         self._late_match: asyncio.Task[None] | None = None  # a match an operator's verify overtook
         self._end_letter_sent = False
+        self._end_facts: dict[str, str] = {}  # what the ending's letter says beyond the outcome
+        self._also_answers: list[str] = []  # duplicates merged into this case (their references)
         self._end_sending: asyncio.Future[None] | None = None  # the ending letter, if it waits
 
     # ------------------------------------------------------------------ main flow
@@ -1364,6 +1368,7 @@ class DataSubjectRequest:
             facts["awaited"] = outcome
         if letter == "nothing_held":
             facts = self._nothing_held_facts()
+        facts.update(self._end_facts)
         if not self._end_letter_sent:  # a cancel may interrupt this and run it again
             self._end_letter_sent = True
             # The letter usually goes at once. One that cannot go (the relay refuses the
@@ -1567,6 +1572,10 @@ class DataSubjectRequest:
             )
         elif d.kind == DecisionKind.WITHDRAW:
             self._ending = (Stage.WITHDRAWN, d.reason or "withdrawn at the person's request", "withdrawal")
+        elif d.kind == DecisionKind.MERGE:
+            self._end_facts = {"merged_into": d.merge_into, "merged_due": d.merge_due}
+            self._ending = (Stage.MERGED, f"answered together with {d.merge_into}", "merged")
+            details["merged_into"] = d.merge_into
         elif d.kind == DecisionKind.REJECT:
             label = REFUSAL_GROUNDS.get(d.ground)
             why = f"we consider the request {label} (Art. 12(5)): {d.reason}" if label else d.reason
@@ -1774,6 +1783,31 @@ class DataSubjectRequest:
         return self._entry("review:approved", actor=actor, reason=note, details=details)
 
     @workflow.update
+    async def take_merged(self, merged: MergedRequest) -> str:
+        """A duplicate of this request was merged into it: the answer names both references."""
+        if merged.reference not in self._also_answers:
+            self._also_answers.append(merged.reference)
+            self._pending.append(
+                self._entry("case:merged_in", actor=merged.actor, details={"reference": merged.reference})
+            )
+            self._changes += 1
+        await workflow.wait_condition(lambda: True)
+        await self._record([])
+        return f"{self._case.reference} answers {', '.join(self._also_answers)} too"
+
+    @take_merged.validator
+    def _validate_take_merged(self, merged: MergedRequest) -> None:
+        if not merged.actor:
+            raise ValueError("a merge must say who made it (actor)")
+        if not REFERENCE_RE.match(merged.reference) or merged.reference == self._case.reference:
+            raise ValueError("the duplicate's reference is not a case reference")
+        if self._ending is not None or self._stage in (*FINAL_STAGES, Stage.FULFILLING, Stage.RESPONDED):
+            raise ValueError(
+                f"case {self._case.reference} is {self._stage.value}: its answer is under way or sent, so a "
+                "duplicate can no longer be answered with it"
+            )
+
+    @workflow.update
     async def provide_identifiers(self, p: ProvidedIdentifiers) -> str:
         """More identifiers from the person (the secure form). Merged into what the case knows;
         the audit says which kinds arrived, never their values."""
@@ -1952,6 +1986,8 @@ class DataSubjectRequest:
             raise ValueError("identity is already confirmed")
         if d.kind == DecisionKind.NO_DATA_HELD:
             self._validate_no_data_held(d)
+        if d.kind == DecisionKind.MERGE:
+            self._validate_merge(d)
         if d.kind == DecisionKind.APPROVE and self._awaiting:
             raise ValueError(
                 f"still waiting for the person ({', '.join(sorted(self._awaiting))}): record the answer first"
@@ -1971,6 +2007,16 @@ class DataSubjectRequest:
                 )
             if d.regime not in {r.value for r in Regime}:
                 raise ValueError(f"'classify' needs a regime, one of: {', '.join(r.value for r in Regime)}")
+
+    def _validate_merge(self, d: Decision) -> None:
+        if not REFERENCE_RE.match(d.merge_into) or d.merge_into == self._case.reference:
+            raise ValueError("'merge' needs the reference of the other open case (merge_into)")
+        try:
+            date.fromisoformat(d.merge_due)
+        except ValueError:
+            raise ValueError("'merge' needs the other case's due date (merge_due, YYYY-MM-DD)") from None
+        if self._also_answers:
+            raise ValueError(f"other requests were merged into this one ({', '.join(self._also_answers)})")
 
     def _validate_no_data_held(self, d: Decision) -> None:
         if not d.reason.strip():
@@ -2246,6 +2292,8 @@ class DataSubjectRequest:
             waiting_for=self._waiting_for() or "nothing",
             clock_note=self._clock_note(kind),
         )
+        if self._also_answers:
+            base["also_answers"] = ", ".join(self._also_answers)
         recipient = to or (None if kind in TEAM_LETTERS else address)
         if not facts.get("greeting"):
             facts.pop("greeting", None)

@@ -37,6 +37,9 @@ _EARLY = frozenset(
 )
 _WAITING = frozenset({Stage.VERIFYING, Stage.REVIEWING})
 
+#: Case references as the register allocates them (``DSR-2026-000123``).
+REFERENCE_RE = re.compile(r"^DSR-\d{4}-\d{6,12}$")
+
 #: In which stages each decision may be taken.
 ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.VERIFY: frozenset({Stage.VERIFYING}),
@@ -59,6 +62,10 @@ ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.PERSON_CONFIRMED: frozenset({Stage.VERIFYING}),
     DecisionKind.CLASSIFY: frozenset({Stage.TRIAGE}),
     DecisionKind.NO_DATA_HELD: frozenset({Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING}),
+    # a duplicate is merged before anything is sent or changed for it
+    DecisionKind.MERGE: frozenset(
+        {Stage.TRIAGE, Stage.ACKNOWLEDGED, Stage.VERIFYING, Stage.SEARCHING, Stage.REVIEWING}
+    ),
     # an operator task may be open in any stage, even once the case has ended (its purge)
     DecisionKind.RETRY_STEP: frozenset(Stage),
     DecisionKind.SKIP_STEP: frozenset(Stage),

@@ -47,6 +47,7 @@ from console.services import (
     check_reference,
     engine_error,
     execute_decision,
+    merge_cases,
     run_update,
     snapshot,
     store_upload,
@@ -329,6 +330,11 @@ async def decide(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             detail="upload what was found to /api/v1/requests/{ref}/systems/{system}/found",
         )
+    if body.kind == DecisionKind.MERGE:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            detail="merge a duplicate with POST /api/v1/requests/{ref}/merge, naming the case it joins",
+        )
     if body.system and not re.match(SYSTEM_RE, body.system):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail="system: not a system name")
     role = DECISION_ROLE[body.kind]
@@ -418,6 +424,23 @@ async def system_found(
     except HTTPException:
         await asyncio.to_thread(svc.blobs.delete, attachment)
         raise
+
+
+class MergeBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    #: the same person's earlier open request this duplicate is answered with
+    into: str = Field(pattern=r"^DSR-\d{4}-\d{6,12}$")
+
+
+@router.post("/requests/{ref}/merge", response_model=DecisionResultBody)
+async def merge(
+    ref: Reference, body: MergeBody, svc: ServicesDep, who: Annotated[Staff, Depends(staff(OPERATOR))]
+) -> DecisionResultBody:
+    """Answer a duplicate with the same person's earlier open request: this case ends (merged,
+    with a letter naming both) and the other one's answer names this one too."""
+    result = await merge_cases(svc, ref, body.into, who.actor(OPERATOR))
+    return DecisionResultBody(stage=result.stage, due=result.due, message=result.message)
 
 
 @router.post("/requests/{ref}/authority", response_model=DecisionResultBody)

@@ -29,6 +29,7 @@ from console.services import (
     audit_view,
     case_details,
     execute_decision,
+    merge_cases,
     run_update,
     snapshot,
 )
@@ -212,6 +213,7 @@ class RelatedView:
     case: RelatedCase
     answered_on: date | None  # the day it was answered (responded), if it was
     days_ago: int | None
+    mergeable: bool = False  # an earlier open request of the same type: this one can join it
 
 
 #: Requests whose fulfilment changes what a later search would find.
@@ -234,11 +236,19 @@ def related_cases(
             (e.at for e in store.audit_trail(other.reference) if e.action == "stage:responded"), None
         )
         answered_on = local_date(answered, tz) if answered else None
-        views.append(RelatedView(other, answered_on, (on - answered_on).days if answered_on else None))
+        mergeable = (
+            row is not None
+            and other.open
+            and other.request_type == row.request_type
+            and other.received_at <= row.received_at
+            and other.stage not in ("fulfilling", "responded")
+        )
+        days_ago = (on - answered_on).days if answered_on else None
+        views.append(RelatedView(other, answered_on, days_ago, mergeable))
         if other.open and row is not None and other.request_type == row.request_type:
             warnings.append(
                 f"{other.reference} is an open {other.request_type.replace('_', ' ')} request from the same "
-                "person: a duplicate may be answered with this one."
+                "person: a duplicate may be answered with the earlier one."
             )
         if answered and searched and answered > searched and other.request_type in CHANGING:
             warnings.append(
@@ -456,6 +466,23 @@ async def approve_review(request: Request, ref: str) -> Response:
         raise http_to_page(e) from None
     return RedirectResponse(
         f"{case_path(ref)}?done=approve", status_code=status.HTTP_303_SEE_OTHER, headers=HEADERS
+    )
+
+
+@router.post("/console/cases/{ref}/merge")
+async def merge(request: Request, ref: str) -> Response:
+    """Answer this duplicate with the same person's earlier open request."""
+    who = await require(request, OPERATOR)
+    form = await posted(request, who)
+    into = _field(form, "into", 40)
+    try:
+        await merge_cases(services_of(request), ref, into, who.staff.actor(OPERATOR))
+    except HTTPException as e:
+        if e.status_code in (status.HTTP_409_CONFLICT, status.HTTP_422_UNPROCESSABLE_CONTENT):
+            return await render_case(request, who, ref, error=str(e.detail), status_code=e.status_code)
+        raise http_to_page(e) from None
+    return RedirectResponse(
+        f"{case_path(ref)}?done=merge", status_code=status.HTTP_303_SEE_OTHER, headers=HEADERS
     )
 
 
