@@ -297,7 +297,22 @@ def _remember_person(
     from dsar.sameperson import same_person
 
     region = phone_region(settings) or "GB"
-    same_person(store.engine, settings.suppression_key_bytes, region).remember(reference, identifiers)
+    people = same_person(store.engine, settings.suppression_key_bytes, region)
+    people.remember(reference, identifiers)
+    # At intake the team sees the same person's other requests in the new case's trail (the
+    # case page lists them, when each was answered, and offers to merge a duplicate).
+    related = people.related(reference)
+    if related:
+        store.append_audit(
+            reference,
+            "intake:same_person",
+            "system",
+            details={
+                "open": ",".join(r.reference for r in related if r.open) or "none",
+                "answered": ",".join(r.reference for r in related if r.answered) or "none",
+            },
+            event_key=f"{reference}/intake:same_person",
+        )
 
 
 def register_row_token(row: CaseRow) -> str:

@@ -600,6 +600,11 @@ async def test_a_duplicate_is_answered_with_the_earlier_request_and_both_are_nam
     stranger = peter.json()["reference"]
     for ref in (first, second, stranger):
         await wait_stage(api, settings, ref, {"verifying"})
+    # at intake, the second case's trail names the same person's open request
+    seen = next(e for e in store.audit_trail(second) if e.action == "intake:same_person")
+    assert first in seen.details["open"].split(",")
+    named = [e.details for e in store.audit_trail(stranger) if e.action == "intake:same_person"]
+    assert not [d for d in named if first in str(d) or second in str(d)], "Peter is not Margaret"
     # the later one joins the earlier one, never the other way (the answer must not come later)
     backwards = await api.post(f"/api/v1/requests/{first}/merge", json={"into": second}, headers=operator)
     assert backwards.status_code == 422 and "received after" in backwards.json()["detail"]

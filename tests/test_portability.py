@@ -19,7 +19,7 @@ from dsar.store import CaseStore
 from intake.service import IntakeError, NewRequest, open_case
 from tests.conftest import make_settings, read
 from tests.test_package import other_controller  # noqa: F401  (the fixture)
-from tests.test_workflow import at_stage, decide, letters, wait_until
+from tests.test_workflow import at_stage, decide, letters, plain_text, wait_until
 from workflows.request import DataSubjectRequest
 
 Endpoint = tuple[str, Path, list[dict[str, Any]]]
@@ -136,5 +136,6 @@ async def test_an_endpoint_answering_5xx_is_tried_a_few_times_then_the_person_is
     result = await portability(ts_env, store, settings, f"{base}/busy", timeout=120)
     assert "not sent to the other controller" in result
     assert 1 < len(received) <= 5
-    response = next(m for m in letters(settings) if "Our response" in str(m["Subject"])).get_content()
+    letter = next(m for m in letters(settings) if "Our response" in str(m["Subject"]))
+    response = plain_text(letter)
     assert "We could not send it to the organisation you named" in response and "/d/" in response

@@ -141,6 +141,13 @@ def letters(settings: Settings) -> list[EmailMessage]:
     return out
 
 
+def plain_text(message: EmailMessage) -> str:
+    """A letter's text part (letters are text with an HTML alternative)."""
+    part = message.get_body(("plain",))
+    assert part is not None, "a letter has a text part"
+    return str(part.get_content())
+
+
 def subjects(settings: Settings, reference: str) -> list[str]:
     return [str(m["Subject"]) for m in letters(settings) if reference in str(m["Subject"])]
 
