@@ -49,6 +49,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import NoReturn
 
@@ -113,7 +114,7 @@ _TRANSFER_KEYS = frozenset({*_TRANSFER_REQUIRED, "systems"})
 _COMMON_SYSTEM_KEYS = frozenset({"connector", "label", "description", "defaults", "entities"})
 #: Keys each connector type takes besides the common ones.
 _SYSTEM_KEYS: dict[str, frozenset[str]] = {
-    "sql": frozenset({"url_env", "max_concurrent"}),
+    "sql": frozenset({"url_env", "max_concurrent", "phone_region"}),
     "s3": frozenset({"bucket", "endpoint_env", "region", "max_concurrent"}),
     "manual": frozenset({"owner", "instructions", "remind_every_days", "escalate_after_days", "identifiers"}),
 }
@@ -125,6 +126,9 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
             "key",
             "identity",
             "relation",
+            "lookup",
+            "reference",
+            "phone_region_column",
             "label",
             "description",
             "defaults",
@@ -225,6 +229,10 @@ class Controller:
     transfers: tuple[Transfer, ...] = ()
 
 
+#: Why reference data (reached by a lookup, marked ``reference``) stays when a person is erased.
+REFERENCE_REASON = "Reference data shared by everyone (not about you): nothing of it is yours to erase"
+
+
 class EntityErasure(StrEnum):
     """What erasing the subject does to an entity's rows (or objects)."""
 
@@ -281,15 +289,30 @@ class FieldConfig:
 
 @dataclass(frozen=True)
 class Relation:
-    """``parent.parent_column -> child.column``: a child row belongs to whoever owns its parent."""
+    """How an entity's rows are reached from the person, with the direction explicit.
+
+    ``relation: parent.parent_column -> child.column`` (one-to-many): a child row (an order)
+    belongs to whoever owns its parent; erasing goes children first.
+    ``lookup: owner.fk -> this.key`` (many-to-one): the owner's row points at this row (an
+    address, a city); the row may be shared with others, so it is changed only after its
+    owners and only when it is theirs alone. A many-to-many link table is a child of the
+    person with a lookup from the link to the other side."""
 
     parent: str
     parent_column: str
     child: str
     column: str
+    #: many-to-one: ``parent`` holds the foreign key, this entity the referenced key
+    lookup: bool = False
 
     def __str__(self) -> str:
         return f"{self.parent}.{self.parent_column} -> {self.child}.{self.column}"
+
+
+def identity_columns(source: str) -> tuple[str, ...]:
+    """The columns of an identity source: ``email``, or ``first_name+last_name`` for a name
+    held in several columns (joined with single spaces, empty parts left out)."""
+    return tuple(part.strip() for part in source.split("+"))
 
 
 @dataclass(frozen=True)
@@ -331,8 +354,21 @@ class EntityConfig:
     #: (health, finances, photographs, precise location): a person registered in a system
     #: holding it is verified to the higher standard (``VerificationPolicy.points_sensitive``)
     sensitive: bool = False
+    #: sql: identifiers held on this related row (an address's phone, a contacts table): a
+    #: match counts for the person its relation chain leads to, never as a person of its own
+    related_identity: dict[str, IdentifierKind] = field(default_factory=dict)
+    #: sql: reference data (cities, countries, films) reached by a lookup: nobody's personal
+    #: data, never erased; the person's record shows it as the joined value
+    reference: bool = False
+    #: sql: a column of this row holding the ISO 3166 region of its phone numbers (a customer's
+    #: country), for numbers written without a country code
+    phone_region_column: str = ""
     #: "demo/dsar.yaml line 42", for later errors about this entity (a missing table, ...)
     origin: str = field(default="", compare=False, repr=False)
+
+    def all_identity(self) -> dict[str, IdentifierKind]:
+        """Every identity source of this entity: its own (a person entity) or related ones."""
+        return {**self.identity, **self.related_identity}
 
     def placeholders(self) -> list[str]:
         """The identifier kinds an s3 prefix template needs, in order."""
@@ -428,6 +464,21 @@ class SystemConfig:
             if other.relation is not None and other.relation.parent == name:
                 columns.add(other.relation.parent_column)
         return columns
+
+    def change_order(self) -> list[EntityConfig]:
+        """All entities in the order changes run so foreign keys stay valid: a row that points
+        at another changes first (a child before its parent, an owner before its lookup)."""
+        sorter: TopologicalSorter[str] = TopologicalSorter()
+        for entity in self.entities.values():
+            sorter.add(entity.name)
+            relation = entity.relation
+            if relation is None:
+                continue
+            if relation.lookup:  # the owner points at this row: the owner goes first
+                sorter.add(entity.name, relation.parent)
+            else:  # this row points at its parent: it goes first
+                sorter.add(relation.parent, entity.name)
+        return [self.entities[name] for name in sorter.static_order()]
 
     def identity_entities(self) -> list[EntityConfig]:
         """Entities in which the subject can be found directly (locate searches these)."""
@@ -716,6 +767,13 @@ class _Loader:
                 points.setdefault(regime, {})[request_type] = int(value)
         return points
 
+    def region(self, node: Node, path: str) -> str:
+        """A phone region (ISO 3166 alpha-2), for numbers written without a country code."""
+        region = self.text(node, path).upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            self.fail(node, path, f"unknown phone region '{region}'")
+        return region
+
     def flag(self, node: Node, path: str) -> bool:
         value = self.text(node, path).lower()
         if value not in ("true", "false", "yes", "no"):
@@ -732,10 +790,7 @@ class _Loader:
         )
         region = "GB"
         if "phone_region" in items:
-            region_node = items["phone_region"][1]
-            region = self.text(region_node, f"{path}.phone_region").upper()
-            if region not in phonenumbers.SUPPORTED_REGIONS:
-                self.fail(region_node, f"{path}.phone_region", f"unknown phone region '{region}'")
+            region = self.region(items["phone_region"][1], f"{path}.phone_region")
         regimes: list[Regime] = []
         regime_options = [r.value for r in Regime]
         if "regimes" in items:
@@ -930,7 +985,9 @@ class _Loader:
             description=description,
             entities=entities,
             label=label,
-            phone_region=controller.phone_region,
+            phone_region=self.region(items["phone_region"][1], f"{path}.phone_region")
+            if "phone_region" in items
+            else controller.phone_region,
             max_concurrent=self.count(items, "max_concurrent", path, 4),
             bucket=bucket,
             manual=manual,
@@ -1051,13 +1108,19 @@ class _Loader:
                 if connector == "s3":
                     self.s3_source(column, k, f"{ipath}.{column}", items)
                 else:
-                    declared(column, k, f"{ipath}.{column}")
+                    for part in identity_columns(column):
+                        declared(part, k, f"{ipath}.{column}")
+                    column = "+".join(identity_columns(column))
                 kind = self.text(v, f"{ipath}.{column}")
                 if kind not in kinds:
                     self.fail(
                         v,
                         f"{ipath}.{column}",
                         f"unknown identifier kind '{kind}' (expected one of: {', '.join(kinds)})",
+                    )
+                if "+" in column and kind != IdentifierKind.NAME.value:
+                    self.fail(
+                        v, f"{ipath}.{column}", "only a name can be held in several columns ('first+last')"
                     )
                 identity[column] = IdentifierKind(kind)
 
@@ -1069,7 +1132,7 @@ class _Loader:
                 declared(column, key_value_node, f"{path}.key")
         elif "id" in fields:
             key = ("id",)
-        if connector == "sql" and identity and not key:
+        if connector == "sql" and identity and "relation" not in items and "lookup" not in items and not key:
             self.fail(
                 key_node,
                 path,
@@ -1078,14 +1141,24 @@ class _Loader:
 
         relation: Relation | None = None
         relation_node: Node | None = None
-        if "relation" in items:
-            relation_node = items["relation"][1]
-            rpath = f"{path}.relation"
+        if "relation" in items and "lookup" in items:
+            self.fail(
+                items["lookup"][0],
+                f"{path}.lookup",
+                "give either 'relation' (this entity's rows belong to a parent row) or 'lookup' "
+                "(a row of another entity points at this one), not both",
+            )
+        if "relation" in items or "lookup" in items:
+            direction = "lookup" if "lookup" in items else "relation"
+            relation_node = items[direction][1]
+            rpath = f"{path}.{direction}"
             text = self.text(relation_node, rpath)
             match = _RELATION.match(text)
             if not match:
-                self.fail(relation_node, rpath, f"expected 'parent.column -> {name}.column', got '{text}'")
-            relation = Relation(*match.groups())
+                shape = "owner.foreign_key" if direction == "lookup" else "parent.column"
+                self.fail(relation_node, rpath, f"expected '{shape} -> {name}.column', got '{text}'")
+            parent, parent_column, child, column = match.groups()
+            relation = Relation(parent, parent_column, child, column, lookup=direction == "lookup")
             if relation.child != name:
                 self.fail(
                     relation_node,
@@ -1156,6 +1229,29 @@ class _Loader:
         erasure = ErasureRule()
         if "erasure" in items:
             erasure = self.erasure(items["erasure"][1], f"{path}.erasure", connector)
+        reference = "reference" in items and self.flag(items["reference"][1], f"{path}.reference")
+        if reference:
+            if relation is None or not relation.lookup:
+                self.fail(
+                    items["reference"][0],
+                    f"{path}.reference",
+                    "reference data is reached by a 'lookup' (owner.foreign_key -> this.key)",
+                )
+            if identity:
+                self.fail(items["reference"][0], f"{path}.reference", "reference data has no 'identity'")
+            if "erasure" in items:
+                self.fail(items["erasure"][0], f"{path}.erasure", "reference data is never erased")
+            erasure = ErasureRule(EntityErasure.KEEP, REFERENCE_REASON)
+        phone_region_column = ""
+        if "phone_region_column" in items:
+            pnode = items["phone_region_column"][1]
+            phone_region_column = self.text(pnode, f"{path}.phone_region_column")
+            if phone_region_column not in fields:
+                self.fail(pnode, f"{path}.phone_region_column", f"no column '{phone_region_column}' declared")
+        related_identity: dict[str, IdentifierKind] = {}
+        if connector == "sql" and relation is not None and identity:
+            # identifiers on a related row count for the person the relation leads to
+            related_identity, identity = identity, {}
         entity = EntityConfig(
             name=name,
             table=table,
@@ -1175,6 +1271,9 @@ class _Loader:
             prefix=prefix,
             format=fmt,
             sensitive="sensitive" in items and self.flag(items["sensitive"][1], f"{path}.sensitive"),
+            related_identity=related_identity,
+            reference=reference,
+            phone_region_column=phone_region_column,
             origin=self.where(key_node),
         )
         return entity, relation_node
