@@ -1,0 +1,336 @@
+"""Issue 16: the data map against two normalised databases built here (tests/normalised_schemas.py):
+rentals in PostgreSQL (shared addresses with the phone on them, lookups to city and country,
+a partitioned payments table with a composite key, a link table) and a gym in MariaDB (names in
+three columns, a contacts table, shared households, bookings as a link table).
+
+Each database is created once for the module, seeded from a fixed seed, and dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import itertools
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import MetaData, create_engine, select, text
+
+from connectors import ConnectorRefused, connector_for
+from connectors.base import ErasurePlan, Subject
+from connectors.sql import SqlConnector, database_url
+from dsar.datamap import DataMap, SystemConfig
+from dsar.identity import strongest_match
+from tests.normalised_schemas import (
+    Seeded,
+    fresh_database,
+    gym_map,
+    rentals_map,
+    seed_gym,
+    seed_rentals,
+)
+
+
+@dataclass
+class World:
+    """One seeded database and its data map."""
+
+    name: str  # "rentals" or "gym"
+    seeded: Seeded
+    url_env: str
+    person_entity: str
+
+    def datamap(self, *, payments: bool = True) -> DataMap:
+        build = rentals_map if self.name == "rentals" else gym_map
+        return DataMap.parse(build(self.url_env, payments=payments), f"{self.name}.yaml")
+
+    def system(self, *, payments: bool = True) -> SystemConfig:
+        return self.datamap(payments=payments).system(self.name)
+
+    def connector(self, *, payments: bool = True) -> SqlConnector:
+        connector = connector_for(self.system(payments=payments))
+        assert isinstance(connector, SqlConnector)
+        return connector
+
+    def person_key(self, person: int) -> str:
+        return f"{self.person_entity}:{person}"
+
+    def sql(self, statement: str, **params: Any) -> list[Any]:
+        engine = create_engine(database_url(self.seeded.url))
+        try:
+            with engine.connect() as conn:
+                return list(conn.execute(text(statement), params).all())
+        finally:
+            engine.dispose()
+
+
+@pytest.fixture(scope="module", params=["rentals", "gym"])
+def world(request: pytest.FixtureRequest) -> Iterator[World]:
+    name: str = request.param
+    backend = "postgresql" if name == "rentals" else "mariadb"
+    with fresh_database(backend) as url:
+        seeded = seed_rentals(url) if name == "rentals" else seed_gym(url)
+        url_env = f"DSAR_TEST_NORM_{name.upper()}_{uuid.uuid4().hex[:6].upper()}"
+        os.environ[url_env] = url
+        try:
+            yield World(name, seeded, url_env, "customers" if name == "rentals" else "members")
+        finally:
+            os.environ.pop(url_env, None)
+
+
+def collect(connector: SqlConnector, identifiers: dict[str, str], person_keys: list[str]) -> list[dict]:
+    sink = io.BytesIO()
+    connector.collect(identifiers, sink, person_keys=person_keys)
+    return [json.loads(line) for line in sink.getvalue().splitlines()]
+
+
+def search(connector: SqlConnector, identifiers: dict[str, str]) -> list[dict]:
+    """What the search stage sends: locate, the strongest match, collect (activities/search.py)."""
+    located = connector.locate(identifiers)
+    match = strongest_match(located.matches)
+    return collect(connector, identifiers, match.keys) if match.keys else []
+
+
+def fingerprint(lines: list[dict]) -> set[str]:
+    return {json.dumps(line, sort_keys=True) for line in lines}
+
+
+# People read but never erased here (the erasure tests take 3, 5, 50 and 70).
+READ_ONLY = [1, 2, 12, 31, 40, 41, 90, 120]
+
+
+# -- identity across columns and tables ---------------------------------------------------------
+
+
+def test_a_name_in_several_columns_and_a_phone_on_the_address_find_the_person(world: World) -> None:
+    connector = world.connector()
+    for person in READ_ONLY:
+        given = world.seeded.people[person]
+        located = connector.locate({"name": given["name"], "phone": given["phone"]})
+        assert world.person_key(person) in located.matches["name"], person
+        # the phone is on the shared address (or household) row: it counts for everyone living
+        # there, never as a person of its own
+        assert world.person_key(person) in located.matches["phone"], person
+        assert all(key.startswith(f"{world.person_entity}:") for key in located.person_keys)
+        match = strongest_match(located.matches)
+        assert match.keys == [world.person_key(person)], (person, match.reason)
+
+
+def test_phone_numbers_are_read_in_the_region_of_their_row(world: World) -> None:
+    """National numbers from customers in four countries: the controller's region (GB) alone
+    would read most of them wrongly; the row's country code reads each in its own plan."""
+    connector = world.connector()
+    regions = {"rentals": "country_code FROM addresses", "gym": "region_code FROM households"}[world.name]
+    assert len({row[0] for row in world.sql(f"SELECT DISTINCT {regions}")}) >= 3
+    found = 0
+    for person, given in world.seeded.people.items():
+        if person % 7:
+            continue
+        located = connector.locate({"phone": given["phone"]})
+        assert world.person_key(person) in located.person_keys, (person, given["phone"])
+        found += 1
+    assert found >= 15
+
+
+def test_verification_sees_the_identifiers_held_on_related_rows(world: World) -> None:
+    connector = world.connector()
+    given = world.seeded.people[12]
+    (candidate,) = [
+        c for c in connector.candidates({"email": given["email"]}) if c.person_key == world.person_key(12)
+    ]
+    assert candidate.values["name"] == [given["name"]]
+    assert given["phone"] in candidate.values["phone"]
+    assert given["postcode"] in candidate.values["postcode"]
+
+
+def test_more_correct_identifiers_never_give_fewer_of_the_persons_records(world: World) -> None:
+    """Every subset of each person's correct identifiers, through the search stage's own steps:
+    what of the person's records is collected only grows as identifiers are added, and whenever
+    anything is collected it is all of them (never a copy with 0 of their records)."""
+    connector = world.connector()
+    kinds = ["email", "name", "phone", "postcode"] + (["date_of_birth"] if world.name == "gym" else [])
+    for person in READ_ONLY[:5]:
+        given = world.seeded.people[person]
+        theirs = fingerprint(collect(connector, given, [world.person_key(person)]))
+        assert len(theirs) > 5
+        got: dict[frozenset[str], set[str]] = {}
+        for size in range(1, len(kinds) + 1):
+            for chosen in itertools.combinations(kinds, size):
+                lines = search(connector, {kind: given[kind] for kind in chosen})
+                got[frozenset(chosen)] = fingerprint(lines) & theirs
+                assert got[frozenset(chosen)] in (set(), theirs), (person, chosen)
+        for smaller, larger in itertools.permutations(got, 2):
+            if smaller < larger:
+                assert got[smaller] <= got[larger], (person, sorted(smaller), sorted(larger))
+        assert got[frozenset(kinds)] == theirs
+        assert got[frozenset({"email"})] == theirs
+
+
+def test_collect_follows_lookups_link_tables_and_partitions(world: World) -> None:
+    connector = world.connector()
+    person = 40
+    lines = collect(connector, world.seeded.people[person], [world.person_key(person)])
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line["entity"]] = counts.get(line["entity"], 0) + 1
+    if world.name == "rentals":
+        rentals = world.sql("SELECT rental_id, inventory_id FROM rentals WHERE customer_id = :c", c=person)
+        paid = world.sql("SELECT count(*) FROM payments WHERE customer_id = :c", c=person)[0][0]
+        films = world.sql(
+            "SELECT count(DISTINCT i.film_id) FROM rentals r JOIN inventory i USING (inventory_id) "
+            "WHERE r.customer_id = :c",
+            c=person,
+        )[0][0]
+        assert counts["customers"] == counts["addresses"] == counts["cities"] == counts["countries"] == 1
+        assert counts["rentals"] == len(rentals) > 0
+        assert counts["inventory"] == len({row[1] for row in rentals})
+        assert counts["films"] == films
+        assert counts["payments"] == paid > 0  # from both partitions
+        assert counts["interests"] == 2 and counts["categories"] == 2
+    else:
+        assert counts["members"] == counts["households"] == counts["regions"] == 1
+        assert counts["emails"] == 2  # a contacts table: every address of the member
+        assert counts["bookings"] == counts["classes"] == 2
+        invoices = world.sql("SELECT count(*) FROM invoices WHERE member_id = :m", m=person)[0][0]
+        assert counts["invoices"] == invoices > 0
+
+
+# -- erasure: shared rows and live constraints --------------------------------------------------
+
+
+def snapshot(url: str) -> dict[str, dict[str, str]]:
+    """Every row of every table, by its primary key, as a checksum of its values."""
+    engine = create_engine(database_url(url))
+    out: dict[str, dict[str, str]] = {}
+    try:
+        metadata = MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as conn:
+            for table in metadata.sorted_tables:
+                key = list(table.primary_key.columns)
+                rows = out.setdefault(table.name, {})
+                for row in conn.execute(select(table)):
+                    values = row._asdict()
+                    pk = "/".join(str(values[c.name]) for c in key)
+                    rows[pk] = hashlib.sha256(repr(sorted(values.items())).encode()).hexdigest()
+    finally:
+        engine.dispose()
+    return out
+
+
+def changed_rows(before: dict[str, dict[str, str]], after: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for table in before:
+        keys = set(before[table]) | set(after[table])
+        diff = {k for k in keys if before[table].get(k) != after[table].get(k)}
+        if diff:
+            out[table] = diff
+    return out
+
+
+def plan_for(world: World, person: int, *, payments: bool = True) -> ErasurePlan:
+    subject = Subject(world.seeded.people[person], [world.person_key(person)])
+    return ErasurePlan.from_datamap(world.system(payments=payments), subject, hash_key="ab" * 16)
+
+
+def the_persons_rows(world: World, person: int, *, home: bool) -> dict[str, set[str]]:
+    """The rows an erasure of ``person`` may change, read from the database directly."""
+    if world.name == "rentals":
+        rentals = world.sql("SELECT rental_id FROM rentals WHERE customer_id = :c", c=person)
+        interests = world.sql(
+            "SELECT customer_id, category_id FROM customer_interests WHERE customer_id = :c", c=person
+        )
+        address = world.sql("SELECT address_id FROM customers WHERE customer_id = :c", c=person)[0][0]
+        rows = {
+            "customers": {str(person)},
+            "rentals": {str(r[0]) for r in rentals},
+            "customer_interests": {f"{a}/{b}" for a, b in interests},
+        }
+        if home:
+            rows["addresses"] = {str(address)}
+        return rows
+    invoices = world.sql("SELECT invoice_id FROM invoices WHERE member_id = :m", m=person)
+    emails = world.sql("SELECT member_id, email FROM member_emails WHERE member_id = :m", m=person)
+    bookings = world.sql("SELECT member_id, class_id FROM bookings WHERE member_id = :m", m=person)
+    household = world.sql("SELECT household_id FROM members WHERE member_id = :m", m=person)[0][0]
+    rows = {
+        "members": {str(person)},
+        "member_emails": {f"{a}/{b}" for a, b in emails},
+        "bookings": {f"{a}/{b}" for a, b in bookings},
+        "invoices": {str(r[0]) for r in invoices},
+    }
+    if home:
+        rows["households"] = {str(household)}
+    return rows
+
+
+@pytest.mark.parametrize("person", [3, 50], ids=["shared-home", "own-home"])
+def test_erasing_one_person_changes_nobody_elses_data(world: World, person: int) -> None:
+    person = person if world.name == "rentals" else {3: 5, 50: 70}[person]
+    shared = world.seeded.shared_home[person]
+    assert shared is (person in (3, 5))
+    connector = world.connector()
+    plan = plan_for(world, person)
+    forecast = connector.forecast_erasure(plan)
+    home = "addresses" if world.name == "rentals" else "households"
+    assert not forecast.refusals
+    if shared:
+        assert forecast.shared == {home: 1}
+        assert forecast.warnings()[0].startswith(f"shared row: {world.name}.{home}: 1 record(s) kept")
+    else:
+        assert forecast.shared == {} and forecast.warnings() == []
+    allowed = the_persons_rows(world, person, home=not shared)
+    before = snapshot(world.seeded.url)
+    erased = connector.erase(plan)
+    after = snapshot(world.seeded.url)
+    assert erased.shared == forecast.shared
+    changed = changed_rows(before, after)
+    for table, keys in changed.items():
+        assert keys <= allowed.get(table, set()), (table, sorted(keys - allowed.get(table, set())))
+    assert world.person_entity in changed and (home in changed) is (not shared)
+    # the partitioned payments (kept for the accounts) and all reference data are untouched
+    for table in (
+        "payments",
+        "payments_2025",
+        "payments_2026",
+        "invoice_payments",
+        "films",
+        "cities",
+        "classes",
+    ):
+        assert table not in changed
+    # the person is found no more by their own identifiers (the number we gave them is kept as
+    # the anonymised row's key); a shared home still has its phone, which is the others' too
+    given = world.seeded.people[person]
+    own = ["email", "name"] + ([] if shared else ["phone", "postcode"])
+    assert connector.locate({kind: given[kind] for kind in own}).person_keys == []
+    # running it again changes nothing
+    again = connector.erase(plan)
+    assert sum(again.deleted.values()) == sum(again.anonymised.values()) == 0
+    assert snapshot(world.seeded.url) == after
+
+
+def test_a_foreign_key_the_map_does_not_declare_refuses_the_plan_before_anything_changes(
+    world: World,
+) -> None:
+    """Payments point at rentals (invoices) but the map leaves them out: deleting the person's
+    rentals would violate the constraint. The forecast (the review) says so, and erase refuses
+    before changing anything, without retrying."""
+    person = 41
+    connector = world.connector(payments=False)
+    plan = plan_for(world, person, payments=False)
+    forecast = connector.forecast_erasure(plan)
+    child, parent = ("payments", "rentals") if world.name == "rentals" else ("invoice_payments", "invoices")
+    assert len(forecast.refusals) == 1
+    assert forecast.refusals[0].startswith(f"{parent}: deleting")
+    assert f"foreign key {child}." in forecast.refusals[0]
+    assert forecast.warnings()[-1].startswith(f"constraint would refuse: {world.name}.{parent}")
+    before = snapshot(world.seeded.url)
+    with pytest.raises(ConnectorRefused, match="the erasure plan is refused"):
+        connector.erase(plan)
+    assert snapshot(world.seeded.url) == before
