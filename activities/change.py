@@ -42,6 +42,8 @@ from connectors.base import (
     ConnectorMisconfigured,
     ConnectorRefused,
     ConnectorUnavailable,
+    ErasureForecast,
+    ErasurePlan,
     FieldChange,
     Rectification,
     Subject,
@@ -49,6 +51,7 @@ from connectors.base import (
     json_lines,
     read_records,
 )
+from connectors.sql import SqlConnector
 from dsar.blobs import BlobStore
 from dsar.changes import (
     MARKERS,
@@ -140,6 +143,9 @@ class ChangePlan:
     counts: list[SystemChangePlan]
     #: systems searched by hand: their owner makes the change and an operator confirms it
     manual: list[str] = field(default_factory=list)
+    #: what a live database constraint would refuse (names and counts only): the plan cannot
+    #: be carried out as it stands, so it cannot be approved until the data map is corrected
+    refusals: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -243,6 +249,7 @@ class ChangeActivities:
         counts = {
             name: SystemChangePlan(name, records=sum(expected.get(name, {}).values())) for name in names
         }
+        refusals: list[str] = []
         if inp.request_type is RequestType.ERASURE:
             plans = build_erasure_plans(
                 self.datamap, subjects, decisions, systems=names, hash_key=self.hash_key
@@ -256,7 +263,15 @@ class ChangeActivities:
                 counts[name].delete = totals["delete"]
                 counts[name].anonymise = totals["anonymise"]
                 counts[name].keep = totals["keep"]
+            warnings: list[str] = []
+            for plan in plans:
+                forecast = self._forecast(plan)
+                if forecast is not None:
+                    warnings += forecast.warnings()
+                    refusals += [f"{plan.system}.{refusal}" for refusal in forecast.refusals]
             summary_text, letter_text = summary.render(), summary.for_person()
+            if warnings:
+                summary_text = _warnings_text(warnings) + summary_text
         elif inp.request_type is RequestType.RECTIFICATION:
             corrections = [
                 *inp.corrections,
@@ -305,7 +320,19 @@ class ChangeActivities:
             systems=planned,
             counts=[counts[name] for name in planned],
             manual=sorted(name for name, s in self.datamap.systems.items() if s.manual is not None),
+            refusals=refusals,
         )
+
+    def _forecast(self, plan: ErasurePlan) -> ErasureForecast | None:
+        """The plan worked out on the live database (SQL systems): the rows others use too,
+        and what a foreign key would refuse, for the reviewer to see before approving."""
+        connector = self._connector(plan.system)
+        if not isinstance(connector, SqlConnector):
+            return None
+        try:
+            return connector.forecast_erasure(plan)
+        except ConnectorMisconfigured as e:  # retrying cannot fix the data map
+            raise ChangePlanError(str(e)) from None
 
     def _decisions(self, ref: str) -> Iterator[RecordDecision]:
         if not ref:
@@ -427,6 +454,13 @@ class ChangeActivities:
                 f"system {system!r} is not changed by a connector", type="UnknownSystem", non_retryable=True
             )
         return connector_for(config, heartbeat=_heartbeat)
+
+
+def _warnings_text(warnings: list[str]) -> str:
+    """The forecast's warnings, first in the reviewer's plan (the workbench picks them out)."""
+    lines = ["Warnings (from the live database):"]
+    lines += [f"  {warning}" for warning in warnings]
+    return "\n".join(lines) + "\n\n"
 
 
 def _heartbeat() -> None:

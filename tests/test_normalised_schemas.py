@@ -20,12 +20,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, create_engine, select, text
+from temporalio.testing import ActivityEnvironment
+
+from activities.change import ChangeActivities, ChangePlan, ChangePlanInput
+from activities.search import SearchActivities, SearchInput, SearchOutcome
 
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
 from connectors.sql import SqlConnector, database_url
+from dsar.blobs import LocalBlobStore
 from dsar.datamap import DataMap, SystemConfig
 from dsar.identity import strongest_match
+from dsar.model import RequestType
+from dsar.suppression import SuppressionList
 from tests.normalised_schemas import (
     Seeded,
     fresh_database,
@@ -334,3 +341,47 @@ def test_a_foreign_key_the_map_does_not_declare_refuses_the_plan_before_anything
     with pytest.raises(ConnectorRefused, match="the erasure plan is refused"):
         connector.erase(plan)
     assert snapshot(world.seeded.url) == before
+
+
+# -- the case's own stages: search, then the plan the reviewer sees -----------------------------
+
+
+def test_the_search_stage_and_the_review_plan_on_a_normalised_schema(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A person who gives a correct phone (held on a shared address) with their name gets all
+    their records from the search stage; the erasure plan the reviewer sees names the shared
+    row, and a foreign key the map leaves out makes the plan unapprovable (refusals), before
+    anyone approves it."""
+    tmp = tmp_path_factory.mktemp("stages")
+    blobs = LocalBlobStore(tmp / "blobs", b"b" * 32)
+    suppression = SuppressionList(f"sqlite:///{tmp / 'register.db'}", b"s" * 32)
+    person = 31 if world.name == "rentals" else 1  # shares with staff / a household
+    assert world.seeded.shared_home[person]
+    given = world.seeded.people[person]
+    identifiers = {"name": given["name"], "phone": given["phone"]}
+    theirs = fingerprint(collect(world.connector(), given, [world.person_key(person)]))
+    env = ActivityEnvironment()
+    for payments in (True, False):
+        datamap = world.datamap(payments=payments)
+        outcome: SearchOutcome = env.run(
+            SearchActivities(datamap, blobs).search_system, SearchInput("DSAR-N16", world.name, identifiers)
+        )
+        assert outcome.result.status == "found"
+        lines = [json.loads(line) for line in blobs.get(outcome.result.blob_ref).splitlines()]
+        if payments:
+            assert fingerprint(lines) == theirs  # every record of theirs, nobody else's
+        changes = ChangeActivities(datamap, blobs, suppression, "ab" * 32)
+        plan: ChangePlan = env.run(
+            changes.plan_change,
+            ChangePlanInput("DSAR-N16", RequestType.ERASURE, identifiers, [outcome.result], ""),
+        )
+        summary = blobs.get(plan.summary_ref).decode()
+        home = "addresses" if world.name == "rentals" else "households"
+        assert f"shared row: {world.name}.{home}: 1 record(s) kept" in summary
+        if payments:
+            assert plan.refusals == []
+            assert "constraint would refuse" not in summary
+        else:
+            assert len(plan.refusals) == 1 and "would be refused by the foreign key" in plan.refusals[0]
+            assert f"constraint would refuse: {world.name}." in summary

@@ -960,6 +960,7 @@ class DataSubjectRequest:
             and summary.exemptions_applied == 0
             and not summary.needs_confirmation
             and self._approvals_needed() == 1  # a second approver is two people, never the engine
+            and not (self._change_plan is not None and self._change_plan.refusals)
         ):
             self._approved = True
             self._review_status.approved_by = "dsar"
@@ -1704,6 +1705,12 @@ class DataSubjectRequest:
         if not action.approve and not action.amendments:
             raise ValueError("a review needs amendments, approve, or both")
         self._validate_reviewer(action.actor, approving=action.approve)
+        if action.approve and self._change_plan is not None and self._change_plan.refusals:
+            raise ValueError(
+                "the plan cannot be carried out as it stands: "
+                + "; ".join(self._change_plan.refusals)
+                + " (correct the data map, check it with 'dsar systems check', and plan again)"
+            )
         if action.approve and action.amendments and self._four_eyes():
             raise ValueError(
                 "four-eyes: another member of staff approves your amendments; send them without approving"

@@ -48,6 +48,8 @@ from workflows.request import DataSubjectRequest
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
+#: How the erasure plan's warnings begin (connectors.base.ErasureForecast.warnings).
+PLAN_WARNINGS = ("shared row:", "constraint would refuse:")
 MAX_OFFSET = 10_000_000
 #: A redaction marker in redacted free text: "[REDACTED: third party]".
 _MARKER = re.compile(r"\[REDACTED: ([^\]]*)\]")
@@ -316,6 +318,11 @@ async def render_workbench(
     plan_text = ""
     if snap.review.plan_ref:
         plan_text = (await in_thread(svc.blobs.get, snap.review.plan_ref)).decode()
+    # the forecast's warnings (activities/change.py): rows others use too, and what a database
+    # constraint would refuse, shown above the plan so nobody approves past them
+    plan_warnings = [
+        line.strip() for line in plan_text.splitlines() if line.strip().startswith(PLAN_WARNINGS)
+    ]
     family = _family(snap)
 
     def link(**changes: object) -> str:
@@ -343,6 +350,7 @@ async def render_workbench(
         family=family,
         outcomes=OUTCOMES[family],
         plan_text=plan_text,
+        plan_warnings=plan_warnings,
         error=error,
         can_review=who.staff.has(REVIEWER),
         open=snap.stage.value == "reviewing" and not snap.review.approved_by,
