@@ -24,7 +24,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.change import ChangeActivities, ChangePlan, ChangePlanInput
 from activities.search import SearchActivities, SearchInput, SearchOutcome
-
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
 from connectors.sql import SqlConnector, database_url
