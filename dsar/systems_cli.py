@@ -9,10 +9,13 @@ is wrong), never as a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from connectors.base import ConnectorError, ConnectorMisconfigured, ConnectorUnavailable, connector_for
 from dsar.datamap import DataMap, DataMapError, SystemConfig
+
+if TYPE_CHECKING:
+    from connectors.sql_schema import Finding
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -31,10 +34,27 @@ def check(datamap_path: Path, out: TextIO) -> int:
     failed = 0
     for system in datamap.systems.values():
         status, detail = check_system(system)
+        findings = schema_check(system) if status == "ok" and system.connector == "sql" else []
+        errors = sum(f.severity == "error" for f in findings)
+        if errors:
+            status, detail = "mismatch", f"{errors} error(s) comparing the data map with the database"
         failed += status != "ok"
         out.write(f"{system.name:<16} {system.connector:<7} {status:<13} {detail}\n")
+        for finding in findings:
+            out.write(f"  {finding}\n")
     out.write("all systems answered\n" if not failed else f"{failed} system(s) need attention\n")
     return EXIT_OK if not failed else EXIT_FAILED
+
+
+def schema_check(system: SystemConfig) -> list[Finding]:
+    """The data map against the live schema (connectors/sql_schema.py); a failure to read it
+    is one finding, never a traceback."""
+    from connectors.sql_schema import Finding, schema_findings
+
+    try:
+        return schema_findings(system)
+    except ConnectorError as e:
+        return [Finding("error", system.origin, f"cannot read the schema: {e}")]
 
 
 def check_system(system: SystemConfig) -> tuple[str, str]:
