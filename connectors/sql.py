@@ -1393,10 +1393,10 @@ def _foreign_keys(conn: Connection, schemas: set[str | None]) -> list[_Reference
                 out.append(
                     _Reference(
                         schema=schema,
-                        table=table_name,
-                        columns=tuple(fk["constrained_columns"]),
-                        referred=(referred_schema, fk["referred_table"]),
-                        referred_columns=tuple(fk["referred_columns"]),
+                        table=str(table_name),
+                        columns=tuple(map(str, fk["constrained_columns"])),
+                        referred=(referred_schema, str(fk["referred_table"])),
+                        referred_columns=tuple(map(str, fk["referred_columns"])),
                         ondelete=str((fk.get("options") or {}).get("ondelete") or "").upper(),
                     )
                 )

@@ -117,8 +117,8 @@ def _relations(system: SystemConfig, references: list[_Reference]) -> list[Findi
     mapped = _entity_of(system)
     for ref in references:
         holder, target = mapped.get((ref.schema, ref.table)), mapped.get(ref.referred)
-        if ref in declared or holder is None or target is None:
-            continue
+        if ref in declared or holder is None or target is None or holder.reference:
+            continue  # between reference data (a store's address): nothing of the person
         out.append(
             Finding(
                 "warning",

@@ -334,6 +334,12 @@ def cmd_systems_indexes(args: argparse.Namespace) -> int:
     return indexes(args.datamap or Settings().datamap, sys.stdout, apply=args.apply)
 
 
+def cmd_systems_discover(args: argparse.Namespace) -> int:
+    from dsar.systems_cli import discover
+
+    return discover(args.url, sys.stdout, system=args.system, url_env=args.url_env, out_path=args.out)
+
+
 def cmd_systems_found(args: argparse.Namespace) -> int:
     try:
         file = open(args.file, "rb")  # noqa: SIM115 - httpx streams it, closed below
@@ -519,6 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--datamap", type=Path, help="default: $DSAR_DATAMAP")
     q.add_argument("--apply", action="store_true", help="create the missing indexes")
+    q = system_action(
+        "discover", cmd_systems_discover, "draft a data map for an existing SQL database, to edit"
+    )
+    q.add_argument("url", metavar="URL", help="the database's SQLAlchemy URL (it never goes in the draft)")
+    q.add_argument("--system", default="main", help="the system's name in the draft (default: main)")
+    q.add_argument("--url-env", default="", help="the variable to hold the URL (default: DSAR_<SYSTEM>_URL)")
+    q.add_argument("--out", type=Path, help="write the draft here (default: print it)")
     q = system_action("found", cmd_systems_found, "upload what a search by hand found")
     q.add_argument("ref", metavar="REF")
     q.add_argument("system", metavar="SYSTEM")

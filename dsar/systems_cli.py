@@ -100,3 +100,29 @@ def indexes(datamap_path: Path, out: TextIO, *, apply: bool) -> int:
             failed += 1
             out.write(f"-- {system.name}: {e}\n")
     return EXIT_OK if not failed else EXIT_FAILED
+
+
+def discover(url: str, out: TextIO, *, system: str, url_env: str = "", out_path: Path | None = None) -> int:
+    """Draft a data map for the database at ``url`` (connectors/sql_discover.py); the URL and
+    any sampled value stay out of the draft and out of every message."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from connectors.sql_discover import discover as draft_map
+
+    try:
+        draft = draft_map(url, system, url_env)
+    except ValueError as e:  # nothing that looks like people: said in words, no value
+        out.write(f"cannot draft a data map: {e}\n")
+        return EXIT_FAILED
+    except SQLAlchemyError as e:  # a driver's message can quote SQL and its parameters
+        out.write(f"cannot draft a data map: the database could not be read ({type(e).__name__})\n")
+        return EXIT_FAILED
+    if out_path is None:
+        out.write(draft.text)
+    else:
+        out_path.write_text(draft.text, encoding="utf-8")
+        out.write(
+            f"{out_path}: drafted {len(draft.entities)} entities (the people: '{draft.person}'); edit the "
+            f"TODOs, then run 'dsar systems check --datamap {out_path}'\n"
+        )
+    return EXIT_OK

@@ -28,6 +28,7 @@ from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
 from connectors.sql import SqlConnector, database_url
 from dsar.blobs import LocalBlobStore
+from dsar.cli import main as cli_main
 from dsar.datamap import DataMap, SystemConfig
 from dsar.identity import strongest_match
 from dsar.model import RequestType
@@ -430,3 +431,73 @@ def test_systems_check_compares_the_map_with_the_live_schema(
     assert status == 1, report
     assert f"'{home}' is declared the wrong way round" in report
     assert f"write 'lookup: {owner}.{key} -> {home}.{key}' instead" in report
+
+
+# -- dsar systems discover drafts a map ---------------------------------------------------------
+
+
+def test_discover_drafts_a_map_that_check_accepts_and_that_finds_the_person(
+    world: World, tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The draft of each schema passes 'systems check' as drafted; the light editing an engineer
+    does (the controller's name, purposes, retention, a keep reason: the TODOs) changes nothing
+    of how the person is found, and the edited map finds their records. No sampled value, and
+    not the URL, is in the draft."""
+    path = tmp_path_factory.mktemp("drafts") / f"{world.name}.yaml"
+    with pytest.raises(SystemExit) as exited:
+        cli_main(
+            [
+                "systems",
+                "discover",
+                world.seeded.url,
+                "--system",
+                world.name,
+                "--url-env",
+                world.url_env,
+                "--out",
+                str(path),
+            ]
+        )
+    assert exited.value.code == 0
+    draft = path.read_text()
+    assert "drafted" in capsys.readouterr().out
+    assert world.seeded.url not in draft and "127.0.0.1" not in draft
+    for given in world.seeded.people.values():  # nothing sampled is written
+        assert given["email"] not in draft and given["phone"] not in draft
+    assert f"# The people: table '{world.person_entity}'." in draft
+    left_out = "staff" if world.name == "rentals" else "trainers"
+    assert f"other people's data reached by a lookup): {left_out}" in draft
+    status, report = check(world, draft, tmp_path_factory)
+    assert status == 0 and "error:" not in report, report
+
+    edited = (
+        draft.replace("TODO: the controller''s legal name", "Reel Rentals Ltd")
+        .replace("TODO: what this database is for", "Rentals and accounts")
+        .replace("TODO: why it is processed", "Renting you films")
+        .replace("TODO: how long it is kept", "6 years after your last rental")
+        .replace("TODO: the duty that keeps it (e.g. accounting records)", "Accounting records, 6 years")
+    )
+    assert "TODO:" not in edited
+    status, report = check(world, edited, tmp_path_factory)
+    assert status == 0, report
+    system = DataMap.parse(edited, "edited.yaml").system(world.name)
+    connector = connector_for(system)
+    assert isinstance(connector, SqlConnector)
+    person = 40
+    given = world.seeded.people[person]
+    located = connector.locate({"email": given["email"], "phone": given["phone"], "name": given["name"]})
+    match = strongest_match(located.matches)
+    assert match.keys == [world.person_key(person)], match.reason
+    lines = collect(connector, given, match.keys)
+    counts: dict[str, int] = {}
+    for line in lines:
+        counts[line["entity"]] = counts.get(line["entity"], 0) + 1
+    if world.name == "rentals":
+        truth = world.sql("SELECT count(*) FROM rentals WHERE customer_id = :c", c=person)[0][0]
+        paid = world.sql("SELECT count(*) FROM payments WHERE customer_id = :c", c=person)[0][0]
+        assert counts["rentals"] == truth and counts["payments"] == paid and counts["addresses"] == 1
+        assert counts["films"] >= 1 and counts["countries"] == 1
+    else:
+        truth = world.sql("SELECT count(*) FROM invoices WHERE member_id = :m", m=person)[0][0]
+        assert counts["invoices"] == truth and counts["member_emails"] == 2 and counts["households"] == 1
+        assert counts["bookings"] == counts["classes"] == 2
