@@ -26,7 +26,7 @@ import hmac
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from connectors.base import (
@@ -523,6 +523,7 @@ class EntityCheck:
     entity: str
     records: int = 0  # found again
     kept: int = 0  # kept whole (by the plan or the data map)
+    shared: int = 0  # left as they are because others use them too (a shared address)
     anonymised: int = 0  # found, holding nothing of the person but what is kept
     remaining: int = 0  # should be gone or anonymised, and are not
     fields: list[str] = field(default_factory=list)  # fields still holding data (names)
@@ -623,6 +624,16 @@ def verify_erasure(system: SystemConfig, connector: Connector, plan: ErasurePlan
     if subject.person_keys:
         connector.collect(subject.identifiers, checker, person_keys=subject.person_keys)
     checker.finish()
+    # rows others use too (a shared address) were left as they are on purpose: not remaining
+    forecast = getattr(connector, "forecast_erasure", None)
+    if forecast is not None and subject.person_keys:
+        for name, count in forecast(replace(plan, subject=subject)).shared.items():
+            entity_check = checker.checks[name]
+            moved = min(count, entity_check.remaining)
+            entity_check.remaining -= moved
+            entity_check.shared += moved
+            if not entity_check.remaining:
+                entity_check.fields = []
     still = sorted(kind for kind, keys in located.matches.items() if set(keys) & set(subject.person_keys))
     check = ErasureCheck(system.name, checker.checks, still)
     if not check.verified:

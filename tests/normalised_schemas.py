@@ -392,7 +392,7 @@ CREATE TABLE households (
   FOREIGN KEY (region_code) REFERENCES regions (region_code)) ENGINE=InnoDB;
 CREATE TABLE members (
   member_id INT PRIMARY KEY, given_name VARCHAR(40) NOT NULL, middle_name VARCHAR(40),
-  family_name VARCHAR(40) NOT NULL, date_of_birth DATE NOT NULL, household_id INT NOT NULL,
+  family_name VARCHAR(40) NOT NULL, date_of_birth DATE, household_id INT NOT NULL,
   joined_on DATE NOT NULL, INDEX members_family (family_name),
   FOREIGN KEY (household_id) REFERENCES households (household_id)) ENGINE=InnoDB;
 CREATE TABLE trainers (
@@ -599,8 +599,8 @@ systems:
         fields:
           invoice_id: {{category: Financial}}
           member_id: {{category: Identifiers}}
-          amount: {{category: Financial}}
-          issued_on: {{category: Financial}}
+          amount: {{category: Financial, erasure: keep}}
+          issued_on: {{category: Financial, erasure: keep}}
 {payments}"""
 
 GYM_PAYMENTS = """\
