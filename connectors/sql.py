@@ -78,6 +78,7 @@ from sqlalchemy.sql import column as sql_column
 from sqlalchemy.sql import table as sql_table
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.sql.functions import FunctionElement
 
 from connectors.base import (
@@ -238,14 +239,18 @@ class SqlConnector:
                 table = tables[entity.name]
                 condition = self._subject_condition(entity, table, tables, rows, conditions)
                 conditions[entity.name] = condition
+                if entity.reference:
+                    continue  # shown as the joined value in the records that point at it
                 counts[entity.name] = 0
                 if condition is None:
                     continue
-                columns = [table.c[column] for column in entity.fields]
-                names = list(entity.fields)
+                joined, source = self._joined(entity, table, tables)
+                columns = [*(table.c[column] for column in entity.fields), *(c for _, c in joined)]
+                names = [*entity.fields, *(label for label, _ in joined)]
                 order = [table.c[column] for column in entity.key] or list(table.primary_key.columns)
                 statement = (
                     select(*columns)
+                    .select_from(source)
                     .where(condition)
                     .order_by(*order)
                     .execution_options(yield_per=HEARTBEAT_EVERY)
@@ -257,6 +262,40 @@ class SqlConnector:
                     if self._heartbeat is not None and total % HEARTBEAT_EVERY == 0:
                         self._heartbeat()
         return Collected(system=self.name, records=total, entities=counts)
+
+    def _joined(
+        self, entity: EntityConfig, table: Table, tables: dict[str, Table]
+    ) -> tuple[list[tuple[str, ColumnElement[Any]]], FromClause]:
+        """The reference data a record points at, as readable values beside its ids: a rental
+        shows ``films.title`` (through inventory), an address ``cities.name`` and
+        ``countries.name``. Outer joins on the lookups' keys, so a record is never lost or
+        repeated; the join columns themselves are left out (the record has the id)."""
+        labels: list[tuple[str, ColumnElement[Any]]] = []
+        source: FromClause = table
+        aliases = 0
+
+        def walk(owner: EntityConfig, owner_table: FromClause) -> None:
+            nonlocal source, aliases
+            for other in self.system.entities.values():
+                relation = other.relation
+                if (
+                    not other.reference
+                    or relation is None
+                    or not relation.lookup
+                    or relation.parent != owner.name
+                ):
+                    continue
+                aliases += 1
+                alias = tables[other.name].alias(f"ref{aliases}_{other.name}")
+                source = source.outerjoin(
+                    alias, alias.c[relation.column] == owner_table.c[relation.parent_column]
+                )
+                joins = self.system.join_columns(other.name)
+                labels.extend((f"{other.name}.{f}", alias.c[f]) for f in other.fields if f not in joins)
+                walk(other, alias)
+
+        walk(entity, table)
+        return labels, source
 
     # -- changes (fulfilment) ----------------------------------------------------------------
 
