@@ -263,15 +263,11 @@ class ChangeActivities:
                 counts[name].delete = totals["delete"]
                 counts[name].anonymise = totals["anonymise"]
                 counts[name].keep = totals["keep"]
-            warnings: list[str] = []
-            for plan in plans:
-                forecast = self._forecast(plan)
-                if forecast is not None:
-                    warnings += forecast.warnings()
-                    refusals += [f"{plan.system}.{refusal}" for refusal in forecast.refusals]
+            forecasts = [f for f in (self._forecast(plan) for plan in plans) if f is not None]
+            refusals = [f"{f.system}.{refusal}" for f in forecasts for refusal in f.refusals]
             summary_text, letter_text = summary.render(), summary.for_person()
-            if warnings:
-                summary_text = _warnings_text(warnings) + summary_text
+            if forecasts:
+                summary_text = _forecast_text(forecasts) + summary_text
         elif inp.request_type is RequestType.RECTIFICATION:
             corrections = [
                 *inp.corrections,
@@ -456,10 +452,26 @@ class ChangeActivities:
         return connector_for(config, heartbeat=_heartbeat)
 
 
-def _warnings_text(warnings: list[str]) -> str:
-    """The forecast's warnings, first in the reviewer's plan (the workbench picks them out)."""
-    lines = ["Warnings (from the live database):"]
-    lines += [f"  {warning}" for warning in warnings]
+def _forecast_text(forecasts: list[ErasureForecast]) -> str:
+    """The plan worked out on the live database, first in the reviewer's text: row counts
+    per entity as erase would change them (a row others use, or that kept rows hang from,
+    stays), then the warnings (the workbench picks them out by their first words)."""
+    lines = ["Worked out on the live database (rows):"]
+    for forecast in forecasts:
+        for entity in sorted({*forecast.deleted, *forecast.anonymised, *forecast.kept}):
+            parts = [
+                f"{count} {what}"
+                for what, count in (
+                    ("to delete", forecast.deleted.get(entity, 0)),
+                    ("to anonymise", forecast.anonymised.get(entity, 0)),
+                    ("kept as they are", forecast.kept.get(entity, 0)),
+                )
+                if count
+            ]
+            lines.append(f"  {forecast.system} / {entity}: {', '.join(parts)}")
+    warnings = [w for forecast in forecasts for w in forecast.warnings()]
+    if warnings:
+        lines += ["", "Warnings:", *(f"  {warning}" for warning in warnings)]
     return "\n".join(lines) + "\n\n"
 
 

@@ -560,7 +560,11 @@ class SqlConnector:
             for key, links in rows.get(entity.name, {}).items():
                 record = row_record_key(entity, dict(zip(names, key, strict=True))) if keep else None
                 fields_kept = keep.get(record) if record is not None else None
-                if fields_kept is ALL_FIELDS or key in shared.get(entity.name, ()):
+                if (
+                    step.strategy is EntityErasure.KEEP
+                    or fields_kept is ALL_FIELDS
+                    or key in shared.get(entity.name, ())
+                ):
                     fate.kept.append(key)
                 elif step.strategy is EntityErasure.ANONYMISE or fields_kept:
                     fate.anonymise.setdefault(fields_kept or frozenset(), []).append(key)
@@ -753,13 +757,18 @@ class SqlConnector:
                     "entities are left out of the plan)"
                 )
         # A deleted parent would leave its children's rows pointing at nothing (and break their
-        # foreign key): the children must be deleted too.
+        # foreign key): the children must be deleted too, unless the data map says a parent row
+        # that has kept children stays (``keep_if_has``): those children are followed as kept.
         orphans = []
         for entity in self.system.ordered_entities():
             relation = entity.relation
             if relation is None or relation.lookup or relation.parent not in steps:
                 continue
             own = steps.get(entity.name)
+            parent_rule = self.system.entities[relation.parent].erasure
+            if own is None and entity.name in parent_rule.keep_if_has:
+                steps[entity.name] = EntityErasurePlan(entity.name, EntityErasure.KEEP)
+                continue
             if steps[relation.parent].strategy is EntityErasure.DELETE and (
                 own is None or own.strategy is not EntityErasure.DELETE
             ):

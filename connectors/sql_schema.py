@@ -144,10 +144,17 @@ def _deletions(system: SystemConfig, references: list[_Reference]) -> list[Findi
             if ref.referred != (entity.schema, entity.table) or ref.ondelete in _FOLLOWS:
                 continue
             holder = mapped.get((ref.schema, ref.table))
-            if holder is not None and holder.erasure.strategy is EntityErasure.DELETE:
-                relation = holder.relation
-                if relation is not None and not relation.lookup and relation.parent == entity.name:
+            relation = holder.relation if holder is not None else None
+            if (
+                holder is not None
+                and relation is not None
+                and not relation.lookup
+                and relation.parent == entity.name
+            ):
+                if holder.erasure.strategy is EntityErasure.DELETE:
                     continue  # its own child, deleted first
+                if holder.name in entity.erasure.keep_if_has:
+                    continue  # a row with kept children stays (anonymised)
             why = (
                 f"'{ref.table}' is not in the data map"
                 if holder is None

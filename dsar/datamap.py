@@ -160,7 +160,7 @@ _FIELD_KEYS = frozenset(
         "erasure",
     }
 )
-_ERASURE_KEYS = frozenset({"strategy", "reason"})
+_ERASURE_KEYS = frozenset({"strategy", "reason", "keep_if_has"})
 #: a marker (restriction, objection, opt_out, limit_use): the column set, and the value it gets
 _RESTRICTION_KEYS = frozenset({"column", "value"})
 #: sql: the columns of a purchase, order or payment a person can quote to prove who they are
@@ -266,6 +266,10 @@ class ErasureRule:
 
     strategy: EntityErasure = EntityErasure.DELETE
     reason: str = ""
+    #: sql, a condition across a relation: a row of this entity that has a row in one of these
+    #: child entities (kept by the map: a payment) stays, anonymised, instead of being deleted
+    #: ("keep a rental that was paid for"); the rows without one are deleted
+    keep_if_has: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -1302,12 +1306,24 @@ class _Loader:
             items = self.mapping(node, path, _ERASURE_KEYS)
             strategy_node = self.required(items, "strategy", node, path)[1]
             reason = self.text(items["reason"][1], f"{path}.reason") if "reason" in items else ""
+        keep_if_has: tuple[str, ...] = ()
+        if not isinstance(node, ScalarNode) and "keep_if_has" in items:
+            has_node = items["keep_if_has"][1]
+            keep_if_has = self.texts(has_node, f"{path}.keep_if_has")
+            if connector != "sql" or not keep_if_has:
+                self.fail(
+                    has_node, f"{path}.keep_if_has", "name the child entities (sql) whose rows keep a row"
+                )
         strategy = EntityErasure(
             self.choice(strategy_node, f"{path}.strategy", _member_of(frozenset(options)), options)
         )
         if strategy == EntityErasure.KEEP and not reason:
             self.fail(node, path, "'keep' needs a reason (the law or duty that requires keeping it)")
-        return ErasureRule(strategy, reason)
+        if keep_if_has and strategy != EntityErasure.DELETE:
+            self.fail(
+                node, path, "'keep_if_has' goes with 'strategy: delete' (the rows without one are deleted)"
+            )
+        return ErasureRule(strategy, reason, keep_if_has)
 
     def check_relations(
         self,
@@ -1316,7 +1332,23 @@ class _Loader:
         relation_nodes: dict[str, Node],
         entity_items: dict[str, tuple[Node, Node]],
     ) -> None:
-        """Parents exist, columns are declared, no cycles, and every entity leads to the subject."""
+        """Parents exist, columns are declared, no cycles, and every entity leads to the subject;
+        an erasure's ``keep_if_has`` names children of the entity."""
+        for name, entity in entities.items():
+            for child in entity.erasure.keep_if_has:
+                found = entities.get(child)
+                if (
+                    found is None
+                    or found.relation is None
+                    or found.relation.lookup
+                    or found.relation.parent != name
+                ):
+                    self.fail(
+                        entity_items[name][0],
+                        f"{path}.entities.{name}.erasure.keep_if_has",
+                        f"'{child}' is not a child entity of '{name}' "
+                        f"(relation: {name}.column -> {child}.column)",
+                    )
         for name, entity in entities.items():
             relation = entity.relation
             if relation is None:

@@ -233,7 +233,14 @@ def seed_rentals(url: str, customers: int = 160) -> Seeded:
             when = datetime(2025, 3, 1) + timedelta(hours=25 * i)
             customer = 1 + rng.randrange(customers)
             rentals.append(
-                {"i": i, "d": when, "inv": 1 + rng.randrange(120), "c": customer, "r": None, "s": 1 + i % 6}
+                {
+                    "i": i,
+                    "d": when,
+                    "inv": 1 + rng.randrange(120),
+                    "c": customer,
+                    "r": when + timedelta(days=3),
+                    "s": 1 + i % 6,
+                }
             )
             if i % 3:  # two rentals in three are paid
                 payments.append(
@@ -372,12 +379,13 @@ RENTALS_PAYMENTS = """\
 
 
 def rentals_map(url_env: str, *, payments: bool = True) -> str:
-    """With payments kept, rentals are anonymised (a kept payment points at its rental);
-    without them in the map, the rentals are deleted and the undeclared foreign key refuses."""
+    """With payments kept, a rental that has one stays, anonymised (the payment points at it),
+    and the others are deleted; without payments in the map, every rental is deleted and the
+    undeclared foreign key refuses."""
     return RENTALS_MAP.format(
         url_env=url_env,
         payments=RENTALS_PAYMENTS.format() if payments else "",
-        erasure="anonymise" if payments else "delete",
+        erasure="{strategy: delete, keep_if_has: [payments]}" if payments else "delete",
     )
 
 
@@ -621,5 +629,5 @@ def gym_map(url_env: str, *, payments: bool = True) -> str:
     return GYM_MAP.format(
         url_env=url_env,
         payments=GYM_PAYMENTS if payments else "",
-        erasure="anonymise" if payments else "delete",
+        erasure="{strategy: delete, keep_if_has: [payments]}" if payments else "delete",
     )

@@ -29,7 +29,7 @@ from connectors.base import ErasurePlan, Subject
 from connectors.sql import SqlConnector, database_url
 from dsar.blobs import LocalBlobStore
 from dsar.cli import main as cli_main
-from dsar.datamap import DataMap, SystemConfig
+from dsar.datamap import DataMap, DataMapError, SystemConfig
 from dsar.erasure import verify_erasure
 from dsar.identity import strongest_match
 from dsar.model import RequestType
@@ -315,10 +315,23 @@ def test_erasing_one_person_changes_nobody_elses_data(world: World, person: int)
     else:
         assert forecast.shared == {} and forecast.warnings() == []
     allowed = the_persons_rows(world, person, home=not shared)
+    paid_for = (
+        "SELECT count(*) FROM rentals r WHERE r.customer_id = :c AND {} "
+        "(SELECT 1 FROM payments p WHERE p.rental_id = r.rental_id)"
+    )
+    if world.name == "rentals":
+        paid = world.sql(paid_for.format("EXISTS"), c=person)[0][0]
+        unpaid = world.sql(paid_for.format("NOT EXISTS"), c=person)[0][0]
+        assert forecast.deleted["rentals"] == unpaid and forecast.anonymised["rentals"] == paid
     before = snapshot(world.seeded.url)
     erased = connector.erase(plan)
     after = snapshot(world.seeded.url)
     assert erased.shared == forecast.shared
+    if world.name == "rentals":
+        # keep_if_has: a rental that was paid for stays (anonymised), the others are gone
+        assert erased.deleted["rentals"] == unpaid and erased.anonymised["rentals"] == paid
+        assert world.sql("SELECT count(*) FROM rentals WHERE customer_id = :c", c=person)[0][0] == paid
+        assert world.sql(paid_for.format("NOT EXISTS"), c=person)[0][0] == 0
     changed = changed_rows(before, after)
     for table, keys in changed.items():
         assert keys <= allowed.get(table, set()), (table, sorted(keys - allowed.get(table, set())))
@@ -408,6 +421,7 @@ def test_the_search_stage_and_the_review_plan_on_a_normalised_schema(
         if payments:
             assert plan.refusals == []
             assert "constraint would refuse" not in summary
+            assert "Worked out on the live database (rows):" in summary
         else:
             assert len(plan.refusals) == 1 and "would be refused by the foreign key" in plan.refusals[0]
             assert f"constraint would refuse: {world.name}." in summary
@@ -527,3 +541,13 @@ def test_discover_drafts_a_map_that_check_accepts_and_that_finds_the_person(
         truth = world.sql("SELECT count(*) FROM invoices WHERE member_id = :m", m=person)[0][0]
         assert counts["invoices"] == truth and counts["member_emails"] == 2 and counts["households"] == 1
         assert counts["bookings"] == 2 and all(r["classes.title"] for r in records(lines, "bookings"))
+
+
+def test_keep_if_has_names_a_child_of_the_entity(world: World) -> None:
+    """The condition across a relation is checked when the map loads: it names a child."""
+    text_ = rentals_map(world.url_env)
+    assert DataMap.parse(text_).system("rentals").entities["rentals"].erasure.keep_if_has == ("payments",)
+    with pytest.raises(DataMapError, match="'interests' is not a child entity of 'rentals'"):
+        DataMap.parse(text_.replace("keep_if_has: [payments]", "keep_if_has: [interests]"))
+    with pytest.raises(DataMapError, match="'keep_if_has' goes with 'strategy: delete'"):
+        DataMap.parse(text_.replace("strategy: delete, keep_if_has", "strategy: anonymise, keep_if_has"))
