@@ -27,6 +27,7 @@ from activities.search import SearchActivities, SearchInput, SearchOutcome
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
 from connectors.sql import SqlConnector, database_url
+from console.staff.review import plan_warnings
 from dsar.blobs import LocalBlobStore
 from dsar.cli import main as cli_main
 from dsar.datamap import DataMap, DataMapError, SystemConfig
@@ -425,6 +426,10 @@ def test_the_search_stage_and_the_review_plan_on_a_normalised_schema(
         else:
             assert len(plan.refusals) == 1 and "would be refused by the foreign key" in plan.refusals[0]
             assert f"constraint would refuse: {world.name}." in summary
+        # what the review workbench lists above the plan
+        warnings = plan_warnings(summary)
+        assert warnings[0].startswith(f"shared row: {world.name}.{home}")
+        assert len(warnings) == (1 if payments else 2)
 
 
 # -- dsar systems check reads the database ------------------------------------------------------

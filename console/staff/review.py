@@ -61,6 +61,13 @@ OUTCOMES = {
 }
 
 
+def plan_warnings(plan_text: str) -> list[str]:
+    """The warnings of the plan worked out on the live database (activities/change.py): rows
+    others use too, and what a database constraint would refuse. The workbench shows them above
+    the plan, so that nobody approves past them."""
+    return [line.strip() for line in plan_text.splitlines() if line.strip().startswith(PLAN_WARNINGS)]
+
+
 @dataclass(frozen=True)
 class Span:
     text: str
@@ -318,11 +325,7 @@ async def render_workbench(
     plan_text = ""
     if snap.review.plan_ref:
         plan_text = (await in_thread(svc.blobs.get, snap.review.plan_ref)).decode()
-    # the forecast's warnings (activities/change.py): rows others use too, and what a database
-    # constraint would refuse, shown above the plan so nobody approves past them
-    plan_warnings = [
-        line.strip() for line in plan_text.splitlines() if line.strip().startswith(PLAN_WARNINGS)
-    ]
+    warnings = plan_warnings(plan_text)
     family = _family(snap)
 
     def link(**changes: object) -> str:
@@ -350,7 +353,7 @@ async def render_workbench(
         family=family,
         outcomes=OUTCOMES[family],
         plan_text=plan_text,
-        plan_warnings=plan_warnings,
+        plan_warnings=warnings,
         error=error,
         can_review=who.staff.has(REVIEWER),
         open=snap.stage.value == "reviewing" and not snap.review.approved_by,
