@@ -23,6 +23,7 @@ from sqlalchemy import MetaData, create_engine, select, text
 from temporalio.testing import ActivityEnvironment
 
 from activities.change import ChangeActivities, ChangePlan, ChangePlanInput
+from activities.review import subject_profile
 from activities.search import SearchActivities, SearchInput, SearchOutcome
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
@@ -556,3 +557,16 @@ def test_keep_if_has_names_a_child_of_the_entity(world: World) -> None:
         DataMap.parse(text_.replace("keep_if_has: [payments]", "keep_if_has: [interests]"))
     with pytest.raises(DataMapError, match="'keep_if_has' goes with 'strategy: delete'"):
         DataMap.parse(text_.replace("strategy: delete, keep_if_has", "strategy: anonymise, keep_if_has"))
+
+
+def test_the_persons_own_name_and_phone_are_known_to_the_redactor(world: World) -> None:
+    """A name in several columns and a phone on the address row are the person's own data:
+    the third-party redactor must know them (so it never removes them from their copy)."""
+    person = 41
+    given = world.seeded.people[person]
+    lines = collect(world.connector(), given, [world.person_key(person)])
+    profile = subject_profile(
+        world.datamap(), {}, iter([(world.name, line["entity"], line["record"]) for line in lines])
+    )
+    assert given["name"] in profile.names
+    assert given["phone"] in profile.phones and given["postcode"] in profile.postcodes
