@@ -190,6 +190,8 @@ class ErasureForecast:
     shared_with: dict[str, dict[str, int]] = field(default_factory=dict)
     #: what a database constraint would refuse (names and counts only, never a value)
     refusals: list[str] = field(default_factory=list)
+    #: lookup entities whose shared rows the person is detached from (``shared: detach``)
+    detached: list[str] = field(default_factory=list)
 
     def warnings(self) -> list[str]:
         """Plain sentences for the reviewer: shared rows kept, constraints that would refuse."""
@@ -198,8 +200,9 @@ class ErasureForecast:
             users = ", ".join(
                 f"{table} ({rows})" for table, rows in sorted(self.shared_with.get(entity, {}).items())
             )
+            done = "the person detached from" if entity in self.detached else "kept as they are,"
             out.append(
-                f"shared row: {self.system}.{entity}: {count} record(s) kept as they are because others "
+                f"shared row: {self.system}.{entity}: {count} record(s) {done} because others "
                 f"use them too ({users}); changing them would change other people's data"
             )
         out.extend(f"constraint would refuse: {self.system}.{refusal}" for refusal in self.refusals)

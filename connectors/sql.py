@@ -359,6 +359,8 @@ class SqlConnector:
                 raise ConnectorMisconfigured(
                     f"{self.name}: the erasure plan hashes fields but has no hex hash key"
                 )
+            for lookup_name, owner_keys in forecast.detach.items():  # before the owners change
+                self._detach(conn, tables, lookup_name, owner_keys, progress)
             for entity in ordered:  # rows that point at others first: foreign keys stay valid
                 table = tables[entity.name]
                 key_columns = self._row_key(entity, table)
@@ -401,6 +403,7 @@ class SqlConnector:
             shared=dict(forecast.shared),
             shared_with=dict(forecast.shared_with),
             refusals=list(forecast.refusals),
+            detached=sorted(forecast.detach),
         )
 
     def _forecast(
@@ -416,11 +419,50 @@ class SqlConnector:
         shared, shared_with = self._shared_rows(conn, tables, ordered, rows, references)
         fates = self._fates(ordered, steps, tables, rows, shared)
         refusals = self._refusals(conn, tables, ordered, fates, references)
+        detach: dict[str, list[Key]] = {}
+        for entity in ordered:
+            relation = entity.relation
+            if entity.shared != "detach" or relation is None or not shared.get(entity.name):
+                continue
+            owner = self.system.entities[relation.parent]
+            column = tables[owner.name].c[relation.parent_column]
+            if not column.nullable:
+                refusals.append(
+                    f"{entity.name}: detaching the person from {len(shared[entity.name])} shared record(s) "
+                    f"needs '{owner.table}.{relation.parent_column}' to take NULL, and it does not "
+                    f"(say 'shared: keep', {entity.origin})"
+                )
+                continue
+            values = {rows[entity.name][key].parent for key in shared[entity.name]}
+            detach[entity.name] = [
+                key
+                for key, links in rows.get(owner.name, {}).items()
+                if links.joins.get(relation.parent_column) in values
+            ]
         return _Forecast(
             fates=fates,
             shared={name: len(keys) for name, keys in shared.items() if keys},
             shared_with=shared_with,
             refusals=refusals,
+            detach=detach,
+        )
+
+    def _detach(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        name: str,
+        owner_keys: list[Key],
+        progress: _Progress,
+    ) -> None:
+        """``shared: detach``: the person's rows stop pointing at a row others use too (their
+        foreign key emptied); the shared row stays exactly as it is."""
+        relation = self.system.entities[name].relation
+        assert relation is not None
+        owner = self.system.entities[relation.parent]
+        table = tables[owner.name]
+        self._update_rows(
+            conn, table, self._row_key(owner, table), owner_keys, {relation.parent_column: None}, progress
         )
 
     def _references(self, conn: Connection) -> list[_Reference]:
@@ -1462,6 +1504,8 @@ class _Forecast:
     shared: dict[str, int]
     shared_with: dict[str, dict[str, int]]
     refusals: list[str]
+    #: lookup entity -> the person's owner rows to detach from its shared rows
+    detach: dict[str, list[Key]] = field(default_factory=dict)
 
 
 @dataclass

@@ -172,9 +172,22 @@ def _deletions(system: SystemConfig, references: list[_Reference]) -> list[Findi
 
 
 def _keys(system: SystemConfig, tables: dict[str, Table]) -> list[Finding]:
-    """Every entity's rows must be named one by one (erasure, rectification, exemptions)."""
+    """Every entity's rows must be named one by one (erasure, rectification, exemptions); a
+    person detached from a shared lookup row needs a foreign key that takes NULL."""
     out: list[Finding] = []
     for entity in system.entities.values():
+        relation = entity.relation
+        if entity.shared == "detach" and relation is not None:
+            owner = system.entities[relation.parent]
+            if not tables[owner.name].c[relation.parent_column].nullable:
+                out.append(
+                    Finding(
+                        "error",
+                        entity.origin,
+                        f"'shared: detach' empties '{owner.table}.{relation.parent_column}', which takes no "
+                        "NULL: the database would refuse it (say 'shared: keep')",
+                    )
+                )
         table = tables[entity.name]
         primary = tuple(c.name for c in table.primary_key.columns)
         if not entity.key and not primary:

@@ -129,6 +129,7 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
             "lookup",
             "reference",
             "phone_region_column",
+            "shared",
             "label",
             "description",
             "defaults",
@@ -367,6 +368,10 @@ class EntityConfig:
     #: sql: a column of this row holding the ISO 3166 region of its phone numbers (a customer's
     #: country), for numbers written without a country code
     phone_region_column: str = ""
+    #: sql, a lookup: what erasing does to a row of it that others use too (a shared address):
+    #: "keep" it as it is, or "detach" the person from it (their row's foreign key emptied,
+    #: where the column takes NULL); a row that is theirs alone follows ``erasure``
+    shared: str = "keep"
     #: "demo/dsar.yaml line 42", for later errors about this entity (a missing table, ...)
     origin: str = field(default="", compare=False, repr=False)
 
@@ -1252,6 +1257,14 @@ class _Loader:
             phone_region_column = self.text(pnode, f"{path}.phone_region_column")
             if phone_region_column not in fields:
                 self.fail(pnode, f"{path}.phone_region_column", f"no column '{phone_region_column}' declared")
+        shared = "keep"
+        if "shared" in items:
+            snode = items["shared"][1]
+            shared = self.choice(
+                snode, f"{path}.shared", _member_of(frozenset({"keep", "detach"})), ["keep", "detach"]
+            )
+            if relation is None or not relation.lookup or reference:
+                self.fail(snode, f"{path}.shared", "'shared' is for a lookup that is not reference data")
         related_identity: dict[str, IdentifierKind] = {}
         if connector == "sql" and relation is not None and identity:
             # identifiers on a related row count for the person the relation leads to
@@ -1278,6 +1291,7 @@ class _Loader:
             related_identity=related_identity,
             reference=reference,
             phone_region_column=phone_region_column,
+            shared=shared,
             origin=self.where(key_node),
         )
         return entity, relation_node

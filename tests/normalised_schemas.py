@@ -400,7 +400,7 @@ CREATE TABLE households (
   FOREIGN KEY (region_code) REFERENCES regions (region_code)) ENGINE=InnoDB;
 CREATE TABLE members (
   member_id INT PRIMARY KEY, given_name VARCHAR(40) NOT NULL, middle_name VARCHAR(40),
-  family_name VARCHAR(40) NOT NULL, date_of_birth DATE, household_id INT NOT NULL,
+  family_name VARCHAR(40) NOT NULL, date_of_birth DATE, household_id INT,
   joined_on DATE NOT NULL, INDEX members_family (family_name),
   FOREIGN KEY (household_id) REFERENCES households (household_id)) ENGINE=InnoDB;
 CREATE TABLE trainers (
@@ -573,6 +573,7 @@ systems:
         identity: {{landline: phone, postcode: postcode}}
         phone_region_column: region_code
         erasure: delete
+        shared: detach
         fields:
           household_id: {{category: Contact details}}
           street: {{category: Contact details}}
