@@ -1705,12 +1705,8 @@ class DataSubjectRequest:
         if not action.approve and not action.amendments:
             raise ValueError("a review needs amendments, approve, or both")
         self._validate_reviewer(action.actor, approving=action.approve)
-        if action.approve and self._change_plan is not None and self._change_plan.refusals:
-            raise ValueError(
-                "the plan cannot be carried out as it stands: "
-                + "; ".join(self._change_plan.refusals)
-                + " (correct the data map, check it with 'dsar systems check', and plan again)"
-            )
+        if action.approve:
+            self._validate_plan_can_be_carried_out()
         if action.approve and action.amendments and self._four_eyes():
             raise ValueError(
                 "four-eyes: another member of staff approves your amendments; send them without approving"
@@ -1734,6 +1730,16 @@ class DataSubjectRequest:
                 )
             if a.action == ReviewActionKind.WITHHOLD and family != "disclosing":
                 raise ValueError("'withhold' is for a copy of the data; for other requests use 'override'")
+
+    def _validate_plan_can_be_carried_out(self) -> None:
+        """A change plan a live database constraint would refuse (worked out in plan_change)
+        is never approved: it would fail after approval, with the person told it is under way."""
+        if self._change_plan is not None and self._change_plan.refusals:
+            raise ValueError(
+                "the plan cannot be carried out as it stands: "
+                + "; ".join(self._change_plan.refusals)
+                + " (correct the data map, check it with 'dsar systems check', and plan again)"
+            )
 
     def _validate_reviewer(self, actor: str, approving: bool = True) -> None:
         if not self._review_ready:
@@ -2001,6 +2007,7 @@ class DataSubjectRequest:
             )
         if d.kind == DecisionKind.APPROVE:
             self._validate_reviewer(d.actor)
+            self._validate_plan_can_be_carried_out()
         if d.kind == DecisionKind.FULFILLED and not self._manual_fulfilment:
             raise ValueError("this fulfilment is automatic: there is nothing to confirm by hand")
         if d.kind in SYSTEM_DECISIONS:
