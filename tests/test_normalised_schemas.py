@@ -28,11 +28,13 @@ from activities.search import SearchActivities, SearchInput, SearchOutcome
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
 from connectors.sql import SqlConnector, database_url
+from console.staff.review import _view as workbench_view
 from console.staff.review import plan_warnings
 from dsar.blobs import LocalBlobStore
 from dsar.cli import main as cli_main
 from dsar.datamap import DataMap, DataMapError, SystemConfig
 from dsar.erasure import verify_erasure
+from dsar.exemptions import ExemptionCatalogue
 from dsar.identity import strongest_match
 from dsar.model import RequestType
 from dsar.suppression import SuppressionList
@@ -589,3 +591,17 @@ def test_the_persons_own_name_and_phone_are_known_to_the_redactor(world: World) 
     )
     assert given["name"] in profile.names
     assert given["phone"] in profile.phones and given["postcode"] in profile.postcodes
+
+
+def test_the_workbench_shows_the_joined_values_the_copy_shows(world: World) -> None:
+    """The reviewer sees a rental (a booking) as the person will: its film (class) by name."""
+    person = 40
+    lines = collect(world.connector(), world.seeded.people[person], [world.person_key(person)])
+    entity_name, joined = (
+        ("rentals", "films.title") if world.name == "rentals" else ("bookings", "classes.title")
+    )
+    record = records(lines, entity_name)[0]
+    entity = world.system().entities[entity_name]
+    view = workbench_view("x:1", record, None, entity, ExemptionCatalogue.load(), "disclosing")
+    shown = {f.name: f.shown for f in view.fields}
+    assert shown[joined] == record[joined] and shown[joined]

@@ -221,7 +221,9 @@ def _view(
     catalogue: ExemptionCatalogue,
     family: str,
 ) -> RecordView:
-    columns = list(entity.fields) or list(record)
+    # the declared fields, then what the copy shows beside them (reference data joined to an
+    # id, e.g. a rental's films.title), as the package does
+    columns = [*entity.fields, *(c for c in record if c not in entity.fields)] or list(record)
     outcome = decision.outcome.value if decision else ("disclose" if family == "disclosing" else "comply")
     bases = decision.basis if decision else []
     if family == "disclosing":
