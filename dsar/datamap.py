@@ -36,7 +36,16 @@ Shape (``demo/dsar.yaml`` is a complete example)::
               email: {category: Contact details, purpose: Account management, provided: true}
           orders:
             relation: customers.id -> orders.customer_id   # parent.column -> this.column
+            erasure: {strategy: delete, keep_if_has: [payments]}   # a paid order stays
             fields: ...
+          addresses:                   # many-to-one, possibly shared with others
+            lookup: customers.address_id -> addresses.id   # owner.foreign_key -> this.key
+            identity: {phone: phone}   # on a related row: counts for the customer
+            phone_region_column: country_code
+            shared: keep               # or detach: empty the customer's address_id
+          countries:
+            lookup: addresses.country_code -> countries.code
+            reference: true            # nobody's data: never erased, shown as joined values
 
 Unknown keys are errors (a typo must not silently drop a field from a subject's report), so new
 keys are added here deliberately, each in its ``_*_KEYS`` set and its dataclass.
