@@ -14,6 +14,7 @@ should look at (a search that scans a whole table, a field that anonymising leav
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, MetaData, Table
@@ -54,6 +55,7 @@ def schema_findings(system: SystemConfig) -> list[Finding]:
             *_deletions(system, references),
             *_keys(system, tables),
             *_fields(system, tables),
+            *_types(system, tables),
             *_indexes(system, conn),
         ]
     return sorted(findings, key=lambda f: (f.severity != "error", f.where, f.message))
@@ -259,6 +261,38 @@ def _fields(system: SystemConfig, tables: dict[str, Table]) -> list[Finding]:
                         entity.origin,
                         f"'{entity.name}.{name}' is anonymised to nothing but the column takes no NULL "
                         f"({column.type}): it is left as it is; say 'erasure: keep' if that is meant",
+                    )
+                )
+    return out
+
+
+def _types(system: SystemConfig, tables: dict[str, Table]) -> list[Finding]:
+    """Identity columns whose type does not fit their kind: a date of birth held as text is
+    compared as text ('1980-01-02' is not '02/01/1980'); a customer number held as a number
+    never matches one given with letters or leading zeros."""
+    out: list[Finding] = []
+    for entity in system.entities.values():
+        table = tables[entity.name]
+        for source, kind in entity.all_identity().items():
+            if "+" in source:
+                continue
+            held: Any = _python_type(table.c[source])
+            if kind.value == "date_of_birth" and held not in (date, datetime):
+                out.append(
+                    Finding(
+                        "warning",
+                        entity.origin,
+                        f"'{entity.name}.{source}' is a date of birth held as {table.c[source].type}: it is "
+                        "compared as written, so a date given in another format does not match",
+                    )
+                )
+            if kind.value in ("email", "name", "postal_address", "postcode") and held is not str:
+                out.append(
+                    Finding(
+                        "error",
+                        entity.origin,
+                        f"'{entity.name}.{source}' is matched as {kind.value} but holds "
+                        f"{table.c[source].type}, not text",
                     )
                 )
     return out

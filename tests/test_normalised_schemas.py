@@ -487,6 +487,17 @@ def test_systems_check_compares_the_map_with_the_live_schema(
     assert f"'{home}' is declared the wrong way round" in report
     assert f"write 'lookup: {owner}.{key} -> {home}.{key}' instead" in report
 
+    # an identity column whose type does not fit its kind
+    if world.name == "rentals":
+        typed = build(world.url_env).replace(
+            "identity: {phone: phone, postal_code: postcode}",
+            "identity: {phone: phone, postal_code: postcode, district: date_of_birth, city_id: email}",
+        )
+        status, report = check(world, typed, tmp_path_factory)
+        assert status == 1, report
+        assert "'addresses.district' is a date of birth held as VARCHAR(40)" in report
+        assert "'addresses.city_id' is matched as email but holds INTEGER, not text" in report
+
     # detaching the person from a shared row needs a foreign key that takes NULL
     if world.name == "rentals":
         detaching = build(world.url_env).replace(
