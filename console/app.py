@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from console.api.codec import codec_router
 from console.api.health import health_router
+from console.api.metrics import metrics_router
 from console.api.requests import router
 from console.assets import mount_assets
 from console.public.downloads import router as downloads_router
@@ -96,6 +97,7 @@ def create_app(
     app.include_router(router)
     app.include_router(codec_router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(public_router)
     app.include_router(request_form_router)
     app.include_router(downloads_router)
