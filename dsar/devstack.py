@@ -109,6 +109,10 @@ class Stack:
     #: Debian's dovecot (``make install``)
     mailbox: bool = True
     mailbox_dir: Path | None = None
+    #: the web app's command (default: the dev stack's, its codec endpoint open to the local UI)
+    web_command: list[str] | None = None
+    #: environment for one process only, by name ("worker-1", "web", "poller"...)
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
     #: run once the S3 server answers and before the workers start (fills the demo store)
     s3_ready: Callable[[Stack], None] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -160,7 +164,7 @@ class Stack:
             list(cmd),
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**self.env, **(env or {})},
+            env={**self.env, **(env or {}), **self.process_env.get(name, {})},
             start_new_session=True,
         )
         log.close()
@@ -186,7 +190,7 @@ class Stack:
             self.s3_ready(self)
         self._wait_port("temporal", self.ports.temporal, timeout)
         self.start_workers()
-        self._spawn("web", [sys.executable, "-m", "dsar.devstack", "web"])
+        self._spawn("web", self.web_command or [sys.executable, "-m", "dsar.devstack", "web"])
         if self.mailbox:
             self.start_mailbox(timeout)
         self._wait_port("web", self.ports.http, timeout)
