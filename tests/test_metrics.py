@@ -29,6 +29,7 @@ from dsar.metrics import serve_worker_metrics
 from dsar.model import Channel, Regime, RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
+from dsar.tracing import shutdown as shutdown_tracing
 from intake.service import NewRequest, open_case
 from tests.conftest import ROOT
 from tests.test_workflow import MARGARET, DecisionKind, at_stage, decide, wait_until
@@ -187,6 +188,7 @@ async def test_metrics_serve_every_name_the_dashboard_and_alerts_use(
         stop.set()
         await running
         server.shutdown()
+        shutdown_tracing()  # sends what is buffered, and stops exporting
     everything = {**served(web_text), **served(worker_text)}
     used = set().union(*(metric_names(e) for e in expressions()))
     missing = sorted(used - set(everything))
@@ -201,9 +203,6 @@ async def test_metrics_serve_every_name_the_dashboard_and_alerts_use(
     # the SDK's own: workflow tasks were scheduled and picked up on this task queue
     assert sample(worker_text, "temporal_workflow_task_schedule_to_start_latency_count") >= 1
 
-    from dsar.tracing import shutdown
-
-    shutdown()  # sends what is buffered
     spans = b"".join(otlp_collector)
     assert spans.startswith(b"/v1/traces") and b"RunActivity:send_letter" in spans and b"dsar-test" in spans
     assert b"margaret" not in spans.lower() and b"7911" not in spans

@@ -27,9 +27,10 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from dsar.model import Channel, Regime, RequestType, Stage
+from dsar.settings import Settings
 from dsar.store import CaseStore
 from intake.service import NewRequest, open_case
-from tests.conftest import ROOT, TEST_CODEC_KEY, make_settings
+from tests.conftest import ROOT, TEST_CODEC_KEY
 from tests.test_letters import KINDS, facts
 from tests.test_workflow import MARGARET, DecisionKind, at_stage, decide, letters, wait_until
 
@@ -156,13 +157,18 @@ def test_the_installed_copy_renders_every_letter(installed: Installed) -> None:
 
 
 async def test_a_case_runs_to_responded_from_the_installed_package(
-    installed: Installed, ts_env: WorkflowEnvironment, demo_env: dict[str, str], tmp_path: Path
+    installed: Installed,
+    ts_env: WorkflowEnvironment,
+    demo_env: dict[str, str],
+    settings: Settings,
+    store: CaseStore,
 ) -> None:
     """The installed ``dsar worker`` runs a case from intake to responded (every stage's
     activities, letters from the installed templates); the installed web app then renders the
     staff console's pages and the public pages for it."""
-    var = tmp_path / "var"
-    settings = make_settings(var, database_url=f"sqlite:///{tmp_path / 'dsar.db'}")
+    # the session's register: references are unique within one register, and the session's
+    # Temporal server holds every test's cases
+    var = settings.var_dir
     env = {
         **demo_env,
         "DSAR_VAR_DIR": str(var),
@@ -182,7 +188,6 @@ async def test_a_case_runs_to_responded_from_the_installed_package(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    store = CaseStore(settings.resolved_database_url)
     try:
         opened = await open_case(
             ts_env.client,
@@ -227,7 +232,6 @@ async def test_a_case_runs_to_responded_from_the_installed_package(
         except subprocess.TimeoutExpired:
             worker.kill()
             _, err = worker.communicate()
-        store.close()
     assert b"Traceback" not in err, err.decode(errors="replace")[-3000:]
 
 
