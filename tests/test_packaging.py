@@ -109,7 +109,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
         shutil.copy2(ROOT / path, src / path)
     (src / "node_modules").symlink_to(ROOT / "node_modules")
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(base / "dist"), str(src)], check=True, cwd=base)
+    # no build isolation: the build backend is a test dependency, nothing is downloaded
+    build = [*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(base / "dist"), str(src)]
+    subprocess.run(build, check=True, cwd=base)
     (wheel,) = (base / "dist").glob("dsar-*.whl")
     venv = base / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
