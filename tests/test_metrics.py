@@ -12,23 +12,27 @@ import re
 import threading
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from console.app import create_app
 from dsar.devstack import free_port
 from dsar.engine import connect, loopback_address
-from dsar.metrics import serve_worker_metrics
+from dsar.metrics import RegisterMetrics, connector_call, exposition, observe_stage_left, serve_worker_metrics
 from dsar.model import Channel, Regime, RequestType, Stage
 from dsar.settings import Settings
-from dsar.store import CaseStore
+from dsar.store import AuditSpec, CaseStore, NewCase
 from dsar.tracing import shutdown as shutdown_tracing
 from intake.service import NewRequest, open_case
 from tests.conftest import ROOT
@@ -206,3 +210,69 @@ async def test_metrics_serve_every_name_the_dashboard_and_alerts_use(
     spans = b"".join(otlp_collector)
     assert spans.startswith(b"/v1/traces") and b"RunActivity:send_letter" in spans and b"dsar-test" in spans
     assert b"margaret" not in spans.lower() and b"7911" not in spans
+
+
+# --- The metrics' own logic, on a register of their own ----------------------------------------
+
+
+def _register(tmp_path: Path) -> CaseStore:
+    return CaseStore(f"sqlite:///{tmp_path / 'metrics.db'}")
+
+
+def _opened(store: CaseStore, regime: Regime, at: datetime) -> str:
+    row, _ = store.open_case(NewCase(RequestType.ACCESS, regime, Channel.EMAIL, at))
+    return row.reference
+
+
+def test_overdue_counts_open_cases_past_their_due_date_only(tmp_path: Path) -> None:
+    store = _register(tmp_path)
+    now = datetime.now(UTC)
+    late, answered, on_time = (_opened(store, Regime.UK_GDPR, now) for _ in range(3))
+    store.sync_case(late, stage="searching", due=now.date() - timedelta(days=2))
+    store.sync_case(answered, stage="responded", due=now.date() - timedelta(days=2))
+    store.sync_case(on_time, stage="reviewing", due=now.date() + timedelta(days=9))
+    store.sync_case(_opened(store, Regime.CCPA, now), stage="verifying", due=now.date() + timedelta(days=1))
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RegisterMetrics(store, "Europe/London"))
+    text = exposition(registry).decode()
+    assert sample(text, "dsar_cases_overdue", regime="UK_GDPR") == 1
+    assert sample(text, "dsar_cases_overdue", regime="CCPA") == 0
+    assert sample(text, "dsar_cases", stage="responded", regime="UK_GDPR") == 1
+    assert sample(text, "dsar_cases") == 4
+    store.close()
+
+
+def test_a_failed_call_is_counted_by_its_kind_and_dates_the_system() -> None:
+    before = sample(generate_latest().decode(), "dsar_connector_errors_total", system="billing-test")
+    with pytest.raises(ApplicationError), connector_call("billing-test", "search"):
+        raise ApplicationError("billing-test unreachable", type="SystemUnavailable", non_retryable=True)
+    with connector_call("billing-test", "search"):
+        pass
+    text = generate_latest().decode()
+    errors = sample(text, "dsar_connector_errors_total", system="billing-test", error="SystemUnavailable")
+    assert errors == before + 1
+    assert sample(text, "dsar_connector_seconds_count", system="billing-test") == 2
+    failed = sample(text, "dsar_connector_last_error_timestamp_seconds", system="billing-test")
+    answered = sample(text, "dsar_connector_last_success_timestamp_seconds", system="billing-test")
+    assert 0 < failed <= answered
+
+
+def test_time_in_a_stage_is_observed_once_when_the_case_leaves_it(tmp_path: Path) -> None:
+    store = _register(tmp_path)
+    t0 = datetime(2027, 1, 4, 9, 0, tzinfo=UTC)
+    ref = _opened(store, Regime.UK_GDPR, t0)
+    store.record(ref, [AuditSpec("stage:triage", "system", "", {}, event_key=f"{ref}/1")], at=t0)
+
+    def count() -> float:
+        return sample(generate_latest().decode(), "dsar_stage_seconds_count", stage="triage")
+
+    def total() -> float:
+        return sample(generate_latest().decode(), "dsar_stage_seconds_sum", stage="triage")
+
+    n, s = count(), total()
+    left = t0 + timedelta(hours=5)
+    observe_stage_left(store, ref, "stage:verifying", left)
+    store.record(ref, [AuditSpec("stage:verifying", "system", "", {}, event_key=f"{ref}/2")], at=left)
+    observe_stage_left(store, ref, "stage:verifying", left)  # a retried activity: nothing more
+    assert count() == n + 1 and total() == pytest.approx(s + 5 * 3600)
+    store.close()
