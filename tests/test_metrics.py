@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import re
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import promql_parser
 import pytest
 import yaml
 from prometheus_client import CollectorRegistry, generate_latest
@@ -40,9 +40,6 @@ from tests.test_workflow import MARGARET, DecisionKind, at_stage, decide, wait_u
 from worker import build_workers, run_workers
 
 MONITORING = ROOT / "deploy" / "monitoring"
-#: PromQL words that are not metric names
-PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "bool", "and", "or", "unless",
-                "offset", "le", "inf", "nan"}  # fmt: skip
 
 
 def expressions() -> list[str]:
@@ -65,19 +62,21 @@ def expressions() -> list[str]:
 
 
 def metric_names(expr: str) -> set[str]:
-    """The metric names a PromQL expression reads (not its functions, labels or keywords)."""
-    expr = re.sub(r'"[^"]*"', "", expr)  # label values
-    expr = re.sub(r"\{[^}]*\}", "", expr)  # label matchers
-    expr = re.sub(r"\[[^\]]*\]", "", expr)  # ranges
-    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)  # label lists
-    names = set()
-    for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", expr):
-        after = expr[m.end() :].lstrip()
-        if after.startswith("(") or m.group(0).lower() in PROMQL_WORDS:
-            continue  # a function or a keyword
-        if re.fullmatch(r"\d+[smhdwy]?", m.group(0)):
-            continue
-        names.add(m.group(0))
+    """The metric names a PromQL expression reads, from its syntax tree (Prometheus's own
+    grammar: an expression that does not parse fails here)."""
+    names: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, promql_parser.VectorSelector):
+            names.add(node.name)
+            return
+        for part in ("lhs", "rhs", "expr", "vector_selector", "param", "args"):
+            child = getattr(node, part, None)
+            for c in child if isinstance(child, list) else [child]:
+                if c is not None:
+                    walk(c)
+
+    walk(promql_parser.parse(expr))
     return names
 
 
