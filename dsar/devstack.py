@@ -346,6 +346,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         stack.ports.imap = int(os.environ["DSAR_DEMO_IMAP_PORT"])
     if os.environ.get("DSAR_DEMO_SMTP_PORT"):
         stack.ports.smtp = int(os.environ["DSAR_DEMO_SMTP_PORT"])
+    # each worker serves /metrics (dsar's and the Temporal SDK's) on a port of its own
+    stack.process_env = {name: {"DSAR_METRICS_PORT": str(free_port())} for name in stack.worker_names}
     stop = {"now": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -363,6 +365,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev = stack.env["DSAR_AUTH_MODE"] == "dev"
         token = mint_token(Settings(var_dir=var, auth_mode="dev"), "dev", ["admin"]) if dev else ""
         sign_in = "development sign-in: pick a name and roles" if dev else "your identity provider"
+        worker_metrics = ", ".join(
+            f":{env['DSAR_METRICS_PORT']}/metrics" for env in stack.process_env.values()
+        )
         mailbox = (
             f"""  Privacy mailbox     {PRIVACY_ADDRESS}: mail it at SMTP 127.0.0.1:{stack.ports.smtp},
                       read over IMAP 127.0.0.1:{stack.ports.imap}; the poller opens a case per request
@@ -384,6 +389,7 @@ dsar is up in {time.monotonic() - t0:.1f}s
   Recordings (S3)     {stack.s3_endpoint}   (moto server, in memory: the demo's call recordings)
   Letters sent        {var / "outbox"}   (no SMTP server configured: one .eml file per letter)
 {mailbox}  Logs                {var}/{{temporal,worker-N,web,poller}}.log   ({stack.workers} worker(s))
+  Metrics             http://127.0.0.1:{stack.ports.http}/metrics   (workers: {worker_metrics})
 {("  Demo cases opened   " + ", ".join(refs)) if refs else ""}
 Work cases in the console: sign in as an operator to verify, as owner:cctv to answer the CCTV
 search, as a reviewer to approve. From a terminal or a script (an admin token for this machine):
