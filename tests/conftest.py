@@ -7,6 +7,7 @@ import base64
 import contextlib
 import functools
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -20,7 +21,7 @@ import yaml
 from sqlalchemy import create_engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -240,6 +241,20 @@ async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseSto
     )
 
 
+def record_histories(histories: list[WorkflowHistory]) -> None:
+    """With ``DSAR_RECORD_HISTORIES=<dir>``, keep each replayed history as JSON, named after the
+    test that ran it: how the committed histories in ``tests/histories/`` are made (see
+    docs/versioning.md). Encrypted with the tests' codec key, as the worker wrote them."""
+    target = os.environ.get("DSAR_RECORD_HISTORIES")
+    if not target:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0]
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", test.split("::")[-1]).strip("-")
+    Path(target).mkdir(parents=True, exist_ok=True)
+    for i, history in enumerate(histories):
+        (Path(target) / f"{slug}-{i}.json").write_text(history.to_json())
+
+
 async def replay_in_sandbox(
     client: Client, references: list[str], workflows: list[type] | None = None
 ) -> None:
@@ -249,6 +264,7 @@ async def replay_in_sandbox(
     from workflows.request import DataSubjectRequest
 
     histories = [await client.get_workflow_handle(ref).fetch_history() for ref in references]
+    record_histories(histories)
     replayer = Replayer(
         workflows=workflows or [DataSubjectRequest],
         data_converter=client.data_converter,
