@@ -28,12 +28,14 @@ from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from dsar.codec import data_converter
-from dsar.model import FINAL_STAGES
+from dsar.model import FINAL_STAGES, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from workflows.rules import SEARCH_ATTRIBUTES
 
 FINAL = {s.value for s in FINAL_STAGES}
+#: stages a case rests in on a timer, with no work in flight (responded: until the link expires)
+RESTING = FINAL | {Stage.RESPONDED.value}
 #: What a case waits for while its identity match runs: the systems, not a person.
 MATCHING = "matching identity"
 ROOT = Path(__file__).resolve().parent.parent
@@ -210,7 +212,8 @@ async def _settle_and_terminate(client: Client, reference: str) -> None:
         except RPCError:
             return  # already closed
         waiting = snap.get("waiting_for") or ""
-        if (waiting and not waiting.startswith(MATCHING)) or snap.get("stage") in FINAL or snap.get("paused"):
+        resting = snap.get("stage") in RESTING or snap.get("paused")
+        if resting or (waiting and not waiting.startswith(MATCHING)):
             break
         await asyncio.sleep(0.05)
     with contextlib.suppress(RPCError):
