@@ -99,7 +99,7 @@ def failure_of(error: ActivityError | ApplicationError) -> tuple[str, str]:
         kind, message = type(cause).__name__, str(cause)
     else:
         kind, message = type(error).__name__, error.message
-    line = " ".join(ch if text_problem(ch) is None else " " for ch in message).split()
+    line = "".join(ch if text_problem(ch) is None else " " for ch in message).split()
     return kind, " ".join(line)[:300]
 
 
