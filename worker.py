@@ -71,10 +71,12 @@ def build_workers(
     mailer: Mailer | None = None,
     task_queue: str | None = None,
     cache_workflows: bool = True,
+    workflow: type[DataSubjectRequest] = DataSubjectRequest,
 ) -> list[Worker]:
     """The case worker on the main task queue, then one search worker per connected system.
     ``cache_workflows=False`` replays each case from its history on every task (no sticky queue):
-    for tests that kill a worker on a test server that never hands its tasks on."""
+    for tests that kill a worker on a test server that never hands its tasks on. ``workflow`` is
+    the case workflow's code: a later version of it in the upgrade test (docs/versioning.md)."""
     store = store or CaseStore(settings.resolved_database_url)
     datamap = datamap or DataMap.load(settings.datamap)
     blobs = blobs or blob_store_from_settings(settings)
@@ -115,7 +117,7 @@ def build_workers(
     main = Worker(
         client,
         task_queue=queue,
-        workflows=[DataSubjectRequest],
+        workflows=[workflow],
         activities=[
             audit.record_case,
             audit.purge_case,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dsar.logs import get_logger
 from dsar.settings import Settings
-from intake.mailparse import MailboxPolicy, Outcome, ParsedMessage, oversize_reason, parse_message
+from intake.mail import MailboxPolicy, Outcome, ParsedMessage, oversize_reason, parse_message
 
 if TYPE_CHECKING:  # the poller's modules (Temporal, the workflow) load only when it runs
     from intake.mailbox import Handled, MailboxSettings

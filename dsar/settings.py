@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     four_eyes_for: list[str] = Field(default_factory=list)
     #: reviews that need two different approvers, as selectors, e.g. ["erasure"]
     second_approver_for: list[str] = Field(default_factory=list)
-    #: Email intake (intake/mailparse.py): the regime of mail that names no law or place, and the
+    #: Email intake (intake/mail/regime.py): the regime of mail that names no law or place, and the
     #: regime each privacy mailbox or brand domain serves, JSON, e.g.
     #: {"privacy-us@northwind.example.com": "CCPA"}; the message size caps.
     intake_default_regime: Regime = Regime.UK_GDPR
