@@ -81,6 +81,7 @@ from dsar.erasure import (
 from dsar.exemptions import ExemptionError, Outcome, RecordDecision, record_key
 from dsar.identity import DISTINCTIVE
 from dsar.logs import bind_case, get_logger
+from dsar.metrics import connector_call
 from dsar.model import RequestType, SystemResult
 from dsar.suppression import SuppressionList, SuppressionReason
 from dsar.wording import plural, words
@@ -349,7 +350,7 @@ class ChangeActivities:
         with bind_case(inp.reference):
             body = self._plan_body(inp)
             connector = self._connector(inp.system)
-            with _connector_errors(inp.system):
+            with connector_call(inp.system, "change"), _connector_errors(inp.system):
                 applied = self._apply(body, inp.system, connector)
             if self.effects is not None:
                 done = {
@@ -394,7 +395,7 @@ class ChangeActivities:
             config = self.datamap.system(inp.system)
             connector = self._connector(inp.system)
             try:
-                with _connector_errors(inp.system):
+                with connector_call(inp.system, "verify"), _connector_errors(inp.system):
                     if "erasure" in body:
                         check = verify_erasure(config, connector, plan_from_dict(body["erasure"][inp.system]))
                         result = ChangeVerified(inp.system, check.records, check.detail())

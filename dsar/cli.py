@@ -408,6 +408,16 @@ def cmd_intake_email(args: argparse.Namespace) -> int:
     return dry_run([Path(p) for p in args.dry_run], policy_from_settings(Settings()), sys.stdout)
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    from dsar.logs import configure_logging
+    from dsar.settings import Settings
+    from dsar.setup_cli import setup
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return setup(settings)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from dsar import devstack
 
@@ -443,6 +453,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the dev stack")
     add("worker", cmd_worker, "run a worker against $DSAR_TEMPORAL_ADDRESS")
     add("web", cmd_web, "serve the HTTP API on $DSAR_HTTP_HOST:$DSAR_HTTP_PORT")
+    add("setup", cmd_setup, "create the register's database and tables, register the search attributes")
 
     p = add("submit", cmd_submit, "open a request through the API")
     p.add_argument("--type", required=True, choices=[t.value for t in RequestType])

@@ -26,6 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from connectors.base import json_lines
 from console.auth import OPERATOR, REVIEWER
 from console.services import MAX_REASON, REFERENCE_RE, run_update, snapshot
+from console.staff.case import related_cases
 from console.staff.pages import (
     HEADERS,
     Caller,
@@ -37,6 +38,7 @@ from console.staff.pages import (
     render,
     require,
     services_of,
+    today,
 )
 from dsar.blobs import BlobStore
 from dsar.datamap import DataMap, DataMapError, EntityConfig, SystemConfig
@@ -327,8 +329,19 @@ async def render_workbench(
     plan_text = ""
     if snap.review.plan_ref:
         plan_text = (await in_thread(svc.blobs.get, snap.review.plan_ref)).decode()
-    warnings = plan_warnings(plan_text)
+    plan_warning_lines = plan_warnings(plan_text)
     family = _family(snap)
+    # the same person's other requests: a change carried out since this case searched
+    events = await in_thread(svc.store.audit_trail, ref)
+    _, warnings = await in_thread(
+        related_cases,
+        svc.store,
+        svc.settings.suppression_key_bytes,
+        ref,
+        events,
+        svc.settings.timezone,
+        today(request),
+    )
 
     def link(**changes: object) -> str:
         query = {"system": chosen.system if chosen else "", "entity": chosen.entity if chosen else ""}
@@ -355,7 +368,8 @@ async def render_workbench(
         family=family,
         outcomes=OUTCOMES[family],
         plan_text=plan_text,
-        plan_warnings=warnings,
+        plan_warnings=plan_warning_lines,
+        warnings=warnings,
         error=error,
         can_review=who.staff.has(REVIEWER),
         open=snap.stage.value == "reviewing" and not snap.review.approved_by,
