@@ -255,8 +255,14 @@ class ChangeActivities:
             plans = build_erasure_plans(
                 self.datamap, subjects, decisions, systems=names, hash_key=self.hash_key
             )
+            forecasts = [f for f in (self._forecast(plan) for plan in plans) if f is not None]
             summary = summarise_erasure(
-                self.datamap, plans, decisions, self._records(found), reference=inp.reference
+                self.datamap,
+                plans,
+                decisions,
+                self._records(found),
+                reference=inp.reference,
+                shared={(f.system, name): n for f in forecasts for name, n in f.shared.items()},
             )
             body["erasure"] = {plan.system: plan_to_dict(plan) for plan in plans}
             for name in names:
@@ -264,7 +270,6 @@ class ChangeActivities:
                 counts[name].delete = totals["delete"]
                 counts[name].anonymise = totals["anonymise"]
                 counts[name].keep = totals["keep"]
-            forecasts = [f for f in (self._forecast(plan) for plan in plans) if f is not None]
             refusals = [f"{f.system}.{refusal}" for f in forecasts for refusal in f.refusals]
             summary_text, letter_text = summary.render(), summary.for_person()
             if forecasts:

@@ -49,6 +49,14 @@ PLACEHOLDER = "erased"
 _HEX = re.compile(r"[0-9a-f]+")
 
 
+#: Why a row of the person's that others use too (an address shared with a household, staff or
+#: a store) is left as it is: erasing it would change their data (Art. 17 reaches the person's).
+SHARED_REASON = (
+    "also used by other people or by us for others (a shared address): changing it would change "
+    "their data, and you are no longer linked to it where the data map says so"
+)
+
+
 class ErasurePlanError(ValueError):
     """The decisions and the data map do not make a plan; the message says where, never a value."""
 
@@ -381,6 +389,7 @@ def summarise_erasure(
     *,
     reference: str = "",
     catalogue: ExemptionCatalogue | None = None,
+    shared: Mapping[tuple[str, str], int] | None = None,
 ) -> ErasureSummary:
     """Classify every record the search found (``(system, entity, record)``, in the search's
     order) as the connectors will treat it. Only keys, join values and decisions are held in
@@ -456,6 +465,17 @@ def summarise_erasure(
                     needed.setdefault(relation.parent, {}).setdefault(relation.parent_column, set()).add(
                         row.parent
                     )
+        # rows others use too (a shared address, from the connector's forecast) stay as they are
+        for name, entity_summary in entities.items():
+            count = min(
+                (shared or {}).get((system, name), 0), entity_summary.anonymise + entity_summary.delete
+            )
+            if not count:
+                continue
+            from_anonymised = min(count, entity_summary.anonymise)
+            entity_summary.anonymise -= from_anonymised
+            entity_summary.delete -= count - from_anonymised
+            entity_summary.kept.append(KeptLine(count, [], [SHARED_REASON], [""]))
         summary.entities += list(entities.values())
     summary.manual = sorted(name for name, s in datamap.systems.items() if s.manual is not None)
     return summary

@@ -435,6 +435,9 @@ def test_the_search_stage_and_the_review_plan_on_a_normalised_schema(
         else:
             assert len(plan.refusals) == 1 and "would be refused by the foreign key" in plan.refusals[0]
             assert f"constraint would refuse: {world.name}." in summary
+        # the person's letter tells the truth about the shared row: kept, and why
+        letter = blobs.get(plan.letter_ref).decode()
+        assert "also used by other people" in letter
         # what the review workbench lists above the plan
         warnings = plan_warnings(summary)
         assert warnings[0].startswith(f"shared row: {world.name}.{home}")
