@@ -51,10 +51,7 @@ _HEX = re.compile(r"[0-9a-f]+")
 
 #: Why a row of the person's that others use too (an address shared with a household, staff or
 #: a store) is left as it is: erasing it would change their data (Art. 17 reaches the person's).
-SHARED_REASON = (
-    "also used by other people or by us for others (a shared address): changing it would change "
-    "their data, and you are no longer linked to it where the data map says so"
-)
+SHARED_REASON = "also used by other people (a shared address): changing it would change their data"
 
 
 class ErasurePlanError(ValueError):
@@ -429,7 +426,7 @@ def summarise_erasure(
                 found.get(name, 0),
                 label=f"{config.entities[name].label} ({config.label})",
             )
-            for name in (e.name for e in config.ordered_entities())
+            for name in (e.name for e in config.ordered_entities() if not e.reference)
         }
         kept_lines: dict[tuple[str, tuple[str, ...], tuple[str, ...]], KeptLine] = {}
         needed: dict[str, dict[str, set[Any]]] = {}
