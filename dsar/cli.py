@@ -652,6 +652,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as e:  # the promise: one line, never a traceback
         sys.stderr.write(f"dsar {args.command}: {type(e).__name__}: {_first_line(e)}\n")
         code = EXIT_ERROR
+    engine = sys.modules.get("dsar.engine")  # imported only by commands that talk to Temporal
+    if engine is not None:
+        engine.end_process(code)
     sys.stdout.flush()
     sys.exit(code)
 

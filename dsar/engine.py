@@ -4,8 +4,12 @@ the SDK's telemetry: its Prometheus exporter for a worker's metrics, OpenTelemet
 
 from __future__ import annotations
 
+import logging
+import os
 import socket
+import sys
 from functools import cache
+from typing import NoReturn
 
 from temporalio.client import Client, Interceptor
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
@@ -13,6 +17,22 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from dsar.codec import data_converter
 from dsar.logs import core_logging_config
 from dsar.settings import Settings
+
+#: whether this process made a Temporal client (see ``end_process``)
+_connected = False
+
+
+def end_process(code: int) -> NoReturn:
+    """End a command-line process with ``code``. Once a Temporal client was made, the
+    interpreter's teardown is skipped: the SDK's Rust threads can outlive it and abort the
+    process as it finalises (temporalio/sdk-python#300: "PyGILState_Release ... must be
+    current"), turning a command that succeeded into exit code -6."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    if not _connected:
+        sys.exit(code)
+    logging.shutdown()
+    os._exit(code)
 
 
 @cache
@@ -46,6 +66,8 @@ def interceptors(settings: Settings) -> list[Interceptor]:
 
 
 async def connect(settings: Settings, metrics_address: str | None = None) -> Client:
+    global _connected
+    _connected = True
     return await Client.connect(
         settings.temporal_address,
         namespace=settings.temporal_namespace,
