@@ -21,6 +21,11 @@ DISTINCTIVE = frozenset(
 )
 
 
+#: Distinctive kinds a household can share: a landline, a phone held on a shared address row.
+#: Alone, they identify a person only when they point to one person record.
+SHAREABLE = frozenset({IdentifierKind.PHONE})
+
+
 @dataclass(frozen=True)
 class MatchOutcome:
     keys: list[str]  # the person-records to collect; empty when none qualifies
@@ -45,6 +50,10 @@ def strongest_match(matches: Mapping[str, Sequence[str]]) -> MatchOutcome:
     (agreed,) = evidence
     if best < 2 and not agreed & DISTINCTIVE:
         return MatchOutcome([], "only a weak match (a shared address or name alone): nothing collected")
+    if best < 2 and len(top) > 1 and agreed <= SHAREABLE:
+        shared = f"{len(top)} people (a shared line or address)"
+        kinds = ", ".join(sorted(agreed))
+        return MatchOutcome([], f"the {kinds} alone points to {shared}: nothing collected")
     return MatchOutcome(top, f"{len(top)} person record(s) matched on {', '.join(sorted(agreed))}")
 
 

@@ -23,6 +23,8 @@ from dsar.identity import strongest_match
         ({"name": ["c:3"], "postcode": ["c:2"]}, []),  # two weak kinds on two people
         ({"name": ["c:3"], "postcode": ["c:3"]}, ["c:3"]),  # two kinds agreeing on one person
         ({"email": ["c:1", "c:9"]}, ["c:1", "c:9"]),  # duplicate records of one address
+        ({"phone": ["c:1", "c:2"]}, []),  # a household's phone alone: either of them
+        ({"phone": ["c:1", "c:2"], "name": ["c:1"]}, ["c:1"]),  # with her name: her
         ({"email": ["c:1"], "phone": ["c:2"]}, []),  # split identity: A's email, B's phone
         ({"email": ["c:1"], "phone": ["c:2"], "name": ["c:1"]}, ["c:1"]),  # two kinds beat one
     ],
