@@ -52,8 +52,8 @@ def strongest_match(matches: Mapping[str, Sequence[str]]) -> MatchOutcome:
         return MatchOutcome([], "only a weak match (a shared address or name alone): nothing collected")
     if best < 2 and len(top) > 1 and agreed <= SHAREABLE:
         shared = f"{len(top)} people (a shared line or address)"
-        kinds = ", ".join(sorted(agreed))
-        return MatchOutcome([], f"the {kinds} alone points to {shared}: nothing collected")
+        what = ", ".join(sorted(agreed))
+        return MatchOutcome([], f"the {what} alone points to {shared}: nothing collected")
     return MatchOutcome(top, f"{len(top)} person record(s) matched on {', '.join(sorted(agreed))}")
 
 
