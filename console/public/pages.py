@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gettext
 import ipaddress
 import logging
 import uuid
@@ -102,13 +103,22 @@ HEADERS = {
 
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
-templates = Jinja2Templates(
-    env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
+#: The public pages' translation catalogue (gettext; ``messages.pot`` is made from the templates
+#: and ``console/public/*.py`` with ``make translations``). English is the source language: with
+#: no compiled catalogue for it, the text is shown as written.
+LOCALES = Path(__file__).resolve().parent / "locale"
+LANGUAGE = "en"
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    extensions=["jinja2.ext.i18n"],
 )
+_environment.install_gettext_translations(  # type: ignore[attr-defined]
+    gettext.translation("messages", LOCALES, languages=[LANGUAGE], fallback=True), newstyle=True
+)
+templates = Jinja2Templates(env=_environment)
 
 
 # --------------------------------------------------------------------------------------------
