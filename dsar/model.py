@@ -297,6 +297,8 @@ class CaseInput:
     #: rectification: identifier kind -> the value it should hold (personal data). Identity is
     #: checked without these kinds: never with the data in dispute.
     corrections: dict[str, str] = field(default_factory=dict)
+    #: objection: the processing the person objects to, in their words (GDPR Art. 21)
+    objection: str = ""
 
 
 @dataclass
@@ -409,6 +411,7 @@ class CaseDetails:
     timezone: str
     calendar: str
     triage_reason: str = ""
+    objection: str = ""  # the processing the person objects to, in their words
 
 
 @dataclass

@@ -91,6 +91,8 @@ class NewRequest:
     transfer_to: str = ""
     #: rectification: identifier kind -> the value it should hold
     corrections: dict[str, str] = field(default_factory=dict)
+    #: objection: the processing the person objects to, in their words
+    objection: str = ""
 
 
 @dataclass
@@ -216,6 +218,12 @@ async def open_case(
         raise IntakeError(str(e)) from None
     if corrections and new.request_type is not RequestType.RECTIFICATION:
         raise IntakeError("corrections: only a rectification request corrects data")
+    try:
+        objection = inputs.clean_text(new.objection, "objection", max_length=inputs.MAX_REASON, lines="join")
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
+    if objection and new.request_type is not RequestType.OBJECTION:
+        raise IntakeError("objection: only an objection names the processing objected to")
     received_at = (new.received_at or datetime.now(UTC)).astimezone(UTC)
     row, created = await asyncio.to_thread(
         store.open_case,
@@ -250,6 +258,7 @@ async def open_case(
         triage_reason=triage_reason,
         transfer_to=transfer_to,
         corrections=corrections,
+        objection=objection,
     )
     row_token = register_row_token(row)
     if created:

@@ -29,9 +29,10 @@ from tests.conftest import make_settings, read
 from tests.smtpserver import SmtpServer
 from tests.test_cli import BackgroundServer
 from tests.test_links import verifying_map
-from tests.test_request_form import accessibility_problems
+from tests.test_request_form import accessibility_problems, case_input, fill_in, reference_on, send
 from tests.test_verify_stage import mail_to
 from tests.test_workflow import start, wait_until
+from workflows.request import DataSubjectRequest
 
 STATUS_RE = re.compile(r"https?://\S+/r/(DSR-\d{4}-\d+)/status\?t=[A-Za-z0-9._-]+")
 EMAIL = "margaret.home@example.net"
@@ -86,9 +87,16 @@ async def test_a_person_follows_answers_and_withdraws_on_the_request_page(
     settings: Settings,
     smtp_server: SmtpServer,
 ) -> None:
-    # A name and an address we do not know her by: the case asks for more to confirm who she is.
+    # A rectification on the form, with the correction. A name and an address we do not know
+    # her by: the case asks for more to confirm who she is.
     ids = {"name": MARGARET["name"], "email": EMAIL}
-    h = await start(ts_env, store, settings, identifiers=ids)
+    await page.goto(f"{served.url}/request")
+    await fill_in(page, "Correct my data", "United Kingdom", ids)
+    await page.get_by_label("Which detail is wrong").select_option(label="My postal address")
+    await page.get_by_label("What it should say", exact=True).fill("3 Mill Road, Coventry")
+    assert await send(page) == 200
+    h = ts_env.client.get_workflow_handle_for(DataSubjectRequest.run, await reference_on(page))
+    assert (await case_input(ts_env.client, h.id)).corrections == {"postal_address": "3 Mill Road, Coventry"}
     first = await wait_until(h, lambda s: s.waiting_for == "person: identity")
     letter = await mail_to(smtp_server, EMAIL, f"We have received your request ({h.id})")
     link = status_link(read(letter), served)

@@ -2532,4 +2532,5 @@ class DataSubjectRequest:
             timezone=self._tz,
             calendar=self._case.policy.calendar,
             triage_reason=self._case.triage_reason,
+            objection=self._case.objection,
         )

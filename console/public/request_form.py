@@ -55,7 +55,14 @@ from dsar.model import (
     RequestType,
 )
 from dsar.regimes import REGIMES
-from intake.service import IntakeError, NewRequest, OpenedCase, RegisterOutOfStep, open_case
+from intake.service import (
+    IntakeError,
+    NewRequest,
+    OpenedCase,
+    RegisterOutOfStep,
+    clean_transfer_to,
+    open_case,
+)
 
 log = get_logger("dsar.request_form")
 
@@ -142,7 +149,24 @@ AGENT_DETAILS: dict[str, tuple[str, str, str, str]] = {
     "agent_email": ("Your email address", "We will write to you about the request", "email", "email"),
     "agent_organisation": ("Your organisation (optional)", "", "organization", "text"),
 }
-TEXT_FIELDS = (*DETAILS, *AGENT_DETAILS)
+#: What a rectification may correct on the form: identifier kind -> what the person calls it.
+CORRECTABLE: dict[str, str] = {
+    IdentifierKind.NAME.value: "My name",
+    IdentifierKind.EMAIL.value: "My email address",
+    IdentifierKind.PHONE.value: "My phone number",
+    IdentifierKind.POSTAL_ADDRESS.value: "My postal address",
+    IdentifierKind.POSTCODE.value: "My postcode or ZIP code",
+    IdentifierKind.DATE_OF_BIRTH.value: "My date of birth",
+}
+#: How many corrections one form takes (more: send the form again, or write on the request's page).
+CORRECTION_ROWS = (1, 2)
+#: What each request type needs besides the person's details (GDPR Art. 16, 20(2), 21).
+TYPE_FIELDS = (
+    *(f"correction_{part}_{i}" for i in CORRECTION_ROWS for part in ("kind", "value")),
+    "transfer_to",
+    "objection",
+)
+TEXT_FIELDS = (*DETAILS, *AGENT_DETAILS, *TYPE_FIELDS)
 DOCUMENT_FIELD = "agent_document"
 #: Month names for dates on the page (not strftime: its output follows the server's locale).
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -255,6 +279,7 @@ def check_answers(
         wrong["place"] = "Choose where you live"
     regime = (place.regime if place else None) or default_regime(controller)
 
+    corrections, transfer_to, objection = _check_type_fields(answers, wrong)
     identifiers: dict[str, str] = {}
     for kind, (label, _, _, mode, multiline) in DETAILS.items():
         value = _text(answers.text.get(kind, ""), multiline)
@@ -295,9 +320,50 @@ def check_answers(
             idempotency_key=f"web-form:{answers.token}",
             agent=agent,
             authority_document=document if agent is not None else None,
+            corrections=corrections,
+            transfer_to=transfer_to,
+            objection=objection,
         ),
         document_sent=agent is not None and document is not None,
     )
+
+
+def _check_type_fields(answers: Answers, wrong: dict[str, str]) -> tuple[dict[str, str], str, str]:
+    """What the chosen request type needs: the corrections of a rectification (which detail is
+    wrong and what it should say), the receiving company of a portability transfer, the use
+    objected to in an objection. Answers for a type not chosen are left out."""
+    # an address or an objection may be typed on several lines: joined, as the address is
+    text = {name: _text(answers.text.get(name, ""), multiline=name != "transfer_to") for name in TYPE_FIELDS}
+    corrections: dict[str, str] = {}
+    if answers.request_type == RequestType.RECTIFICATION:
+        for i in CORRECTION_ROWS:
+            kind, value = text[f"correction_kind_{i}"], text[f"correction_value_{i}"]
+            if (kind and kind not in CORRECTABLE) or (value and not kind):
+                wrong[f"correction_kind_{i}"] = "Choose which detail is wrong"
+            elif kind and not value:
+                wrong[f"correction_value_{i}"] = "Enter what it should say"
+            elif (kind and (problem := _unacceptable(value, "What it should say"))) or (
+                kind == IdentifierKind.EMAIL and (problem := _email_problem(value, "the email address"))
+            ):
+                wrong[f"correction_value_{i}"] = problem
+            elif kind:
+                corrections[kind] = value
+        if not corrections and not any(k.startswith("correction_") for k in wrong):
+            wrong["correction_kind_1"] = "Tell us which detail is wrong and what it should say"
+    transfer_to = ""
+    if answers.request_type == RequestType.PORTABILITY and text["transfer_to"]:
+        try:
+            transfer_to = clean_transfer_to(text["transfer_to"], RequestType.PORTABILITY)
+        except IntakeError:
+            wrong["transfer_to"] = "Enter the other company's secure web address, starting with https://"
+    objection = ""
+    if answers.request_type == RequestType.OBJECTION:
+        objection = text["objection"]
+        if not objection:
+            wrong["objection"] = "Tell us which use of your data you object to"
+        elif problem := _unacceptable(objection, "Your answer"):
+            wrong["objection"] = problem
+    return corrections, transfer_to, objection
 
 
 def _check_agent(
@@ -380,6 +446,7 @@ def _summary_target(name: str) -> str:
 #: Fields in the order the form shows them (the summary lists problems in the same order).
 FIELD_ORDER = (
     "request_type",
+    *TYPE_FIELDS,
     "place",
     *DETAILS,
     "for_someone_else",
@@ -420,6 +487,8 @@ async def _form_page(
         elsewhere_hint=f"We will handle your request under {fallback}",
         details=DETAILS,
         agent_details=AGENT_DETAILS,
+        correctable=CORRECTABLE,
+        correction_rows=CORRECTION_ROWS,
         authorities=AUTHORITIES,
         document_field=DOCUMENT_FIELD,
         file_dropped=file_dropped,
