@@ -46,6 +46,7 @@ import phonenumbers
 from bs4 import BeautifulSoup
 
 from dsar.model import AgentAuthority, AgentDetails, IdentifierKind, Regime, RequestType
+from intake.request_details import RequestDetails, request_details
 from intake.training.classifier import second_opinion
 from intake.typos import repair_spelling
 
@@ -118,6 +119,8 @@ class ParsedMessage:
     subject: str = ""
     sender: str = ""  # the From address (sanitised), where an answer would go
     mailbox: str | None = None  # the privacy address it was sent to, when one is known
+    #: what the type needs, where the message states it (``intake.request_details``)
+    details: RequestDetails = field(default_factory=RequestDetails)
 
 
 # --------------------------------------------------------------------------------------------
@@ -242,6 +245,7 @@ def _parse(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessag
         if request_type is None:
             triage.append(f"cannot tell the request type: {type_reason}")
 
+    base.details = request_details(requester.text, base.request_type)
     if triage:
         base.outcome = Outcome.TRIAGE
         base.reason = "; ".join([*triage, *([type_reason] if request_type else []), regime_reason])

@@ -20,6 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from console.app import create_app
+from console.staff.case import _person_messages
 from demo.seed import MARGARET
 from dsar.links import mint_link
 from dsar.model import Regime, RequestType, Stage
@@ -141,6 +142,8 @@ async def test_a_person_follows_answers_and_withdraws_on_the_request_page(
     blobs = create_app(settings, store=store).state.services.blobs
     assert blobs.get(sent.details["message"]) == b"My old address was 3 Mill Road."
     assert blobs.get(sent.details["file"]) == PDF and sent.details["file_type"] == "application/pdf"
+    [shown] = _person_messages(blobs, store.audit_trail(h.id), settings.timezone)  # the case page's
+    assert (shown.text, shown.file_type) == ("My old address was 3 Mill Road.", "application/pdf")
     stored = list((settings.var_dir / "blobs").rglob("*")) if (settings.var_dir / "blobs").exists() else []
     assert all(b"Mill Road" not in p.read_bytes() for p in stored if p.is_file())
 

@@ -313,6 +313,31 @@ async def _gather(request: Request, who: Caller, ref: str) -> CaseView:
     return CaseView(snap, details, events, letters, assignee, review_text, problems, related, warnings)
 
 
+@dataclass
+class PersonMessage:
+    """A message or file the person sent on their request's page (``person:message``)."""
+
+    seq: int
+    at: str
+    text: str
+    file_type: str
+
+
+def _person_messages(blobs: Any, events: list[AuditRow], tz: str) -> list[PersonMessage]:
+    out = []
+    for e in events:
+        if e.action != "person:message":
+            continue
+        text = ""
+        if e.details.get("message"):
+            try:
+                text = blobs.get(e.details["message"]).decode()
+            except Exception:  # purged with the case's blobs at the end of its retention
+                text = "(removed when the case file was purged)"
+        out.append(PersonMessage(e.seq, local_minute(e.at, tz), text, e.details.get("file_type", "")))
+    return out
+
+
 def _timeline(events: list[AuditRow], tz: str) -> list[dict[str, Any]]:
     rows = []
     for e in events:
@@ -365,6 +390,7 @@ async def render_case(
         details=view.details,
         timeline=_timeline(view.events, settings.timezone),
         comments=_timeline(comments, settings.timezone),
+        person_messages=await in_thread(_person_messages, svc.blobs, view.events, settings.timezone),
         downloads=_timeline(downloads, settings.timezone),
         package=_timeline(built, settings.timezone)[-1] if built else None,
         decisions=decisions_allowed(snap, who) if snap is not None else [],
@@ -392,6 +418,32 @@ async def render_case(
 async def case_page(request: Request, ref: str, done: str = "") -> Response:
     who = await require(request, OPERATOR, REVIEWER)
     return await render_case(request, who, ref, done=done[:40])
+
+
+@router.get("/console/cases/{ref}/messages/{seq}/file")
+async def person_file(request: Request, ref: str, seq: int) -> Response:
+    """The file the person sent with a message, decrypted for staff; the view is recorded."""
+    who = await require(request, OPERATOR, REVIEWER)
+    svc = services_of(request)
+    if not REFERENCE_RE.match(ref):
+        raise PageRefused(
+            status.HTTP_404_NOT_FOUND, "No such case", "A reference looks like DSR-2026-000123."
+        )
+    events = await in_thread(svc.store.audit_trail, ref)
+    entry = next((e for e in events if e.seq == seq and e.action == "person:message"), None)
+    if entry is None or not entry.details.get("file"):
+        raise PageRefused(
+            status.HTTP_404_NOT_FOUND, "No such file", "The person sent no file with this message."
+        )
+    data = await in_thread(svc.blobs.get, entry.details["file"])
+    await in_thread(audit_view, svc.store, ref, who.staff.actor(OPERATOR, REVIEWER), "console", "person_file")
+    kind = entry.details.get("file_type", "application/octet-stream")
+    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}.get(kind, "bin")
+    return Response(
+        data,
+        media_type=kind,
+        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{ref}-{seq}.{extension}"'},
+    )
 
 
 def _field(form: Any, name: str, limit: int = MAX_REASON) -> str:
