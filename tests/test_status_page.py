@@ -26,11 +26,11 @@ from dsar.links import mint_link
 from dsar.model import Regime, RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from tests.conftest import make_settings, read
+from tests.conftest import ROOT, make_settings, read
 from tests.smtpserver import SmtpServer
 from tests.test_cli import BackgroundServer
 from tests.test_links import verifying_map
-from tests.test_request_form import accessibility_problems, case_input, fill_in, reference_on, send
+from tests.test_request_form import AXE_RULES, case_input, fill_in, reference_on, send
 from tests.test_verify_stage import mail_to
 from tests.test_workflow import start, wait_until
 from workflows.request import DataSubjectRequest
@@ -65,12 +65,29 @@ async def served(
 
 @pytest.fixture
 async def page(browser: Browser) -> AsyncIterator[Page]:
-    """With JavaScript on, so that axe-core can run; the pages themselves carry none."""
-    context = await browser.new_context()
+    """With JavaScript on, so that axe-core can run, and the pages' CSP (no script at all)
+    bypassed for its script only; the pages themselves carry none."""
+    context = await browser.new_context(bypass_csp=True)
     try:
         yield await context.new_page()
     finally:
         await context.close()
+
+
+#: axe-core from npm (package-lock.json), injected into the page as it is.
+AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
+
+
+async def accessibility_problems(page: Page) -> list[str]:
+    """What axe-core finds wrong with the page as it is now (WCAG 2.1 A/AA, best practices)."""
+    assert AXE.exists(), "axe-core is missing: run `make install`"
+    await page.add_script_tag(path=str(AXE))
+    problems: list[str] = await page.evaluate(
+        """async (options) => (await axe.run(document, options)).violations
+             .map(v => `${v.id}: ${v.help} (${v.nodes.length}x)`)""",
+        {"runOnly": AXE_RULES, "resultTypes": ["violations"]},
+    )
+    return problems
 
 
 def status_link(letter_text: str, served: BackgroundServer) -> str:
@@ -185,6 +202,12 @@ async def test_a_person_follows_answers_and_withdraws_on_the_request_page(
     altered = await page.goto(f"{served.url}/r/{h.id}/status?t={confirm_link.split('?t=', 1)[1]}")
     assert altered is not None and altered.status == 400
 
+    # The accessibility check itself finds what it should (an image without a text alternative).
+    await page.set_content(
+        '<html lang="en"><head><title>t</title></head><body><main><img src="x.png"></main></body></html>'
+    )
+    assert any(p.startswith("image-alt") for p in await accessibility_problems(page))
+
 
 async def test_the_page_of_a_person_we_hold_and_of_one_we_do_not_read_alike(
     ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
@@ -212,3 +235,18 @@ async def test_the_page_of_a_person_we_hold_and_of_one_we_do_not_read_alike(
     for word in ("crm", "marketing", "match", "record", MARGARET["name"], "Quentin", "found"):
         assert word.lower() not in pages[0].lower(), word
     assert "Information to confirm who you are" in pages[0]  # the same thing asked of both
+
+
+def test_the_pages_text_is_in_the_translation_catalogue(tmp_path: Path) -> None:
+    """``make translations`` has been run since the text last changed: every string the
+    person's pages translate is in ``messages.pot``, ready for a translator."""
+    from babel.messages.frontend import CommandLineInterface
+
+    fresh = tmp_path / "messages.pot"
+    CommandLineInterface().run(
+        ["pybabel", "-q", "extract", "-F", str(ROOT / "console/public/babel.cfg"), "--no-location",
+         "--sort-output", "--project", "dsar", "--omit-header", "-o", str(fresh), str(ROOT)]
+    )  # fmt: skip
+    committed = (ROOT / "console" / "public" / "locale" / "messages.pot").read_text()
+    assert fresh.read_text() == committed, "run `make translations` and commit messages.pot"
+    assert 'msgid "Checking who you are"' in committed
