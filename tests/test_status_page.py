@@ -23,7 +23,7 @@ from console.app import create_app
 from console.staff.case import _person_messages
 from demo.seed import MARGARET
 from dsar.links import mint_link
-from dsar.model import Regime, RequestType, Stage
+from dsar.model import Decision, DecisionKind, Regime, RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from tests.conftest import ROOT, make_settings, read
@@ -250,3 +250,45 @@ def test_the_pages_text_is_in_the_translation_catalogue(tmp_path: Path) -> None:
     committed = (ROOT / "console" / "public" / "locale" / "messages.pot").read_text()
     assert fresh.read_text() == committed, "run `make translations` and commit messages.pot"
     assert 'msgid "Checking who you are"' in committed
+
+
+async def test_an_extension_shows_its_reason_and_a_message_answers_a_clarification(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    h = await start(ts_env, store, settings)  # every identifier: verified by itself
+    await wait_until(h, lambda s: s.stage == Stage.REVIEWING and s.waiting_for)
+    staff = "staff:olive"
+    for decision in (
+        Decision(DecisionKind.EXTEND, staff, reason="your requests concern 14 years of account history"),
+        Decision(DecisionKind.REQUEST_CLARIFICATION, staff, reason="which accounts and which years"),
+    ):
+        await h.execute_update(DataSubjectRequest.decide, decision)
+    link = mint_link(settings, h.id, "view_status")
+    token = link.split("?t=", 1)[1]
+    app = create_app(settings, client=ts_env.client, store=store)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://public.test"
+    ) as web:
+        page = (await web.get(link)).text
+        assert "Working on your request" in page and "More detail about what you are asking for" in page
+        assert "we extended the time we have to reply" in page
+        assert "your requests concern 14 years of account history" in page
+        assert "which accounts and which years" not in page  # the letter says it; the page need not
+        empty = await web.post(f"/r/{h.id}/status/message?t={token}", files={"message": (None, "")})
+        assert empty.status_code == 422 and "Write a message or choose a file to send" in empty.text
+        exe = await web.post(
+            f"/r/{h.id}/status/message?t={token}", files={"document": ("x.pdf", b"MZ\x90\x00 not a document")}
+        )
+        assert exe.status_code == 415 and "PDF, JPEG or PNG" in exe.text
+        sent = await web.post(
+            f"/r/{h.id}/status/message?t={token}",
+            files={"message": (None, "The current account, 2019 to 2024.")},
+        )
+        assert sent.status_code == 200 and "Thank you, we have received it" in sent.text
+        forged = await web.post(f"/r/{h.id}/status/message?t=x.y.z", files={"message": (None, "hello")})
+        assert forged.status_code == 400
+    after = await wait_until(h, lambda s: s.waiting_for != "person: clarification")
+    assert any(
+        d.kind == DecisionKind.CLARIFICATION_RECEIVED and d.actor == "person:status" for d in after.decisions
+    )
+    assert len([e for e in store.audit_trail(h.id) if e.action == "person:message"]) == 1
