@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -170,6 +171,21 @@ def clean_transfer_to(endpoint: str, request_type: RequestType) -> str:
     if url.scheme != "https" or not url.host or url.userinfo or len(endpoint) > 500:
         raise IntakeError("transfer_to: an https:// address of the other controller, without credentials")
     return endpoint
+
+
+def type_details(corrections: dict[str, str], transfer_to: str, objection: str) -> dict[str, Any]:
+    """What an ``add_details`` decision carries, through the same gate as intake's (422 with the
+    field's name, never its value); the case checks that its request type uses them."""
+    try:
+        return {
+            "corrections": clean_identifiers(corrections, required=False) if corrections else {},
+            "transfer_to": clean_transfer_to(transfer_to, RequestType.PORTABILITY),
+            "objection": inputs.clean_text(
+                objection, "objection", max_length=inputs.MAX_REASON, lines="join"
+            ),
+        }
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
 
 
 def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePolicy:

@@ -4,10 +4,30 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
+from pathlib import Path
 
+import httpx
+import pytest
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from console.app import create_app
+from demo.seed import MARGARET
 from dsar.model import RequestType
+from dsar.settings import Settings
+from dsar.store import CaseStore
 from intake.mailparse import parse_message
 from intake.request_details import request_details
+from tests.conftest import make_settings
+from tests.test_api import bearer
+from tests.test_links import verifying_map
+from tests.test_workflow import start, wait_until
+from workflows.request import DataSubjectRequest
+
+
+@pytest.fixture
+def settings(tmp_path: Path, demo_env: dict[str, str], register_url: str) -> Settings:
+    return make_settings(tmp_path / "var", database_url=register_url, datamap=verifying_map())
 
 
 def test_corrections_are_read_from_plain_wording() -> None:
@@ -52,3 +72,35 @@ def test_a_rectification_email_carries_its_correction() -> None:
     assert parsed.request_type is RequestType.RECTIFICATION
     assert parsed.details.corrections == {"name": "Margaret Ellis-Hart"}
     assert "Ellis-Hart" not in parsed.reason  # the reason names rules, never values
+
+
+async def test_an_operator_adds_what_the_request_needs_later_as_a_decision(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    ids = {"name": MARGARET["name"], "email": "margaret.home@example.net"}
+    h = await start(ts_env, store, settings, request_type=RequestType.RECTIFICATION, identifiers=ids)
+    await wait_until(h, lambda s: s.waiting_for == "person: identity")  # still early: details can come
+    app = create_app(settings, client=ts_env.client, store=store)
+    operator = bearer(settings, "operator")
+    path = f"/api/v1/requests/{h.id}/decisions"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as api:
+        added = await api.post(
+            path,
+            headers=operator,
+            json={"kind": "add_details", "corrections": {"postal_address": "3 Mill Road"}},
+        )
+        assert added.status_code == 200, added.text
+        wrong_type = await api.post(
+            path, headers=operator, json={"kind": "add_details", "transfer_to": "https://other.example/in"}
+        )
+        assert wrong_type.status_code == 409 and "only a portability request" in wrong_type.text
+        bad = await api.post(
+            path, headers=operator, json={"kind": "add_details", "corrections": {"name": "Margaret\x00Ellis"}}
+        )
+        assert bad.status_code == 422 and "Margaret" not in bad.text
+        nothing = await api.post(path, headers=operator, json={"kind": "add_details"})
+        assert nothing.status_code == 409
+    details = await h.query(DataSubjectRequest.details)
+    assert details.corrections == {"postal_address": "3 Mill Road"}
+    [entry] = [e for e in store.audit_trail(h.id) if e.action == "decision:add_details"]
+    assert entry.details["added"] == "postal_address" and "Mill Road" not in str(entry.details)

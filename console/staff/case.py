@@ -53,6 +53,7 @@ from dsar.model import (
     CaseDetails,
     Decision,
     DecisionKind,
+    IdentifierKind,
     Regime,
     RequestType,
     ReviewAction,
@@ -62,6 +63,7 @@ from dsar.regimes import REQUEST_LABELS
 from dsar.sameperson import RelatedCase, same_person
 from dsar.store import AuditRow, CaseStore
 from dsar.timeutil import local_date, local_minute
+from intake.service import IntakeError, type_details
 from workflows.request import DataSubjectRequest
 from workflows.rules import ALLOWED, ANSWERS, REJECT_GROUNDS, WAITS
 
@@ -138,6 +140,17 @@ DECISION_FORMS: dict[DecisionKind, DecisionForm] = {
     DecisionKind.CLASSIFY: DecisionForm(
         "Classify the message", "Say what the message asks for.", ("request_type", "regime", "reason")
     ),
+    DecisionKind.ADD_DETAILS: DecisionForm(
+        "Add what the request needs",
+        "What the person told us later: a correction, the other company's address, the use objected to.",
+        ("details", "reason"),
+    ),
+}
+#: The request types that need details, and which (the add_details form's fields).
+DETAILS_FOR: dict[str, str] = {
+    RequestType.RECTIFICATION.value: "corrections",
+    RequestType.PORTABILITY.value: "transfer_to",
+    RequestType.OBJECTION.value: "objection",
 }
 
 
@@ -158,6 +171,8 @@ def decisions_allowed(snap: Snapshot, staff_roles: Caller) -> list[tuple[Decisio
         if kind == DecisionKind.EXTEND and snap.extended:
             continue
         if kind == DecisionKind.FULFILLED and "by hand" not in waiting:
+            continue
+        if kind == DecisionKind.ADD_DETAILS and snap.request_type.value not in DETAILS_FOR:
             continue
         if kind == DecisionKind.NOTHING_HELD and not any(s.status == "waiting" for s in snap.systems):
             continue
@@ -396,6 +411,8 @@ async def render_case(
         decisions=decisions_allowed(snap, who) if snap is not None else [],
         task_forms=TASK_WAYS_OUT if who.staff.has(OPERATOR) else {},
         reject_grounds=sorted(REJECT_GROUNDS),
+        details_for=DETAILS_FOR,
+        correctable=[k.value for k in IdentifierKind if k.value not in ("last_transaction",)],
         request_types=[t.value for t in RequestType],
         regimes=[r.value for r in Regime],
         labels=REQUEST_LABELS,
@@ -475,6 +492,17 @@ async def decide(request: Request, ref: str) -> Response:
             f"'{kind.value}' needs the {role} or admin role. You are signed in as {who.staff.sub} "
             f"({', '.join(who.staff.roles)}).",
         )
+    details: dict[str, Any] = {}
+    if kind == DecisionKind.ADD_DETAILS:
+        correction = {_field(form, "correction_kind", 40): _field(form, "correction_value", 200)}
+        try:
+            details = type_details(
+                {k: v for k, v in correction.items() if k and v},
+                _field(form, "transfer_to", 500),
+                _field(form, "objection"),
+            )
+        except IntakeError as e:
+            return await render_case(request, who, ref, error=str(e), status_code=422)
     decision = Decision(
         kind=kind,
         actor=who.staff.actor(role),
@@ -485,6 +513,7 @@ async def decide(request: Request, ref: str) -> Response:
         regime=_field(form, "regime", 40),
         fee=_field(form, "fee", 20),
         task=_field(form, "task", 200),
+        **details,
     )
     try:
         await execute_decision(services_of(request), ref, decision)
