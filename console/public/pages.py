@@ -115,9 +115,11 @@ _environment = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
     extensions=["jinja2.ext.i18n"],
 )
-_environment.install_gettext_translations(  # type: ignore[attr-defined]
-    gettext.translation("messages", LOCALES, languages=[LANGUAGE], fallback=True), newstyle=True
-)
+_translations = gettext.translation("messages", LOCALES, languages=[LANGUAGE], fallback=True)
+_environment.install_gettext_translations(_translations, newstyle=True)  # type: ignore[attr-defined]
+#: A string held in a variable (a title, a refusal's words), translated and escaped as any text:
+#: ``_()`` is for literal text in templates only (it marks its result as safe HTML).
+_environment.filters["translate"] = _translations.gettext
 templates = Jinja2Templates(env=_environment)
 
 
