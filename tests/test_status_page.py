@@ -292,3 +292,15 @@ async def test_an_extension_shows_its_reason_and_a_message_answers_a_clarificati
         d.kind == DecisionKind.CLARIFICATION_RECEIVED and d.actor == "person:status" for d in after.decisions
     )
     assert len([e for e in store.audit_trail(h.id) if e.action == "person:message"]) == 1
+
+    # Answered: the page offers the copy while its link works, as the response letter does.
+    await h.execute_update(DataSubjectRequest.decide, Decision(DecisionKind.APPROVE, "reviewer:rita"))
+    await wait_until(h, lambda s: s.stage == Stage.RESPONDED)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://public.test") as web:
+        page = (await web.get(link)).text
+        assert "Answered" in page and 'id="download"' in page
+        href = re.search(r'href="(/d/[^"]+)" id="download"', page)
+        assert href is not None
+        copy = await web.get(href.group(1).replace("&amp;", "&"))
+        assert copy.status_code == 200 and copy.content.startswith(b"PK")

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
@@ -51,6 +53,7 @@ from console.public.pages import (
 from console.services import snapshot
 from console.uploads import MAX_DOCUMENT_BYTES, UploadRefused, content_type, read_upload
 from dsar import inputs
+from dsar.delivery import mint_download_link
 from dsar.links import LinkClaims
 from dsar.logs import get_logger
 from dsar.model import (
@@ -63,6 +66,9 @@ from dsar.model import (
     Snapshot,
     Stage,
 )
+from dsar.package import package_name
+from dsar.settings import Settings
+from dsar.store import AuditRow
 from dsar.wording import long_date
 from workflows.request import DataSubjectRequest
 
@@ -159,6 +165,38 @@ class ClockNote:
     what: str
     effect: str
     reason: str = ""
+
+
+@dataclass
+class Download:
+    """The copy of the data, while its link works: a fresh link to the same package, with the
+    same expiry as the one in the response letter (``dsar.delivery``)."""
+
+    url: str
+    until: str
+    encrypted: bool
+
+
+def current_download(settings: Settings, snap: Snapshot, events: list[AuditRow]) -> Download | None:
+    """The package the case built and linked last, if its link still works and is served here
+    (a presigned S3 link is only in the letter)."""
+    built = [e for e in events if e.action == "package:built"]
+    issued = [e for e in events if e.action == "package:link_issued"]
+    if not built or not issued or issued[-1].details.get("via") != "local":
+        return None
+    expires = datetime.fromisoformat(issued[-1].details["expires"])
+    if expires <= datetime.now(UTC):
+        return None
+    name = package_name(snap.reference, snap.request_type)
+    link = mint_download_link(
+        settings, snap.reference, built[-1].details["package"], name, expires_at=expires
+    )
+    path = link.url.removeprefix(settings.public_url.rstrip("/"))
+    return Download(
+        path,
+        long_date(expires.astimezone(ZoneInfo(settings.timezone)).date()),
+        built[-1].details.get("encrypted") == "yes",
+    )
 
 
 @dataclass
@@ -273,6 +311,11 @@ async def _status_page(
     view = status_view(snap)
     ref = quote(claims.reference, safe="")
     fields = fields if fields is not None else _identity_fields()
+    svc = services_of(request)
+    download = None
+    if view.answered:
+        events = await asyncio.to_thread(svc.store.audit_trail, claims.reference)
+        download = await asyncio.to_thread(current_download, svc.settings, snap, events)
     has_errors = bool(message_error) or any(f.error for f in fields)
     return await render(
         request,
@@ -280,6 +323,7 @@ async def _status_page(
         status_code,
         title=f"Your request {claims.reference}",
         view=view,
+        download=download,
         needs_words=NEEDS,
         fields=fields,
         token=token,
