@@ -43,6 +43,7 @@ from console.public.pages import (
     MAX_VALUE_LENGTH,
     POST_LIMIT,
     Stop,
+    _,
     guard_of,
     limited,
     message,
@@ -82,12 +83,6 @@ STATUS_ACTOR = "person:status"
 MAX_MESSAGE = 2000
 #: The details the page asks for when we wait for identity (never the email: the link went there).
 IDENTITY_KINDS = ("name", "postal_address", "postcode", "phone", "date_of_birth", "customer_id")
-
-
-def _(text: str) -> str:
-    """Marks a string for the translation catalogue (``pybabel extract``); the templates
-    translate it when the page is rendered."""
-    return text
 
 
 #: Stage -> (the stage in plain words, what it means). The stages between the check of identity
