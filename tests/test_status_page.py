@@ -274,6 +274,8 @@ async def test_an_extension_shows_its_reason_and_a_message_answers_a_clarificati
         assert "we extended the time we have to reply" in page
         assert "your requests concern 14 years of account history" in page
         assert "which accounts and which years" not in page  # the letter says it; the page need not
+        unasked = await web.post(f"/r/{h.id}/status/identity", data={"t": token, "name": "M Ellis"})
+        assert unasked.status_code == 409 and "no longer needs this" in unasked.text  # nobody asked
         empty = await web.post(f"/r/{h.id}/status/message?t={token}", files={"message": (None, "")})
         assert empty.status_code == 422 and "Write a message or choose a file to send" in empty.text
         exe = await web.post(
@@ -304,3 +306,4 @@ async def test_an_extension_shows_its_reason_and_a_message_answers_a_clarificati
         assert href is not None
         copy = await web.get(href.group(1).replace("&amp;", "&"))
         assert copy.status_code == 200 and copy.content.startswith(b"PK")
+    await h.terminate("test finished")  # answered: nothing more to wait for (the case file stays)

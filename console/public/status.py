@@ -35,6 +35,7 @@ from console.public.links import (
     _check,
     _clean,
     _Field,
+    _not_needed,
     _send_update,
 )
 from console.public.pages import (
@@ -373,14 +374,16 @@ async def status_identity(request: Request, ref: str) -> Response:
             request, status.HTTP_400_BAD_REQUEST, _("This form could not be sent"),
             (_("Please go back to the form and send it again."),),
         )  # fmt: skip
+    snap = await _case(request, claims)
+    if isinstance(snap, Response):
+        return snap
+    if "identity" not in status_view(snap).needs:  # asked for nothing: the details are not taken
+        return await _not_needed(request)
     fields = _identity_fields(form)
     identifiers = {f.kind: value for f in fields if (value := _clean(f))}
     if not identifiers and not any(f.error for f in fields):
         fields[0].error = _("Enter at least one of these details")
     if any(f.error for f in fields):
-        snap = await _case(request, claims)
-        if isinstance(snap, Response):
-            return snap
         return await _status_page(
             request, claims, token, snap, status.HTTP_422_UNPROCESSABLE_CONTENT, fields=fields
         )
