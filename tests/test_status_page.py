@@ -23,9 +23,19 @@ from console.app import create_app
 from console.staff.case import _person_messages
 from demo.seed import MARGARET
 from dsar.links import mint_link
-from dsar.model import Decision, DecisionKind, Regime, RequestType, Stage
+from dsar.model import (
+    AgentAuthority,
+    AgentDetails,
+    Channel,
+    Decision,
+    DecisionKind,
+    Regime,
+    RequestType,
+    Stage,
+)
 from dsar.settings import Settings
 from dsar.store import CaseStore
+from intake.service import NewRequest, open_case
 from tests.conftest import ROOT, make_settings, read
 from tests.smtpserver import SmtpServer
 from tests.test_cli import BackgroundServer
@@ -307,3 +317,38 @@ async def test_an_extension_shows_its_reason_and_a_message_answers_a_clarificati
         copy = await web.get(href.group(1).replace("&amp;", "&"))
         assert copy.status_code == 200 and copy.content.startswith(b"PK")
     await h.terminate("test finished")  # answered: nothing more to wait for (the case file stays)
+
+
+async def test_an_agent_sends_the_proof_of_authority_on_the_request_page(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    agent = AgentDetails("Priya Shah", "priya.shah@agents.example.net", AgentAuthority.POWER_OF_ATTORNEY)
+    opened = await open_case(
+        ts_env.client,
+        store,
+        settings,
+        NewRequest(
+            request_type=RequestType.ERASURE,
+            regime=Regime.CCPA,
+            identifiers={"name": MARGARET["name"], "email": MARGARET["email"]},
+            channel=Channel.WEB_FORM,
+            agent=agent,
+        ),
+        controller="Northwind Post & Mobile",
+    )
+    h = ts_env.client.get_workflow_handle_for(DataSubjectRequest.run, opened.reference)
+    await wait_until(h, lambda s: s.waiting_for == "person: authority")
+    link = mint_link(settings, h.id, "view_status")
+    app = create_app(settings, client=ts_env.client, store=store)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://public.test") as web:
+        page = (await web.get(link)).text
+        assert "Proof that you may act for the person" in page and "Priya" not in page
+        sent = await web.post(
+            f"/r/{h.id}/status/message?t={link.split('?t=', 1)[1]}", files={"document": ("poa.pdf", PDF)}
+        )
+        assert sent.status_code == 200, sent.text
+    after = await wait_until(h, lambda s: s.waiting_for != "person: authority")
+    assert after.identity is not None and after.identity.authority == "received"
+    [received] = [e for e in store.audit_trail(h.id) if e.action == "agent:authority_received"]
+    assert received.actor == "agent:status"
