@@ -133,6 +133,8 @@ class NewRequestBody(BaseModel):
     transfer_to: str = Field(default="", max_length=500)
     #: rectification: identifier kind -> the value it should hold, e.g. {"phone": "+44 7700 900123"}
     corrections: dict[str, str] = Field(default_factory=dict, max_length=MAX_IDENTIFIERS)
+    #: objection: the processing the person objects to, in their words (Art. 21)
+    objection: str = Field(default="", max_length=MAX_REASON)
 
 
 class AgentBody(BaseModel):
@@ -267,6 +269,7 @@ async def submit_request(
                 by_agent=body.by_agent,
                 transfer_to=body.transfer_to,
                 corrections=body.corrections,
+                objection=body.objection,
                 agent=AgentDetails(**body.agent.model_dump()) if body.agent else None,
             ),
             controller,
