@@ -100,7 +100,14 @@ async def test_an_operator_adds_what_the_request_needs_later_as_a_decision(
         assert bad.status_code == 422 and "Margaret" not in bad.text
         nothing = await api.post(path, headers=operator, json={"kind": "add_details"})
         assert nothing.status_code == 409
+        # The case page offers the same decision as a form, for this request type's details.
+        page = await api.get(f"/console/cases/{h.id}", headers=operator)
+        assert page.status_code == 200 and 'name="correction_kind"' in page.text
+        assert 'name="transfer_to"' not in page.text
+        form = {"kind": "add_details", "correction_kind": "phone", "correction_value": "+44 7700 900123"}
+        posted = await api.post(f"/console/cases/{h.id}/decisions", headers=operator, data=form)
+        assert posted.status_code == 303, posted.text
     details = await h.query(DataSubjectRequest.details)
-    assert details.corrections == {"postal_address": "3 Mill Road"}
-    [entry] = [e for e in store.audit_trail(h.id) if e.action == "decision:add_details"]
+    assert details.corrections == {"postal_address": "3 Mill Road", "phone": "+44 7700 900123"}
+    entry, _ = [e for e in store.audit_trail(h.id) if e.action == "decision:add_details"]
     assert entry.details["added"] == "postal_address" and "Mill Road" not in str(entry.details)

@@ -20,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from console.app import create_app
-from console.staff.case import _person_messages
+from console.auth import mint_token
 from demo.seed import MARGARET
 from dsar.links import mint_link
 from dsar.model import (
@@ -169,8 +169,15 @@ async def test_a_person_follows_answers_and_withdraws_on_the_request_page(
     blobs = create_app(settings, store=store).state.services.blobs
     assert blobs.get(sent.details["message"]) == b"My old address was 3 Mill Road."
     assert blobs.get(sent.details["file"]) == PDF and sent.details["file_type"] == "application/pdf"
-    [shown] = _person_messages(blobs, store.audit_trail(h.id), settings.timezone)  # the case page's
-    assert (shown.text, shown.file_type) == ("My old address was 3 Mill Road.", "application/pdf")
+    # Staff see it on the case page, and the file behind it (the view is recorded).
+    staff = {"Authorization": f"Bearer {mint_token(settings, 'olive', ['operator'])}"}
+    case_page = await page.request.get(f"{served.url}/console/cases/{h.id}", headers=staff)
+    assert case_page.status == 200 and "My old address was 3 Mill Road." in await case_page.text()
+    file_link = re.search(r'href="(/console/cases/[^"]+/file)"', await case_page.text())
+    assert file_link is not None
+    copy = await page.request.get(served.url + file_link.group(1), headers=staff)
+    assert copy.status == 200 and await copy.body() == PDF
+    assert any(e.action == "person_file:viewed" for e in store.audit_trail(h.id))
     stored = list((settings.var_dir / "blobs").rglob("*")) if (settings.var_dir / "blobs").exists() else []
     assert all(b"Mill Road" not in p.read_bytes() for p in stored if p.is_file())
 
