@@ -34,11 +34,12 @@ from dsar.blobs import BlobStore, blob_store_from_settings
 from dsar.casefile import LetterLog
 from dsar.datamap import DataMap
 from dsar.effects import EffectsLog
-from dsar.engine import connect
+from dsar.engine import connect, loopback_address
 from dsar.erasure import erasure_hash_key
 from dsar.guard import GuardStore
 from dsar.logs import configure_logging, get_logger
 from dsar.mail import FileMailer, Mailer, SmtpMailer
+from dsar.metrics import serve_worker_metrics
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from dsar.suppression import SuppressionList
@@ -70,10 +71,12 @@ def build_workers(
     mailer: Mailer | None = None,
     task_queue: str | None = None,
     cache_workflows: bool = True,
+    workflow: type[DataSubjectRequest] = DataSubjectRequest,
 ) -> list[Worker]:
     """The case worker on the main task queue, then one search worker per connected system.
     ``cache_workflows=False`` replays each case from its history on every task (no sticky queue):
-    for tests that kill a worker on a test server that never hands its tasks on."""
+    for tests that kill a worker on a test server that never hands its tasks on. ``workflow`` is
+    the case workflow's code: a later version of it in the upgrade test (docs/versioning.md)."""
     store = store or CaseStore(settings.resolved_database_url)
     datamap = datamap or DataMap.load(settings.datamap)
     blobs = blobs or blob_store_from_settings(settings)
@@ -114,7 +117,7 @@ def build_workers(
     main = Worker(
         client,
         task_queue=queue,
-        workflows=[DataSubjectRequest],
+        workflows=[workflow],
         activities=[
             audit.record_case,
             audit.purge_case,
@@ -158,14 +161,29 @@ async def run_workers(workers: list[Worker], until: asyncio.Event) -> None:
 
 
 async def run_worker(settings: Settings) -> None:
-    client = await connect(settings)
+    # /metrics (DSAR_METRICS_PORT): dsar's and the SDK's, whose exporter listens on loopback
+    sdk_metrics = loopback_address() if settings.metrics_port else None
+    client = await connect(settings, metrics_address=sdk_metrics)
     workers = build_workers(client, settings)
+    metrics = (
+        serve_worker_metrics(settings.metrics_host, settings.metrics_port, sdk_metrics)
+        if settings.metrics_port
+        else None
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     log.info("worker started", task_queue=settings.task_queue)
-    await run_workers(workers, stop)
+    try:
+        await run_workers(workers, stop)
+    finally:
+        if metrics is not None:
+            metrics.shutdown()
+        if settings.tracing:
+            from dsar.tracing import shutdown
+
+            shutdown()
     log.info("worker stopped")
 
 

@@ -42,6 +42,8 @@ from connectors.base import (
     ConnectorMisconfigured,
     ConnectorRefused,
     ConnectorUnavailable,
+    ErasureForecast,
+    ErasurePlan,
     FieldChange,
     Rectification,
     Subject,
@@ -49,6 +51,7 @@ from connectors.base import (
     json_lines,
     read_records,
 )
+from connectors.sql import SqlConnector
 from dsar.blobs import BlobStore
 from dsar.changes import (
     MARKERS,
@@ -78,6 +81,7 @@ from dsar.erasure import (
 from dsar.exemptions import ExemptionError, Outcome, RecordDecision, record_key
 from dsar.identity import DISTINCTIVE
 from dsar.logs import bind_case, get_logger
+from dsar.metrics import connector_call
 from dsar.model import RequestType, SystemResult
 from dsar.suppression import SuppressionList, SuppressionReason
 from dsar.wording import plural, words
@@ -140,6 +144,9 @@ class ChangePlan:
     counts: list[SystemChangePlan]
     #: systems searched by hand: their owner makes the change and an operator confirms it
     manual: list[str] = field(default_factory=list)
+    #: what a live database constraint would refuse (names and counts only): the plan cannot
+    #: be carried out as it stands, so it cannot be approved until the data map is corrected
+    refusals: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -243,12 +250,19 @@ class ChangeActivities:
         counts = {
             name: SystemChangePlan(name, records=sum(expected.get(name, {}).values())) for name in names
         }
+        refusals: list[str] = []
         if inp.request_type is RequestType.ERASURE:
             plans = build_erasure_plans(
                 self.datamap, subjects, decisions, systems=names, hash_key=self.hash_key
             )
+            forecasts = [f for f in (self._forecast(plan) for plan in plans) if f is not None]
             summary = summarise_erasure(
-                self.datamap, plans, decisions, self._records(found), reference=inp.reference
+                self.datamap,
+                plans,
+                decisions,
+                self._records(found),
+                reference=inp.reference,
+                shared={(f.system, name): n for f in forecasts for name, n in f.shared.items()},
             )
             body["erasure"] = {plan.system: plan_to_dict(plan) for plan in plans}
             for name in names:
@@ -256,7 +270,10 @@ class ChangeActivities:
                 counts[name].delete = totals["delete"]
                 counts[name].anonymise = totals["anonymise"]
                 counts[name].keep = totals["keep"]
+            refusals = [f"{f.system}.{refusal}" for f in forecasts for refusal in f.refusals]
             summary_text, letter_text = summary.render(), summary.for_person()
+            if forecasts:
+                summary_text = _forecast_text(forecasts) + summary_text
         elif inp.request_type is RequestType.RECTIFICATION:
             corrections = [
                 *inp.corrections,
@@ -305,7 +322,19 @@ class ChangeActivities:
             systems=planned,
             counts=[counts[name] for name in planned],
             manual=sorted(name for name, s in self.datamap.systems.items() if s.manual is not None),
+            refusals=refusals,
         )
+
+    def _forecast(self, plan: ErasurePlan) -> ErasureForecast | None:
+        """The plan worked out on the live database (SQL systems): the rows others use too,
+        and what a foreign key would refuse, for the reviewer to see before approving."""
+        connector = self._connector(plan.system)
+        if not isinstance(connector, SqlConnector):
+            return None
+        try:
+            return connector.forecast_erasure(plan)
+        except ConnectorMisconfigured as e:  # retrying cannot fix the data map
+            raise ChangePlanError(str(e)) from None
 
     def _decisions(self, ref: str) -> Iterator[RecordDecision]:
         if not ref:
@@ -326,7 +355,7 @@ class ChangeActivities:
         with bind_case(inp.reference):
             body = self._plan_body(inp)
             connector = self._connector(inp.system)
-            with _connector_errors(inp.system):
+            with connector_call(inp.system, "change"), _connector_errors(inp.system):
                 applied = self._apply(body, inp.system, connector)
             if self.effects is not None:
                 done = {
@@ -371,7 +400,7 @@ class ChangeActivities:
             config = self.datamap.system(inp.system)
             connector = self._connector(inp.system)
             try:
-                with _connector_errors(inp.system):
+                with connector_call(inp.system, "verify"), _connector_errors(inp.system):
                     if "erasure" in body:
                         check = verify_erasure(config, connector, plan_from_dict(body["erasure"][inp.system]))
                         result = ChangeVerified(inp.system, check.records, check.detail())
@@ -427,6 +456,29 @@ class ChangeActivities:
                 f"system {system!r} is not changed by a connector", type="UnknownSystem", non_retryable=True
             )
         return connector_for(config, heartbeat=_heartbeat)
+
+
+def _forecast_text(forecasts: list[ErasureForecast]) -> str:
+    """The plan worked out on the live database, first in the reviewer's text: row counts
+    per entity as erase would change them (a row others use, or that kept rows hang from,
+    stays), then the warnings (the workbench picks them out by their first words)."""
+    lines = ["Worked out on the live database (rows):"]
+    for forecast in forecasts:
+        for entity in sorted({*forecast.deleted, *forecast.anonymised, *forecast.kept}):
+            parts = [
+                f"{count} {what}"
+                for what, count in (
+                    ("to delete", forecast.deleted.get(entity, 0)),
+                    ("to anonymise", forecast.anonymised.get(entity, 0)),
+                    ("kept as they are", forecast.kept.get(entity, 0)),
+                )
+                if count
+            ]
+            lines.append(f"  {forecast.system} / {entity}: {', '.join(parts)}")
+    warnings = [w for forecast in forecasts for w in forecast.warnings()]
+    if warnings:
+        lines += ["", "Warnings:", *(f"  {warning}" for warning in warnings)]
+    return "\n".join(lines) + "\n\n"
 
 
 def _heartbeat() -> None:

@@ -309,7 +309,9 @@ class ExportActivities:
             except PackageError as e:
                 raise ApplicationError(str(e), type="PackageError", non_retryable=True) from None
             except PushRefused as e:
-                raise ApplicationError(str(e), type="PushRefused", non_retryable=not e.retryable) from None
+                raise ApplicationError(
+                    str(e), type="PushRefused", non_retryable=not e.retryable, next_retry_delay=e.retry_after
+                ) from None
             host = str(httpx.URL(inp.endpoint).host)
             self.store.append_audit(
                 reference,

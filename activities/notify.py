@@ -23,6 +23,7 @@ from dsar.datamap import DataMap
 from dsar.delivery import response_paragraph
 from dsar.logs import bind_case, get_logger
 from dsar.mail import LetterRefused, Mailer, build_message
+from dsar.metrics import LETTERS_SENT
 from dsar.settings import Settings
 from dsar.wording import lay_out, long_date, long_time, plural, system_labels
 
@@ -122,6 +123,7 @@ class NotifyActivities:
                     non_retryable=True,
                 ) from None
             log.info("letter sent", kind=receipt.kind, status=receipt.audience, type=receipt.transport)
+            LETTERS_SENT.labels(receipt.kind, receipt.audience).inc()
             return receipt
 
     def _send(self, letter: Letter) -> LetterReceipt:

@@ -27,7 +27,7 @@ from temporalio.exceptions import ApplicationError
 
 from connectors.base import json_lines, read_records
 from dsar.blobs import BlobStore
-from dsar.datamap import DataMap
+from dsar.datamap import DataMap, identity_columns
 from dsar.exemptions import (
     DISCLOSING,
     MENTIONS_OTHERS,
@@ -121,9 +121,10 @@ def subject_profile(
         config = datamap.system(system).entities.get(entity)
         if config is None:
             continue
-        for column, kind in config.identity.items():
+        for column, kind in config.all_identity().items():
             slot = _PROFILE_OF_KIND.get(kind)
-            held = record.get(column)
+            parts = [record.get(part) for part in identity_columns(column)]  # first+last: the name
+            held = " ".join(str(p) for p in parts if p not in (None, "")) if len(parts) > 1 else parts[0]
             if slot and held not in (None, ""):
                 values[slot].append(str(held))
     return SubjectProfile(**{key: tuple(dict.fromkeys(v)) for key, v in values.items()})

@@ -34,6 +34,7 @@ from dsar.blobs import BlobStore
 from dsar.datamap import DataMap, SystemConfig
 from dsar.identity import record_matches, strongest_match
 from dsar.logs import bind_case, get_logger
+from dsar.metrics import connector_call
 from dsar.model import SystemResult
 
 log = get_logger("dsar.activities.search")
@@ -134,7 +135,8 @@ class SearchActivities:
     @activity.defn(name="search_system")
     def search_system(self, inp: SearchInput) -> SearchOutcome:
         with bind_case(inp.reference):
-            outcome = self._search(inp)
+            with connector_call(inp.system, "search"):
+                outcome = self._search(inp)
             result = outcome.result
             log.info("system searched", system=result.system, status=result.status, records=result.records)
             return outcome

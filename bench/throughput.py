@@ -400,7 +400,8 @@ def new_stack(a: argparse.Namespace, var: Path) -> Stack:
     ports = Ports(temporal=free_port(), ui=free_port(), http=free_port(), s3=free_port())
     extra = {"DSAR_DATAMAP": str(sql_only_datamap(var))}
     extra.update(kv.split("=", 1) for kv in a.stack_env)
-    return Stack(var=var, ports=ports, ui=False, extra_env=extra, workers=a.workers)
+    # no demo mailbox: cases arrive through the API here
+    return Stack(var=var, ports=ports, ui=False, extra_env=extra, workers=a.workers, mailbox=False)
 
 
 def start_stack(stack: Stack) -> None:

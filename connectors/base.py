@@ -171,6 +171,42 @@ class Erased:
     anonymised: dict[str, int]  # entity -> rows anonymised
     #: entity -> rows left as they were because the plan keeps them (entities with kept records)
     kept: dict[str, int] = field(default_factory=dict)
+    #: entity -> the person's rows left as they were because others use them too (an address
+    #: shared with another customer, staff or a store): changing them would change their data
+    shared: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class ErasureForecast:
+    """What an erasure plan would do, worked out on the live database before anything changes
+    (in the review, so that a plan that cannot be carried out is seen before approval)."""
+
+    system: str
+    deleted: dict[str, int] = field(default_factory=dict)
+    anonymised: dict[str, int] = field(default_factory=dict)
+    kept: dict[str, int] = field(default_factory=dict)
+    #: entity -> rows kept because others use them, and who: entity -> {table: rows}
+    shared: dict[str, int] = field(default_factory=dict)
+    shared_with: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: what a database constraint would refuse (names and counts only, never a value)
+    refusals: list[str] = field(default_factory=list)
+    #: lookup entities whose shared rows the person is detached from (``shared: detach``)
+    detached: list[str] = field(default_factory=list)
+
+    def warnings(self) -> list[str]:
+        """Plain sentences for the reviewer: shared rows kept, constraints that would refuse."""
+        out = []
+        for entity, count in sorted(self.shared.items()):
+            users = ", ".join(
+                f"{table} ({rows})" for table, rows in sorted(self.shared_with.get(entity, {}).items())
+            )
+            done = "the person detached from" if entity in self.detached else "kept as they are,"
+            out.append(
+                f"shared row: {self.system}.{entity}: {count} record(s) {done} because others "
+                f"use them too ({users}); changing them would change other people's data"
+            )
+        out.extend(f"constraint would refuse: {self.system}.{refusal}" for refusal in self.refusals)
+        return out
 
 
 @dataclass

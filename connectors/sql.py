@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+import phonenumbers
 from sqlalchemy import (
     Column,
     Connection,
@@ -73,8 +74,11 @@ from sqlalchemy.exc import (
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateIndex
+from sqlalchemy.sql import column as sql_column
+from sqlalchemy.sql import table as sql_table
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.expression import FromClause
 from sqlalchemy.sql.functions import FunctionElement
 
 from connectors.base import (
@@ -89,6 +93,7 @@ from connectors.base import (
     ConnectorUnavailable,
     EntityErasurePlan,
     Erased,
+    ErasureForecast,
     ErasurePlan,
     Heartbeat,
     Located,
@@ -104,7 +109,15 @@ from connectors.base import (
     record_line,
     row_record_key,
 )
-from dsar.datamap import DataMapError, EntityConfig, EntityErasure, FieldErasure, Marker, SystemConfig
+from dsar.datamap import (
+    DataMapError,
+    EntityConfig,
+    EntityErasure,
+    FieldErasure,
+    Marker,
+    SystemConfig,
+    identity_columns,
+)
 from dsar.model import IdentifierKind
 
 #: Seconds to wait for a TCP connection before calling a system unreachable.
@@ -150,6 +163,8 @@ class _Database:
 
     engine: Engine
     tables: dict[tuple[str | None, str], Table] = field(default_factory=dict)
+    #: the live foreign keys of the database's schemas (read when an erasure is first planned)
+    references: list[_Reference] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -170,8 +185,9 @@ class _Criterion:
     """How one identity column is matched against one supplied value."""
 
     where: ColumnElement[bool]
-    #: a final check of the stored value in Python, for what SQL cannot normalise (phones)
-    accept: Callable[[Any], bool] | None = None
+    #: a final check of the stored value in Python, for what SQL cannot normalise (phones),
+    #: given the row's phone region (None: the system's)
+    accept: Callable[[Any, str | None], bool] | None = None
 
 
 class SqlConnector:
@@ -223,14 +239,18 @@ class SqlConnector:
                 table = tables[entity.name]
                 condition = self._subject_condition(entity, table, tables, rows, conditions)
                 conditions[entity.name] = condition
+                if entity.reference:
+                    continue  # shown as the joined value in the records that point at it
                 counts[entity.name] = 0
                 if condition is None:
                     continue
-                columns = [table.c[column] for column in entity.fields]
-                names = list(entity.fields)
+                joined, source = self._joined(entity, table, tables)
+                columns = [*(table.c[column] for column in entity.fields), *(c for _, c in joined)]
+                names = [*entity.fields, *(label for label, _ in joined)]
                 order = [table.c[column] for column in entity.key] or list(table.primary_key.columns)
                 statement = (
                     select(*columns)
+                    .select_from(source)
                     .where(condition)
                     .order_by(*order)
                     .execution_options(yield_per=HEARTBEAT_EVERY)
@@ -242,6 +262,40 @@ class SqlConnector:
                     if self._heartbeat is not None and total % HEARTBEAT_EVERY == 0:
                         self._heartbeat()
         return Collected(system=self.name, records=total, entities=counts)
+
+    def _joined(
+        self, entity: EntityConfig, table: Table, tables: dict[str, Table]
+    ) -> tuple[list[tuple[str, ColumnElement[Any]]], FromClause]:
+        """The reference data a record points at, as readable values beside its ids: a rental
+        shows ``films.title`` (through inventory), an address ``cities.name`` and
+        ``countries.name``. Outer joins on the lookups' keys, so a record is never lost or
+        repeated; the join columns themselves are left out (the record has the id)."""
+        labels: list[tuple[str, ColumnElement[Any]]] = []
+        source: FromClause = table
+        aliases = 0
+
+        def walk(owner: EntityConfig, owner_table: FromClause) -> None:
+            nonlocal source, aliases
+            for other in self.system.entities.values():
+                relation = other.relation
+                if (
+                    not other.reference
+                    or relation is None
+                    or not relation.lookup
+                    or relation.parent != owner.name
+                ):
+                    continue
+                aliases += 1
+                alias = tables[other.name].alias(f"ref{aliases}_{other.name}")
+                source = source.outerjoin(
+                    alias, alias.c[relation.column] == owner_table.c[relation.parent_column]
+                )
+                joins = self.system.join_columns(other.name)
+                labels.extend((f"{other.name}.{f}", alias.c[f]) for f in other.fields if f not in joins)
+                walk(other, alias)
+
+        walk(entity, table)
+        return labels, source
 
     # -- changes (fulfilment) ----------------------------------------------------------------
 
@@ -260,7 +314,7 @@ class SqlConnector:
         (its parent, through the relation) is anonymised rather than deleted, its key and join
         columns kept, so the kept row still points at something."""
         steps = self._erasure_steps(plan)
-        ordered = [entity for entity in self.system.ordered_entities() if entity.name in steps]
+        ordered = [entity for entity in self.system.change_order() if entity.name in steps]
         for entity in ordered:
             if (steps[entity.name].keep or steps[entity.name].keep_fields) and not entity.key:
                 raise ConnectorMisconfigured(
@@ -275,7 +329,13 @@ class SqlConnector:
         with self._connect() as conn:
             tables = self._tables(conn)
             rows = self._subject_rows(conn, tables, plan.subject, set(steps), progress)
-            fates = self._fates(ordered, steps, tables, rows)
+            forecast = self._forecast(conn, tables, ordered, steps, rows)
+            if forecast.refusals:
+                # before any change: retrying cannot help, the plan or the map must change
+                raise ConnectorRefused(
+                    f"{self.name}: the erasure plan is refused: {'; '.join(forecast.refusals)}"
+                )
+            fates = forecast.fates
             rules_used = [
                 (entity, column, rule)
                 for entity in ordered
@@ -299,7 +359,9 @@ class SqlConnector:
                 raise ConnectorMisconfigured(
                     f"{self.name}: the erasure plan hashes fields but has no hex hash key"
                 )
-            for entity in reversed(ordered):
+            for lookup_name, owner_keys in forecast.detach.items():  # before the owners change
+                self._detach(conn, tables, lookup_name, owner_keys, progress)
+            for entity in ordered:  # rows that point at others first: foreign keys stay valid
                 table = tables[entity.name]
                 key_columns = self._row_key(entity, table)
                 fate = fates[entity.name]
@@ -313,7 +375,204 @@ class SqlConnector:
                     kept[entity.name] = len(fate.kept)
             conn.commit()
         self._last_match = None
-        return Erased(system=self.name, deleted=deleted, anonymised=anonymised, kept=kept)
+        return Erased(
+            system=self.name, deleted=deleted, anonymised=anonymised, kept=kept, shared=dict(forecast.shared)
+        )
+
+    def forecast_erasure(self, plan: ErasurePlan) -> ErasureForecast:
+        """What :meth:`erase` would do with ``plan``, read from the live database, changing
+        nothing: per entity the rows deleted, anonymised, kept, kept because others use them,
+        and what a foreign key would refuse. The review shows it before anyone approves."""
+        steps = self._erasure_steps(plan)
+        ordered = [entity for entity in self.system.change_order() if entity.name in steps]
+        self._last_match = None
+        with self._connect() as conn:
+            tables = self._tables(conn)
+            rows = self._subject_rows(conn, tables, plan.subject, set(steps), _Progress(None))
+            forecast = self._forecast(conn, tables, ordered, steps, rows)
+        self._last_match = None
+        return ErasureForecast(
+            system=self.name,
+            deleted={name: len(fate.delete) for name, fate in forecast.fates.items() if fate.delete},
+            anonymised={
+                name: sum(len(keys) for keys in fate.anonymise.values())
+                for name, fate in forecast.fates.items()
+                if fate.anonymise
+            },
+            kept={name: len(fate.kept) for name, fate in forecast.fates.items() if fate.kept},
+            shared=dict(forecast.shared),
+            shared_with=dict(forecast.shared_with),
+            refusals=list(forecast.refusals),
+            detached=sorted(forecast.detach),
+        )
+
+    def _forecast(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        ordered: list[EntityConfig],
+        steps: dict[str, EntityErasurePlan],
+        rows: dict[str, dict[Key, _Links]],
+    ) -> _Forecast:
+        """The fates of the subject's rows, the shared rows among them, and the refusals."""
+        references = self._references(conn)
+        shared, shared_with = self._shared_rows(conn, tables, ordered, rows, references)
+        fates = self._fates(ordered, steps, tables, rows, shared)
+        refusals = self._refusals(conn, tables, ordered, fates, references)
+        detach: dict[str, list[Key]] = {}
+        for entity in ordered:
+            relation = entity.relation
+            if entity.shared != "detach" or relation is None or not shared.get(entity.name):
+                continue
+            owner = self.system.entities[relation.parent]
+            column = tables[owner.name].c[relation.parent_column]
+            if not column.nullable:
+                refusals.append(
+                    f"{entity.name}: detaching the person from {len(shared[entity.name])} shared record(s) "
+                    f"needs '{owner.table}.{relation.parent_column}' to take NULL, and it does not "
+                    f"(say 'shared: keep', {entity.origin})"
+                )
+                continue
+            values = {rows[entity.name][key].parent for key in shared[entity.name]}
+            detach[entity.name] = [
+                key
+                for key, links in rows.get(owner.name, {}).items()
+                if links.joins.get(relation.parent_column) in values
+            ]
+        return _Forecast(
+            fates=fates,
+            shared={name: len(keys) for name, keys in shared.items() if keys},
+            shared_with=shared_with,
+            refusals=refusals,
+            detach=detach,
+        )
+
+    def _detach(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        name: str,
+        owner_keys: list[Key],
+        progress: _Progress,
+    ) -> None:
+        """``shared: detach``: the person's rows stop pointing at a row others use too (their
+        foreign key emptied); the shared row stays exactly as it is."""
+        relation = self.system.entities[name].relation
+        assert relation is not None
+        owner = self.system.entities[relation.parent]
+        table = tables[owner.name]
+        self._update_rows(
+            conn, table, self._row_key(owner, table), owner_keys, {relation.parent_column: None}, progress
+        )
+
+    def _references(self, conn: Connection) -> list[_Reference]:
+        """Every foreign key of the database into a table of this system (read once per
+        database and process): the live constraints, whatever the data map declares."""
+        database = self._database()
+        with database.lock:
+            if database.references is None:
+                database.references = _foreign_keys(conn, {e.schema for e in self.system.entities.values()})
+            return database.references
+
+    def _shared_rows(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        ordered: list[EntityConfig],
+        rows: dict[str, dict[Key, _Links]],
+        references: list[_Reference],
+    ) -> tuple[dict[str, set[Key]], dict[str, dict[str, int]]]:
+        """The subject's rows of lookup entities (an address) that rows other than the
+        subject's own also point at: another customer, staff, a store. Those are not theirs
+        alone to erase. Counted through every live foreign key and the declared lookup."""
+        shared: dict[str, set[Key]] = {}
+        users: dict[str, dict[str, int]] = {}
+        for entity in ordered:
+            relation = entity.relation
+            if relation is None or not relation.lookup or not rows.get(entity.name):
+                continue
+            owner = self.system.entities[relation.parent]
+            values = {links.parent for links in rows[entity.name].values() if links.parent is not None}
+            own: dict[Any, int] = {}
+            for links in rows.get(owner.name, {}).values():
+                value = links.joins.get(relation.parent_column)
+                own[value] = own.get(value, 0) + 1
+            pointers = {
+                (ref.schema, ref.table, ref.columns[0])
+                for ref in references
+                if ref.referred == (entity.schema, entity.table)
+                and ref.referred_columns == (relation.column,)
+            }
+            pointers.add((owner.schema, owner.table, relation.parent_column))
+            others: dict[Any, int] = {}
+            for schema, table_name, column_name in sorted(pointers, key=lambda p: (p[0] or "", p[1], p[2])):
+                pointing = sql_table(table_name, sql_column(column_name), schema=schema)
+                column = pointing.c[column_name]
+                is_owner = (schema, table_name) == (owner.schema, owner.table) and column_name == (
+                    relation.parent_column
+                )
+                for chunk in _chunks(sorted(values, key=str)):
+                    statement = select(column, func.count()).where(column.in_(chunk)).group_by(column)
+                    for value, count in conn.execute(statement):
+                        extra = count - (own.get(value, 0) if is_owner else 0)
+                        if extra > 0:
+                            others[value] = others.get(value, 0) + extra
+                            who = users.setdefault(entity.name, {})
+                            who[table_name] = who.get(table_name, 0) + extra
+            shared[entity.name] = {key for key, links in rows[entity.name].items() if links.parent in others}
+        return shared, users
+
+    def _refusals(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        ordered: list[EntityConfig],
+        fates: dict[str, _Fate],
+        references: list[_Reference],
+    ) -> list[str]:
+        """Deletions a live foreign key would refuse: rows outside the plan's deletions
+        (an undeclared table, a kept entity) still point at a row the plan deletes."""
+        out: list[str] = []
+        deleting = {entity.name: fates[entity.name].delete for entity in ordered if fates[entity.name].delete}
+        by_table = {(e.schema, e.table): e for e in self.system.entities.values()}
+        for entity in ordered:
+            keys = deleting.get(entity.name)
+            if not keys:
+                continue
+            table = tables[entity.name]
+            key_columns = self._row_key(entity, table)
+            for ref in references:
+                if ref.referred != (entity.schema, entity.table) or ref.ondelete in _FOLLOWS_DELETE:
+                    continue
+                if len(ref.columns) != 1:
+                    continue
+                values: set[Any] = set()
+                for condition, _ in _in_chunks(key_columns, keys):
+                    statement = select(table.c[ref.referred_columns[0]]).where(condition)
+                    values.update(value for (value,) in conn.execute(statement))
+                pointing = sql_table(ref.table, sql_column(ref.columns[0]), schema=ref.schema)
+                column = pointing.c[ref.columns[0]]
+                pointers = 0
+                for chunk in _chunks(sorted(values, key=str)):
+                    pointers += conn.execute(select(func.count()).where(column.in_(chunk))).scalar_one()
+                mapped = by_table.get((ref.schema, ref.table))
+                if mapped is not None and deleting.get(mapped.name):
+                    # the plan deletes those rows itself, first (children before parents)
+                    mapped_keys = self._row_key(mapped, tables[mapped.name])
+                    mapped_table = tables[mapped.name]
+                    for condition, _ in _in_chunks(mapped_keys, deleting[mapped.name]):
+                        statement = select(func.count()).where(
+                            condition, mapped_table.c[ref.columns[0]].in_(list(values))
+                        )
+                        pointers -= conn.execute(statement).scalar_one()
+                if pointers > 0:
+                    out.append(
+                        f"{entity.name}: deleting {len(keys)} record(s) would be refused by the foreign key "
+                        f"{ref.table}.{ref.columns[0]} -> {entity.table}.{ref.referred_columns[0]} "
+                        f"({pointers} row(s) the plan does not delete point at them; declare "
+                        f"'{ref.table}' in the data map or keep '{entity.name}', {entity.origin})"
+                    )
+        return out
 
     def _fates(
         self,
@@ -321,35 +580,61 @@ class SqlConnector:
         steps: dict[str, EntityErasurePlan],
         tables: dict[str, Table],
         rows: dict[str, dict[Key, _Links]],
+        shared: dict[str, set[Key]],
     ) -> dict[str, _Fate]:
-        """What happens to each of the subject's rows, children first: a row is kept whole,
-        anonymised (keeping which fields), or deleted; a row some surviving child hangs from
-        survives too (anonymised), whatever its entity's strategy."""
+        """What happens to each of the subject's rows, in change order: a row is kept whole,
+        anonymised (keeping which fields), or deleted. A row some surviving child hangs from
+        survives too (anonymised), whatever its entity's strategy; so does a lookup row (an
+        address) that a surviving owner row points at. A lookup row others use too is kept
+        as it is: it is not the person's alone."""
         needed: dict[str, dict[str, set[Any]]] = {}  # parent entity -> join column -> values
+        looked_up: dict[str, set[Any]] = {}  # lookup entity -> key values surviving owners use
         fates: dict[str, _Fate] = {}
-        for entity in reversed(ordered):
+        for entity in ordered:
             step = steps[entity.name]
             keep = step.kept()
             names = [column.name for column in self._row_key(entity, tables[entity.name])]
             wanted = needed.get(entity.name, {})
+            relation = entity.relation
+            lookup = relation is not None and relation.lookup
+            owner_stays = lookup and relation is not None and relation.parent not in steps
             fate = fates[entity.name] = _Fate()
             for key, links in rows.get(entity.name, {}).items():
                 record = row_record_key(entity, dict(zip(names, key, strict=True))) if keep else None
                 fields_kept = keep.get(record) if record is not None else None
-                if fields_kept is ALL_FIELDS:
+                if (
+                    step.strategy is EntityErasure.KEEP
+                    or fields_kept is ALL_FIELDS
+                    or key in shared.get(entity.name, ())
+                ):
                     fate.kept.append(key)
                 elif step.strategy is EntityErasure.ANONYMISE or fields_kept:
                     fate.anonymise.setdefault(fields_kept or frozenset(), []).append(key)
-                elif any(links.joins.get(column) in values for column, values in wanted.items()):
-                    fate.anonymise.setdefault(frozenset(), []).append(key)  # a kept row hangs from it
+                elif any(links.joins.get(column) in values for column, values in wanted.items()) or (
+                    lookup and (owner_stays or links.parent in looked_up.get(entity.name, ()))
+                ):
+                    fate.anonymise.setdefault(frozenset(), []).append(key)  # a kept row uses it
                 else:
                     fate.delete.append(key)
                     continue
-                relation = entity.relation
-                if relation is not None and relation.parent in steps and links.parent is not None:
+                if (
+                    relation is not None
+                    and not relation.lookup
+                    and relation.parent in steps
+                    and links.parent is not None
+                ):
                     needed.setdefault(relation.parent, {}).setdefault(relation.parent_column, set()).add(
                         links.parent
                     )
+                for other in self.system.entities.values():
+                    if (
+                        other.relation is not None
+                        and other.relation.lookup
+                        and other.relation.parent == entity.name
+                    ):
+                        looked_up.setdefault(other.name, set()).add(
+                            links.joins.get(other.relation.parent_column)
+                        )
         return fates
 
     def _row_rules(
@@ -514,13 +799,18 @@ class SqlConnector:
                     "entities are left out of the plan)"
                 )
         # A deleted parent would leave its children's rows pointing at nothing (and break their
-        # foreign key): the children must be deleted too.
+        # foreign key): the children must be deleted too, unless the data map says a parent row
+        # that has kept children stays (``keep_if_has``): those children are followed as kept.
         orphans = []
         for entity in self.system.ordered_entities():
             relation = entity.relation
-            if relation is None or relation.parent not in steps:
+            if relation is None or relation.lookup or relation.parent not in steps:
                 continue
             own = steps.get(entity.name)
+            parent_rule = self.system.entities[relation.parent].erasure
+            if own is None and entity.name in parent_rule.keep_if_has:
+                steps[entity.name] = EntityErasurePlan(entity.name, EntityErasure.KEEP)
+                continue
             if steps[relation.parent].strategy is EntityErasure.DELETE and (
                 own is None or own.strategy is not EntityErasure.DELETE
             ):
@@ -798,7 +1088,7 @@ class SqlConnector:
                 identity = list(entity.identity.items())
                 held: dict[Key, tuple[Any, ...]] = {}
                 for condition, _ in _in_chunks(key_columns, [key for key, _ in persons]):
-                    columns = [*key_columns, *(table.c[column] for column, _ in identity)]
+                    columns = [*key_columns, *(source_expression(table, column) for column, _ in identity)]
                     for row in conn.execute(select(*columns).where(condition)):
                         held[tuple(row[: len(key_columns)])] = tuple(row[len(key_columns) :])
                 for key, person in persons:
@@ -806,7 +1096,9 @@ class SqlConnector:
                         continue
                     values: dict[str, list[str]] = {}
                     contact: str | None = None
-                    for (_, kind), value in zip(identity, held[key], strict=True):
+                    pairs = [(kind, value) for (_, kind), value in zip(identity, held[key], strict=True)]
+                    pairs += self._related_identity(conn, tables, entity, key)
+                    for kind, value in pairs:
                         text = _identifier_text(value)
                         if text is None:
                             continue
@@ -819,6 +1111,25 @@ class SqlConnector:
                     if transactions:
                         values[IdentifierKind.LAST_TRANSACTION.value] = transactions
                     out.append(Candidate(self.name, person, values, contact))
+        return out
+
+    def _related_identity(
+        self, conn: Connection, tables: dict[str, Table], person: EntityConfig, key: Key
+    ) -> list[tuple[IdentifierKind, Any]]:
+        """(kind, stored value) of the identifiers held on the person-record's related rows
+        (its address's phone): verification compares them like the record's own."""
+        out: list[tuple[IdentifierKind, Any]] = []
+        for entity in self.system.ordered_entities():
+            if not entity.related_identity:
+                continue
+            condition = self._descendant_condition(tables, person, key, entity)
+            if condition is None:
+                continue
+            table = tables[entity.name]
+            sources = list(entity.related_identity.items())
+            statement = select(*(source_expression(table, source) for source, _ in sources)).where(condition)
+            for row in conn.execute(statement.limit(TRANSACTIONS_PER_PERSON)):
+                out.extend((kind, value) for (_, kind), value in zip(sources, row, strict=True))
         return out
 
     def _transactions(
@@ -882,35 +1193,91 @@ class SqlConnector:
     def _match(
         self, conn: Connection, tables: dict[str, Table], identifiers: dict[str, str]
     ) -> dict[str, dict[str, dict[Key, str]]]:
-        """kind -> entity -> {row key: person key} for every supplied identifier that matched."""
+        """kind -> person entity -> {row key: person key} for every supplied identifier that
+        matched. A match on a related row (an address's phone, a contact's email) counts for
+        the person rows its relation chain leads to: a shared address's phone points at every
+        person living there, as it should, and never at an "address person"."""
         supplied = {identifier_kind(kind): value for kind, value in identifiers.items()}
         matched: dict[str, dict[str, dict[Key, str]]] = {}
-        for entity in self.system.identity_entities():
+        for entity in self.system.entities.values():
+            sources = entity.all_identity()
+            if not sources:
+                continue
             table = tables[entity.name]
-            key_columns = [table.c[column] for column in entity.key]
-            for column_name, kind in entity.identity.items():
+            key_columns = (
+                [table.c[column] for column in entity.key]
+                if entity.identity
+                else self._row_key(entity, table)
+            )
+            width = len(key_columns)
+            region = [table.c[entity.phone_region_column]] if entity.phone_region_column else []
+            for source, kind in sources.items():
                 value = supplied.get(kind)
                 if value is None:
                     continue
-                column = table.c[column_name]
-                criterion = self._criterion(kind, column, value)
+                criterion = self._criterion(kind, table, source, value)
                 if criterion is None:
                     continue
-                statement = select(*key_columns, column).where(criterion.where)
+                statement = select(*key_columns, source_expression(table, source), *region).where(
+                    criterion.where
+                )
+                keys: list[Key] = []
                 for row in conn.execute(statement):
-                    if criterion.accept is not None and not criterion.accept(row[-1]):
+                    row_region = str(row[width + 1]).strip().upper() if region and row[width + 1] else None
+                    if criterion.accept is not None and not criterion.accept(row[width], row_region):
                         continue
-                    key = tuple(row[: len(key_columns)])
-                    matched.setdefault(kind.value, {}).setdefault(entity.name, {})[key] = _person_key(
-                        entity.name, key
-                    )
+                    keys.append(tuple(row[:width]))
+                if not keys:
+                    continue
+                if entity.identity:
+                    person, persons = entity, keys
+                else:
+                    person, persons = self._owners(conn, tables, entity, key_columns, keys)
+                found = matched.setdefault(kind.value, {}).setdefault(person.name, {})
+                for key in persons:
+                    found[key] = _person_key(person.name, key)
         return matched
 
-    def _criterion(self, kind: IdentifierKind, column: Column[Any], value: str) -> _Criterion | None:
+    def _owners(
+        self,
+        conn: Connection,
+        tables: dict[str, Table],
+        entity: EntityConfig,
+        key_columns: list[Column[Any]],
+        keys: list[Key],
+    ) -> tuple[EntityConfig, list[Key]]:
+        """The person rows that rows of a related entity belong to, up its relation chain
+        (nested ``IN (SELECT ...)``, the reverse of :meth:`_descendant_condition`)."""
+        condition: ColumnElement[bool] = next(_in_chunks(key_columns, keys))[0]
+        for chunk, _ in list(_in_chunks(key_columns, keys))[1:]:
+            condition = or_(condition, chunk)
+        current = entity
+        while not current.identity:
+            relation = current.relation
+            assert relation is not None  # the data map traces every entity to a person
+            table = tables[current.name]
+            parent = tables[relation.parent]
+            inner = select(table.c[relation.column]).where(condition)
+            condition = parent.c[relation.parent_column].in_(inner)
+            current = self.system.entities[relation.parent]
+        table = tables[current.name]
+        key_columns = [table.c[column] for column in current.key]
+        rows = conn.execute(select(*key_columns).where(condition).distinct()).all()
+        return current, [tuple(row) for row in rows]
+
+    def _criterion(self, kind: IdentifierKind, table: Table, source: str, value: str) -> _Criterion | None:
         """The normalised comparison for one kind, or None when the value cannot match at all.
         The left side is always :func:`match_expression`, which the indexes are built from."""
         if not value.strip():
             return None
+        columns = identity_columns(source)
+        if len(columns) > 1:  # a name in several columns: the whole, and its last part indexed
+            wanted = normalise_name(value)
+            words = wanted.split(" ")
+            endings = [" ".join(words[i:]) for i in range(1, len(words))] or [wanted]
+            last = match_expression(kind, table.c[columns[-1]])
+            return _Criterion(and_(last.in_(endings), _folded(source_expression(table, source)) == wanted))
+        column = table.c[source]
         expression = match_expression(kind, column)
         if kind is IdentifierKind.EMAIL:
             return _Criterion(expression == normalise_email(value))
@@ -926,15 +1293,27 @@ class SqlConnector:
         return _Criterion(expression == typed)
 
     def _phone_criterion(self, tail: ColumnElement[Any], value: str) -> _Criterion | None:
-        region = self.system.phone_region
-        wanted = normalise_phone(value, region)
-        if wanted is None:
+        """The last digits in SQL, then E.164 in Python, each number read in its row's region
+        (a column of the row, else the system's): a national number from a customer abroad
+        parses only in their own country's plan."""
+        default = self.system.phone_region
+        digits = re.sub(r"\D", "", value)
+        if len(digits) < PHONE_TAIL_DIGITS:
+            return None
+        wanted = normalise_phone(value, default)
+        if wanted is None and not any(e.phone_region_column for e in self.system.entities.values()):
             return None
 
-        def accept(stored: Any) -> bool:
-            return stored is not None and normalise_phone(str(stored), region) == wanted
+        def accept(stored: Any, region: str | None) -> bool:
+            if stored is None:
+                return False
+            if region is None or region not in phonenumbers.SUPPORTED_REGIONS:
+                return wanted is not None and normalise_phone(str(stored), default) == wanted
+            theirs = normalise_phone(value, region)
+            return theirs is not None and normalise_phone(str(stored), region) == theirs
 
-        return _Criterion(tail == wanted[-PHONE_TAIL_DIGITS:], accept)
+        tail_digits = wanted[-PHONE_TAIL_DIGITS:] if wanted is not None else digits[-PHONE_TAIL_DIGITS:]
+        return _Criterion(tail == tail_digits, accept)
 
     def _subject_condition(
         self,
@@ -1067,6 +1446,66 @@ class _Links:
 
     joins: dict[str, Any]
     parent: Any
+
+
+@dataclass(frozen=True)
+class _Reference:
+    """One live foreign key: ``schema.table(columns) -> referred(referred_columns)``."""
+
+    schema: str | None
+    table: str
+    columns: tuple[str, ...]
+    referred: tuple[str | None, str]
+    referred_columns: tuple[str, ...]
+    ondelete: str  # "" (NO ACTION / RESTRICT), "CASCADE", "SET NULL", "SET DEFAULT"
+
+
+#: ON DELETE actions under which deleting the referred row is not refused.
+_FOLLOWS_DELETE = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
+
+
+def _foreign_keys(conn: Connection, schemas: set[str | None]) -> list[_Reference]:
+    """The foreign keys of every table in ``schemas``, by SQLAlchemy inspection. PostgreSQL's
+    partitions repeat their partitioned table's keys: only the partitioned table is read."""
+    inspector = inspect(conn)
+    partitions: set[str] = set()
+    if conn.dialect.name == "postgresql":
+        partitions = set(conn.execute(text("SELECT relname FROM pg_class WHERE relispartition")).scalars())
+    out: list[_Reference] = []
+    for schema in schemas:
+        for table_name in inspector.get_table_names(schema=schema):
+            if table_name in partitions:
+                continue
+            for fk in inspector.get_foreign_keys(table_name, schema=schema):
+                referred_schema = fk.get("referred_schema") or schema
+                if referred_schema == conn.dialect.default_schema_name and schema is None:
+                    referred_schema = None
+                out.append(
+                    _Reference(
+                        schema=schema,
+                        table=str(table_name),
+                        columns=tuple(map(str, fk["constrained_columns"])),
+                        referred=(referred_schema, str(fk["referred_table"])),
+                        referred_columns=tuple(map(str, fk["referred_columns"])),
+                        ondelete=str((fk.get("options") or {}).get("ondelete") or "").upper(),
+                    )
+                )
+    return out
+
+
+def _chunks(values: list[Any]) -> Iterator[list[Any]]:
+    for start in range(0, len(values), _IN_CHUNK):
+        yield values[start : start + _IN_CHUNK]
+
+
+@dataclass
+class _Forecast:
+    fates: dict[str, _Fate]
+    shared: dict[str, int]
+    shared_with: dict[str, dict[str, int]]
+    refusals: list[str]
+    #: lookup entity -> the person's owner rows to detach from its shared rows
+    detach: dict[str, list[Key]] = field(default_factory=dict)
 
 
 @dataclass
@@ -1296,6 +1735,38 @@ def _compile_tail_substr(element: _Tail, compiler: SQLCompiler, **kw: Any) -> st
     return f"substr({compiler.process(text, **kw)}, -{compiler.process(n, **kw)})"
 
 
+class _Joined(FunctionElement[str]):
+    """Text columns joined with single spaces, NULL parts left out: ``concat_ws(' ', ...)``
+    (SQLite before 3.44 has none: ``||`` with ``coalesce`` there)."""
+
+    name = "concat_ws"
+    inherit_cache = True
+
+    def __init__(self, *columns: ColumnElement[Any]) -> None:
+        super().__init__(*columns)
+        self.type = String()
+
+
+@compiles(_Joined)
+def _compile_joined(element: _Joined, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = ", ".join(compiler.process(c, **kw) for c in element.clauses)
+    return f"concat_ws(' ', {parts})"
+
+
+@compiles(_Joined, "sqlite")
+def _compile_joined_sqlite(element: _Joined, compiler: SQLCompiler, **kw: Any) -> str:
+    parts = " || ' ' || ".join(f"coalesce({compiler.process(c, **kw)}, '')" for c in element.clauses)
+    return f"replace(trim({parts}), '  ', ' ')"
+
+
+def source_expression(table: Table, source: str) -> ColumnElement[Any]:
+    """An identity source's stored value: a column, or a name held in several (``first+last``)."""
+    columns = identity_columns(source)
+    if len(columns) == 1:
+        return table.c[columns[0]]
+    return _Joined(*(table.c[column] for column in columns))
+
+
 def _folded(column: ColumnElement[Any]) -> ColumnElement[Any]:
     """Emails, names, addresses: ``lower(trim(column))``."""
     return func.lower(func.trim(column))
@@ -1418,8 +1889,10 @@ def matching_indexes(system: SystemConfig, tables: Mapping[str, Table]) -> list[
             slot[1].append(use)
 
     for entity in system.ordered_entities():
-        for column, kind in entity.identity.items():
-            want(entity, (column,), f"{entity.name}.{column} ({kind.value})", kind)
+        for source, kind in entity.all_identity().items():
+            # a name in several columns is looked up by its last part (the family name)
+            column = identity_columns(source)[-1]
+            want(entity, (column,), f"{entity.name}.{source} ({kind.value})", kind)
         if entity.identity and entity.key:
             want(entity, entity.key, f"{entity.name} key", None)
         relation = entity.relation

@@ -12,6 +12,7 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +22,7 @@ from temporalio.client import Client
 
 from console.api.codec import codec_router
 from console.api.health import health_router
+from console.api.metrics import metrics_router
 from console.api.requests import router
 from console.assets import mount_assets
 from console.public.downloads import router as downloads_router
@@ -41,6 +43,17 @@ log = get_logger("dsar.app")
 
 #: Where the Temporal Web UI runs on the dev stack; it calls the codec endpoint from there.
 TEMPORAL_UI_ORIGINS = ["http://127.0.0.1:8233", "http://localhost:8233"]
+
+
+def codec_origins(settings: Settings) -> list[str]:
+    """The origins allowed to call the codec endpoint from a browser: the Web UI's
+    (``DSAR_TEMPORAL_UI_URL``), and on a development machine the dev stack's; no other."""
+    parts = urlsplit(settings.temporal_ui_url)
+    origins = [f"{parts.scheme}://{parts.netloc}"] if parts.scheme and parts.netloc else []
+    if settings.environment == "development":
+        origins += [o for o in TEMPORAL_UI_ORIGINS if o not in origins]
+    return origins
+
 
 #: Error context keys that carry no part of the input (pydantic's ``ctx`` may hold limits and
 #: the allowed enum values; anything else is dropped rather than risk echoing personal data).
@@ -89,7 +102,7 @@ def create_app(
     app.state.codec_requires_auth = codec_requires_auth
     app.add_middleware(
         CORSMiddleware,
-        allow_origins=TEMPORAL_UI_ORIGINS,
+        allow_origins=codec_origins(settings),
         allow_methods=["POST", "GET", "OPTIONS"],
         allow_headers=["content-type", "x-namespace", "authorization"],
         allow_credentials=True,
@@ -97,6 +110,7 @@ def create_app(
     app.include_router(router)
     app.include_router(codec_router)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(public_router)
     app.include_router(request_form_router)
     app.include_router(status_router)

@@ -1,6 +1,7 @@
 """Static files the app serves itself, so that nothing loads from a CDN: the console's own style
 sheet, and HTMX and Swagger UI from their npm packages (installed by ``make install`` into
-``node_modules``, pinned in ``package-lock.json``). ``/docs`` is Swagger UI on those files.
+``node_modules``, pinned in ``package-lock.json``; the wheel carries copies in ``console/vendor/``,
+see setup.py). ``/docs`` is Swagger UI on those files.
 """
 
 from __future__ import annotations
@@ -12,20 +13,23 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
+from console.vendor_files import VENDOR_FILES
 from dsar.logs import get_logger
 
 log = get_logger("dsar.assets")
 
-ROOT = Path(__file__).resolve().parent.parent
-#: npm packages the pages use: URL path -> directory in node_modules.
-VENDOR = {
-    "htmx": Path("htmx.org") / "dist",
-    "swagger-ui": Path("swagger-ui-dist"),
-}
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 
 
 def node_modules() -> Path:
     return ROOT / "node_modules"
+
+
+def vendor_directory(name: str) -> Path:
+    """The installed package's copy (a wheel), else the npm package itself (a checkout)."""
+    bundled = HERE / "vendor" / name
+    return bundled if bundled.is_dir() else node_modules() / VENDOR_FILES[name][0]
 
 
 def mount_assets(app: FastAPI) -> None:
@@ -34,10 +38,10 @@ def mount_assets(app: FastAPI) -> None:
         StaticFiles(directory=Path(__file__).resolve().parent / "staff" / "static"),
         name="console-static",
     )
-    for name, sub in VENDOR.items():
-        directory = node_modules() / sub
+    for name, (sub, _files) in VENDOR_FILES.items():
+        directory = vendor_directory(name)
         if not directory.is_dir():
-            log.warning("front-end package missing: run `make install`", package=str(sub.parts[0]))
+            log.warning("front-end package missing: run `make install`", package=sub.split("/")[0])
             continue
         app.mount(f"/static/vendor/{name}", StaticFiles(directory=directory), name=f"vendor-{name}")
 

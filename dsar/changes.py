@@ -71,7 +71,12 @@ def corrections_for_identifier(datamap: DataMap, kind: str, value: str | None) -
             continue
         for entity in system.identity_entities():
             for column, held in entity.identity.items():
-                if held.value == kind and column not in system.join_columns(entity.name):
+                # a name over several columns (first+last) is corrected field by field, by hand
+                if (
+                    held.value == kind
+                    and "+" not in column
+                    and column not in system.join_columns(entity.name)
+                ):
                     out.append(Correction(system.name, entity.name, column, value))
     return out
 

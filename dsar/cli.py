@@ -354,6 +354,12 @@ def cmd_systems_indexes(args: argparse.Namespace) -> int:
     return indexes(args.datamap or Settings().datamap, sys.stdout, apply=args.apply)
 
 
+def cmd_systems_discover(args: argparse.Namespace) -> int:
+    from dsar.systems_cli import discover
+
+    return discover(args.url, sys.stdout, system=args.system, url_env=args.url_env, out_path=args.out)
+
+
 def cmd_systems_found(args: argparse.Namespace) -> int:
     try:
         file = open(args.file, "rb")  # noqa: SIM115 - httpx streams it, closed below
@@ -422,6 +428,16 @@ def cmd_intake_email(args: argparse.Namespace) -> int:
     return dry_run([Path(p) for p in args.dry_run], policy_from_settings(Settings()), sys.stdout)
 
 
+def cmd_setup(args: argparse.Namespace) -> int:
+    from dsar.logs import configure_logging
+    from dsar.settings import Settings
+    from dsar.setup_cli import setup
+
+    settings = Settings()
+    configure_logging(settings.log_level)
+    return setup(settings)
+
+
 def cmd_dev(args: argparse.Namespace) -> int:
     from dsar import devstack
 
@@ -457,6 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the dev stack")
     add("worker", cmd_worker, "run a worker against $DSAR_TEMPORAL_ADDRESS")
     add("web", cmd_web, "serve the HTTP API on $DSAR_HTTP_HOST:$DSAR_HTTP_PORT")
+    add("setup", cmd_setup, "create the register's database and tables, register the search attributes")
 
     p = add("submit", cmd_submit, "open a request through the API")
     p.add_argument("--type", required=True, choices=[t.value for t in RequestType])
@@ -546,6 +563,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     q.add_argument("--datamap", type=Path, help="default: $DSAR_DATAMAP")
     q.add_argument("--apply", action="store_true", help="create the missing indexes")
+    q = system_action(
+        "discover", cmd_systems_discover, "draft a data map for an existing SQL database, to edit"
+    )
+    q.add_argument("url", metavar="URL", help="the database's SQLAlchemy URL (it never goes in the draft)")
+    q.add_argument("--system", default="main", help="the system's name in the draft (default: main)")
+    q.add_argument("--url-env", default="", help="the variable to hold the URL (default: DSAR_<SYSTEM>_URL)")
+    q.add_argument("--out", type=Path, help="write the draft here (default: print it)")
     q = system_action("found", cmd_systems_found, "upload what a search by hand found")
     q.add_argument("ref", metavar="REF")
     q.add_argument("system", metavar="SYSTEM")
@@ -655,6 +679,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as e:  # the promise: one line, never a traceback
         sys.stderr.write(f"dsar {args.command}: {type(e).__name__}: {_first_line(e)}\n")
         code = EXIT_ERROR
+    engine = sys.modules.get("dsar.engine")  # imported only by commands that talk to Temporal
+    if engine is not None:
+        engine.end_process(code)
     sys.stdout.flush()
     sys.exit(code)
 

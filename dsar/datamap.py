@@ -36,7 +36,16 @@ Shape (``demo/dsar.yaml`` is a complete example)::
               email: {category: Contact details, purpose: Account management, provided: true}
           orders:
             relation: customers.id -> orders.customer_id   # parent.column -> this.column
+            erasure: {strategy: delete, keep_if_has: [payments]}   # a paid order stays
             fields: ...
+          addresses:                   # many-to-one, possibly shared with others
+            lookup: customers.address_id -> addresses.id   # owner.foreign_key -> this.key
+            identity: {phone: phone}   # on a related row: counts for the customer
+            phone_region_column: country_code
+            shared: keep               # or detach: empty the customer's address_id
+          countries:
+            lookup: addresses.country_code -> countries.code
+            reference: true            # nobody's data: never erased, shown as joined values
 
 Unknown keys are errors (a typo must not silently drop a field from a subject's report), so new
 keys are added here deliberately, each in its ``_*_KEYS`` set and its dataclass.
@@ -49,6 +58,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import NoReturn
 
@@ -113,7 +123,7 @@ _TRANSFER_KEYS = frozenset({*_TRANSFER_REQUIRED, "systems"})
 _COMMON_SYSTEM_KEYS = frozenset({"connector", "label", "description", "defaults", "entities"})
 #: Keys each connector type takes besides the common ones.
 _SYSTEM_KEYS: dict[str, frozenset[str]] = {
-    "sql": frozenset({"url_env", "max_concurrent"}),
+    "sql": frozenset({"url_env", "max_concurrent", "phone_region"}),
     "s3": frozenset({"bucket", "endpoint_env", "region", "max_concurrent"}),
     "manual": frozenset({"owner", "instructions", "remind_every_days", "escalate_after_days", "identifiers"}),
 }
@@ -125,6 +135,10 @@ _ENTITY_KEYS: dict[str, frozenset[str]] = {
             "key",
             "identity",
             "relation",
+            "lookup",
+            "reference",
+            "phone_region_column",
+            "shared",
             "label",
             "description",
             "defaults",
@@ -156,7 +170,7 @@ _FIELD_KEYS = frozenset(
         "erasure",
     }
 )
-_ERASURE_KEYS = frozenset({"strategy", "reason"})
+_ERASURE_KEYS = frozenset({"strategy", "reason", "keep_if_has"})
 #: a marker (restriction, objection, opt_out, limit_use): the column set, and the value it gets
 _RESTRICTION_KEYS = frozenset({"column", "value"})
 #: sql: the columns of a purchase, order or payment a person can quote to prove who they are
@@ -225,6 +239,10 @@ class Controller:
     transfers: tuple[Transfer, ...] = ()
 
 
+#: Why reference data (reached by a lookup, marked ``reference``) stays when a person is erased.
+REFERENCE_REASON = "Reference data shared by everyone (not about you): nothing of it is yours to erase"
+
+
 class EntityErasure(StrEnum):
     """What erasing the subject does to an entity's rows (or objects)."""
 
@@ -258,6 +276,10 @@ class ErasureRule:
 
     strategy: EntityErasure = EntityErasure.DELETE
     reason: str = ""
+    #: sql, a condition across a relation: a row of this entity that has a row in one of these
+    #: child entities (kept by the map: a payment) stays, anonymised, instead of being deleted
+    #: ("keep a rental that was paid for"); the rows without one are deleted
+    keep_if_has: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -281,15 +303,30 @@ class FieldConfig:
 
 @dataclass(frozen=True)
 class Relation:
-    """``parent.parent_column -> child.column``: a child row belongs to whoever owns its parent."""
+    """How an entity's rows are reached from the person, with the direction explicit.
+
+    ``relation: parent.parent_column -> child.column`` (one-to-many): a child row (an order)
+    belongs to whoever owns its parent; erasing goes children first.
+    ``lookup: owner.fk -> this.key`` (many-to-one): the owner's row points at this row (an
+    address, a city); the row may be shared with others, so it is changed only after its
+    owners and only when it is theirs alone. A many-to-many link table is a child of the
+    person with a lookup from the link to the other side."""
 
     parent: str
     parent_column: str
     child: str
     column: str
+    #: many-to-one: ``parent`` holds the foreign key, this entity the referenced key
+    lookup: bool = False
 
     def __str__(self) -> str:
         return f"{self.parent}.{self.parent_column} -> {self.child}.{self.column}"
+
+
+def identity_columns(source: str) -> tuple[str, ...]:
+    """The columns of an identity source: ``email``, or ``first_name+last_name`` for a name
+    held in several columns (joined with single spaces, empty parts left out)."""
+    return tuple(part.strip() for part in source.split("+"))
 
 
 @dataclass(frozen=True)
@@ -331,8 +368,25 @@ class EntityConfig:
     #: (health, finances, photographs, precise location): a person registered in a system
     #: holding it is verified to the higher standard (``VerificationPolicy.points_sensitive``)
     sensitive: bool = False
+    #: sql: identifiers held on this related row (an address's phone, a contacts table): a
+    #: match counts for the person its relation chain leads to, never as a person of its own
+    related_identity: dict[str, IdentifierKind] = field(default_factory=dict)
+    #: sql: reference data (cities, countries, films) reached by a lookup: nobody's personal
+    #: data, never erased; the person's record shows it as the joined value
+    reference: bool = False
+    #: sql: a column of this row holding the ISO 3166 region of its phone numbers (a customer's
+    #: country), for numbers written without a country code
+    phone_region_column: str = ""
+    #: sql, a lookup: what erasing does to a row of it that others use too (a shared address):
+    #: "keep" it as it is, or "detach" the person from it (their row's foreign key emptied,
+    #: where the column takes NULL); a row that is theirs alone follows ``erasure``
+    shared: str = "keep"
     #: "demo/dsar.yaml line 42", for later errors about this entity (a missing table, ...)
     origin: str = field(default="", compare=False, repr=False)
+
+    def all_identity(self) -> dict[str, IdentifierKind]:
+        """Every identity source of this entity: its own (a person entity) or related ones."""
+        return {**self.identity, **self.related_identity}
 
     def placeholders(self) -> list[str]:
         """The identifier kinds an s3 prefix template needs, in order."""
@@ -428,6 +482,21 @@ class SystemConfig:
             if other.relation is not None and other.relation.parent == name:
                 columns.add(other.relation.parent_column)
         return columns
+
+    def change_order(self) -> list[EntityConfig]:
+        """All entities in the order changes run so foreign keys stay valid: a row that points
+        at another changes first (a child before its parent, an owner before its lookup)."""
+        sorter: TopologicalSorter[str] = TopologicalSorter()
+        for entity in self.entities.values():
+            sorter.add(entity.name)
+            relation = entity.relation
+            if relation is None:
+                continue
+            if relation.lookup:  # the owner points at this row: the owner goes first
+                sorter.add(entity.name, relation.parent)
+            else:  # this row points at its parent: it goes first
+                sorter.add(relation.parent, entity.name)
+        return [self.entities[name] for name in sorter.static_order()]
 
     def identity_entities(self) -> list[EntityConfig]:
         """Entities in which the subject can be found directly (locate searches these)."""
@@ -716,6 +785,13 @@ class _Loader:
                 points.setdefault(regime, {})[request_type] = int(value)
         return points
 
+    def region(self, node: Node, path: str) -> str:
+        """A phone region (ISO 3166 alpha-2), for numbers written without a country code."""
+        region = self.text(node, path).upper()
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            self.fail(node, path, f"unknown phone region '{region}'")
+        return region
+
     def flag(self, node: Node, path: str) -> bool:
         value = self.text(node, path).lower()
         if value not in ("true", "false", "yes", "no"):
@@ -732,10 +808,7 @@ class _Loader:
         )
         region = "GB"
         if "phone_region" in items:
-            region_node = items["phone_region"][1]
-            region = self.text(region_node, f"{path}.phone_region").upper()
-            if region not in phonenumbers.SUPPORTED_REGIONS:
-                self.fail(region_node, f"{path}.phone_region", f"unknown phone region '{region}'")
+            region = self.region(items["phone_region"][1], f"{path}.phone_region")
         regimes: list[Regime] = []
         regime_options = [r.value for r in Regime]
         if "regimes" in items:
@@ -930,7 +1003,9 @@ class _Loader:
             description=description,
             entities=entities,
             label=label,
-            phone_region=controller.phone_region,
+            phone_region=self.region(items["phone_region"][1], f"{path}.phone_region")
+            if "phone_region" in items
+            else controller.phone_region,
             max_concurrent=self.count(items, "max_concurrent", path, 4),
             bucket=bucket,
             manual=manual,
@@ -1051,13 +1126,19 @@ class _Loader:
                 if connector == "s3":
                     self.s3_source(column, k, f"{ipath}.{column}", items)
                 else:
-                    declared(column, k, f"{ipath}.{column}")
+                    for part in identity_columns(column):
+                        declared(part, k, f"{ipath}.{column}")
+                    column = "+".join(identity_columns(column))
                 kind = self.text(v, f"{ipath}.{column}")
                 if kind not in kinds:
                     self.fail(
                         v,
                         f"{ipath}.{column}",
                         f"unknown identifier kind '{kind}' (expected one of: {', '.join(kinds)})",
+                    )
+                if "+" in column and kind != IdentifierKind.NAME.value:
+                    self.fail(
+                        v, f"{ipath}.{column}", "only a name can be held in several columns ('first+last')"
                     )
                 identity[column] = IdentifierKind(kind)
 
@@ -1069,7 +1150,7 @@ class _Loader:
                 declared(column, key_value_node, f"{path}.key")
         elif "id" in fields:
             key = ("id",)
-        if connector == "sql" and identity and not key:
+        if connector == "sql" and identity and "relation" not in items and "lookup" not in items and not key:
             self.fail(
                 key_node,
                 path,
@@ -1078,14 +1159,24 @@ class _Loader:
 
         relation: Relation | None = None
         relation_node: Node | None = None
-        if "relation" in items:
-            relation_node = items["relation"][1]
-            rpath = f"{path}.relation"
+        if "relation" in items and "lookup" in items:
+            self.fail(
+                items["lookup"][0],
+                f"{path}.lookup",
+                "give either 'relation' (this entity's rows belong to a parent row) or 'lookup' "
+                "(a row of another entity points at this one), not both",
+            )
+        if "relation" in items or "lookup" in items:
+            direction = "lookup" if "lookup" in items else "relation"
+            relation_node = items[direction][1]
+            rpath = f"{path}.{direction}"
             text = self.text(relation_node, rpath)
             match = _RELATION.match(text)
             if not match:
-                self.fail(relation_node, rpath, f"expected 'parent.column -> {name}.column', got '{text}'")
-            relation = Relation(*match.groups())
+                shape = "owner.foreign_key" if direction == "lookup" else "parent.column"
+                self.fail(relation_node, rpath, f"expected '{shape} -> {name}.column', got '{text}'")
+            parent, parent_column, child, column = match.groups()
+            relation = Relation(parent, parent_column, child, column, lookup=direction == "lookup")
             if relation.child != name:
                 self.fail(
                     relation_node,
@@ -1156,6 +1247,37 @@ class _Loader:
         erasure = ErasureRule()
         if "erasure" in items:
             erasure = self.erasure(items["erasure"][1], f"{path}.erasure", connector)
+        reference = "reference" in items and self.flag(items["reference"][1], f"{path}.reference")
+        if reference:
+            if relation is None or not relation.lookup:
+                self.fail(
+                    items["reference"][0],
+                    f"{path}.reference",
+                    "reference data is reached by a 'lookup' (owner.foreign_key -> this.key)",
+                )
+            if identity:
+                self.fail(items["reference"][0], f"{path}.reference", "reference data has no 'identity'")
+            if "erasure" in items:
+                self.fail(items["erasure"][0], f"{path}.erasure", "reference data is never erased")
+            erasure = ErasureRule(EntityErasure.KEEP, REFERENCE_REASON)
+        phone_region_column = ""
+        if "phone_region_column" in items:
+            pnode = items["phone_region_column"][1]
+            phone_region_column = self.text(pnode, f"{path}.phone_region_column")
+            if phone_region_column not in fields:
+                self.fail(pnode, f"{path}.phone_region_column", f"no column '{phone_region_column}' declared")
+        shared = "keep"
+        if "shared" in items:
+            snode = items["shared"][1]
+            shared = self.choice(
+                snode, f"{path}.shared", _member_of(frozenset({"keep", "detach"})), ["keep", "detach"]
+            )
+            if relation is None or not relation.lookup or reference:
+                self.fail(snode, f"{path}.shared", "'shared' is for a lookup that is not reference data")
+        related_identity: dict[str, IdentifierKind] = {}
+        if connector == "sql" and relation is not None and identity:
+            # identifiers on a related row count for the person the relation leads to
+            related_identity, identity = identity, {}
         entity = EntityConfig(
             name=name,
             table=table,
@@ -1175,6 +1297,10 @@ class _Loader:
             prefix=prefix,
             format=fmt,
             sensitive="sensitive" in items and self.flag(items["sensitive"][1], f"{path}.sensitive"),
+            related_identity=related_identity,
+            reference=reference,
+            phone_region_column=phone_region_column,
+            shared=shared,
             origin=self.where(key_node),
         )
         return entity, relation_node
@@ -1203,12 +1329,24 @@ class _Loader:
             items = self.mapping(node, path, _ERASURE_KEYS)
             strategy_node = self.required(items, "strategy", node, path)[1]
             reason = self.text(items["reason"][1], f"{path}.reason") if "reason" in items else ""
+        keep_if_has: tuple[str, ...] = ()
+        if not isinstance(node, ScalarNode) and "keep_if_has" in items:
+            has_node = items["keep_if_has"][1]
+            keep_if_has = self.texts(has_node, f"{path}.keep_if_has")
+            if connector != "sql" or not keep_if_has:
+                self.fail(
+                    has_node, f"{path}.keep_if_has", "name the child entities (sql) whose rows keep a row"
+                )
         strategy = EntityErasure(
             self.choice(strategy_node, f"{path}.strategy", _member_of(frozenset(options)), options)
         )
         if strategy == EntityErasure.KEEP and not reason:
             self.fail(node, path, "'keep' needs a reason (the law or duty that requires keeping it)")
-        return ErasureRule(strategy, reason)
+        if keep_if_has and strategy != EntityErasure.DELETE:
+            self.fail(
+                node, path, "'keep_if_has' goes with 'strategy: delete' (the rows without one are deleted)"
+            )
+        return ErasureRule(strategy, reason, keep_if_has)
 
     def check_relations(
         self,
@@ -1217,7 +1355,23 @@ class _Loader:
         relation_nodes: dict[str, Node],
         entity_items: dict[str, tuple[Node, Node]],
     ) -> None:
-        """Parents exist, columns are declared, no cycles, and every entity leads to the subject."""
+        """Parents exist, columns are declared, no cycles, and every entity leads to the subject;
+        an erasure's ``keep_if_has`` names children of the entity."""
+        for name, entity in entities.items():
+            for child in entity.erasure.keep_if_has:
+                found = entities.get(child)
+                if (
+                    found is None
+                    or found.relation is None
+                    or found.relation.lookup
+                    or found.relation.parent != name
+                ):
+                    self.fail(
+                        entity_items[name][0],
+                        f"{path}.entities.{name}.erasure.keep_if_has",
+                        f"'{child}' is not a child entity of '{name}' "
+                        f"(relation: {name}.column -> {child}.column)",
+                    )
         for name, entity in entities.items():
             relation = entity.relation
             if relation is None:

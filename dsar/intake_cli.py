@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from dsar.logs import get_logger
 from dsar.settings import Settings
-from intake.mailparse import MailboxPolicy, Outcome, ParsedMessage, oversize_reason, parse_message
+from intake.mail import MailboxPolicy, Outcome, ParsedMessage, oversize_reason, parse_message
 
 if TYPE_CHECKING:  # the poller's modules (Temporal, the workflow) load only when it runs
     from intake.mailbox import Handled, MailboxSettings
@@ -163,6 +163,11 @@ async def _poll(settings: Settings, mailbox: MailboxSettings, once: bool, out: T
     controller = DataMap.load(settings.datamap).controller.name
     client = await connect(settings)
     store = CaseStore(settings.resolved_database_url)
+    metrics = None
+    if settings.metrics_port and not once:  # /metrics: the process's own, and a liveness probe
+        from dsar.metrics import serve_worker_metrics
+
+        metrics = serve_worker_metrics(settings.metrics_host, settings.metrics_port, None)
     try:
         intake = MailboxIntake(
             mailbox,
@@ -193,6 +198,8 @@ async def _poll(settings: Settings, mailbox: MailboxSettings, once: bool, out: T
         log.info("mailbox poller stopped")
         return EXIT_OK
     finally:
+        if metrics is not None:
+            metrics.shutdown()
         store.close()
 
 

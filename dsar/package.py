@@ -28,6 +28,7 @@ decisions are held in memory only for records that are not plainly disclosed.
 from __future__ import annotations
 
 import csv
+import email.utils
 import hashlib
 import io
 import json
@@ -37,7 +38,7 @@ import ssl
 from collections import Counter
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -1056,11 +1057,36 @@ def portable_json(
 
 class PushRefused(Exception):
     """The other controller's endpoint cannot take the data (the message names the status or
-    the kind of failure, never the data). ``retryable`` says whether trying later may help."""
+    the kind of failure, never the data). ``retryable`` says whether trying later may help;
+    ``retry_after`` is when the endpoint asked to be tried again (its ``Retry-After``), if it did."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
+    def __init__(self, message: str, *, retryable: bool, retry_after: timedelta | None = None) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.retry_after = retry_after
+
+
+#: the longest wait a ``Retry-After`` may ask for: past it, the ordinary backoff decides
+MAX_RETRY_AFTER = timedelta(minutes=1)
+
+
+def retry_after(value: str | None, now: datetime | None = None) -> timedelta | None:
+    """A ``Retry-After`` header (RFC 9110 10.2.3: seconds, or an HTTP date) as a wait between 0
+    and ``MAX_RETRY_AFTER``; None when absent or unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        wait = timedelta(seconds=int(value[:9]))
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            return None
+        wait = when - (now or datetime.now(UTC))
+    return min(max(wait, timedelta(0)), MAX_RETRY_AFTER)
 
 
 @dataclass
@@ -1115,5 +1141,6 @@ def push_portable_data(
         raise PushRefused(
             f"the other controller's endpoint answered {answer.status_code}",
             retryable=answer.status_code >= 500 or answer.status_code == 429,
+            retry_after=retry_after(answer.headers.get("retry-after")),
         )
     return Pushed(answer.status_code, size, digest.hexdigest())

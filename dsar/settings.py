@@ -131,7 +131,7 @@ class Settings(BaseSettings):
     four_eyes_for: list[str] = Field(default_factory=list)
     #: reviews that need two different approvers, as selectors, e.g. ["erasure"]
     second_approver_for: list[str] = Field(default_factory=list)
-    #: Email intake (intake/mailparse.py): the regime of mail that names no law or place, and the
+    #: Email intake (intake/mail/regime.py): the regime of mail that names no law or place, and the
     #: regime each privacy mailbox or brand domain serves, JSON, e.g.
     #: {"privacy-us@northwind.example.com": "CCPA"}; the message size caps.
     intake_default_regime: Regime = Regime.UK_GDPR
@@ -162,6 +162,14 @@ class Settings(BaseSettings):
     worker_processes: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1)
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    #: Where a worker serves ``/metrics`` for Prometheus (dsar's and the Temporal SDK's); unset:
+    #: not served. The web app serves its own on its HTTP port.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    #: OpenTelemetry tracing through the Temporal SDK's interceptor: a span per workflow,
+    #: activity, signal, query and update, sent over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT
+    #: (the standard OTEL_* variables apply). Spans carry names and ids, never payloads.
+    tracing: bool = False
     #: The reverse proxies in front of the web app (addresses or networks, JSON, e.g.
     #: ["10.0.0.5", "10.1.0.0/16"]). Only a request that comes from one of them has its
     #: X-Forwarded-For read, for rate limits and logs; by default nobody is trusted, so a

@@ -9,10 +9,13 @@ is wrong), never as a traceback.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from connectors.base import ConnectorError, ConnectorMisconfigured, ConnectorUnavailable, connector_for
 from dsar.datamap import DataMap, DataMapError, SystemConfig
+
+if TYPE_CHECKING:
+    from connectors.sql_schema import Finding
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -31,10 +34,27 @@ def check(datamap_path: Path, out: TextIO) -> int:
     failed = 0
     for system in datamap.systems.values():
         status, detail = check_system(system)
+        findings = schema_check(system) if status == "ok" and system.connector == "sql" else []
+        errors = sum(f.severity == "error" for f in findings)
+        if errors:
+            status, detail = "mismatch", f"{errors} error(s) comparing the data map with the database"
         failed += status != "ok"
         out.write(f"{system.name:<16} {system.connector:<7} {status:<13} {detail}\n")
+        for finding in findings:
+            out.write(f"  {finding}\n")
     out.write("all systems answered\n" if not failed else f"{failed} system(s) need attention\n")
     return EXIT_OK if not failed else EXIT_FAILED
+
+
+def schema_check(system: SystemConfig) -> list[Finding]:
+    """The data map against the live schema (connectors/sql_schema.py); a failure to read it
+    is one finding, never a traceback."""
+    from connectors.sql_schema import Finding, schema_findings
+
+    try:
+        return schema_findings(system)
+    except ConnectorError as e:
+        return [Finding("error", system.origin, f"cannot read the schema: {e}")]
 
 
 def check_system(system: SystemConfig) -> tuple[str, str]:
@@ -80,3 +100,29 @@ def indexes(datamap_path: Path, out: TextIO, *, apply: bool) -> int:
             failed += 1
             out.write(f"-- {system.name}: {e}\n")
     return EXIT_OK if not failed else EXIT_FAILED
+
+
+def discover(url: str, out: TextIO, *, system: str, url_env: str = "", out_path: Path | None = None) -> int:
+    """Draft a data map for the database at ``url`` (connectors/sql_discover.py); the URL and
+    any sampled value stay out of the draft and out of every message."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from connectors.sql_discover import discover as draft_map
+
+    try:
+        draft = draft_map(url, system, url_env)
+    except ValueError as e:  # nothing that looks like people: said in words, no value
+        out.write(f"cannot draft a data map: {e}\n")
+        return EXIT_FAILED
+    except SQLAlchemyError as e:  # a driver's message can quote SQL and its parameters
+        out.write(f"cannot draft a data map: the database could not be read ({type(e).__name__})\n")
+        return EXIT_FAILED
+    if out_path is None:
+        out.write(draft.text)
+    else:
+        out_path.write_text(draft.text, encoding="utf-8")
+        out.write(
+            f"{out_path}: drafted {len(draft.entities)} entities (the people: '{draft.person}'); edit the "
+            f"TODOs, then run 'dsar systems check --datamap {out_path}'\n"
+        )
+    return EXIT_OK

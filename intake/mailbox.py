@@ -31,7 +31,7 @@ from dsar.logs import get_logger
 from dsar.model import Channel, Correspondence, Regime, RequestType
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from intake.mailparse import MailboxPolicy, Outcome, ParsedMessage, parse_message
+from intake.mail import MailboxPolicy, Outcome, ParsedMessage, parse_message
 from intake.service import (
     MAX_KEY_LENGTH,
     IntakeError,

@@ -7,6 +7,7 @@ import base64
 import contextlib
 import functools
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -20,19 +21,21 @@ import yaml
 from sqlalchemy import create_engine
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from dsar.codec import data_converter
-from dsar.model import FINAL_STAGES
+from dsar.model import FINAL_STAGES, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from workflows.rules import SEARCH_ATTRIBUTES
 
 FINAL = {s.value for s in FINAL_STAGES}
+#: stages a case rests in on a timer, with no work in flight (responded: until the link expires)
+RESTING = FINAL | {Stage.RESPONDED.value}
 #: What a case waits for while its identity match runs: the systems, not a person.
 MATCHING = "matching identity"
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,7 +212,8 @@ async def _settle_and_terminate(client: Client, reference: str) -> None:
         except RPCError:
             return  # already closed
         waiting = snap.get("waiting_for") or ""
-        if (waiting and not waiting.startswith(MATCHING)) or snap.get("stage") in FINAL or snap.get("paused"):
+        resting = snap.get("stage") in RESTING or snap.get("paused")
+        if resting or (waiting and not waiting.startswith(MATCHING)):
             break
         await asyncio.sleep(0.05)
     with contextlib.suppress(RPCError):
@@ -240,6 +244,20 @@ async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseSto
     )
 
 
+def record_histories(histories: list[WorkflowHistory]) -> None:
+    """With ``DSAR_RECORD_HISTORIES=<dir>``, keep each replayed history as JSON, named after the
+    test that ran it: how the committed histories in ``tests/histories/`` are made (see
+    docs/versioning.md). Encrypted with the tests' codec key, as the worker wrote them."""
+    target = os.environ.get("DSAR_RECORD_HISTORIES")
+    if not target:
+        return
+    test = os.environ.get("PYTEST_CURRENT_TEST", "unknown").split(" ")[0]
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", test.split("::")[-1]).strip("-")
+    Path(target).mkdir(parents=True, exist_ok=True)
+    for i, history in enumerate(histories):
+        (Path(target) / f"{slug}-{i}.json").write_text(history.to_json())
+
+
 async def replay_in_sandbox(
     client: Client, references: list[str], workflows: list[type] | None = None
 ) -> None:
@@ -249,6 +267,7 @@ async def replay_in_sandbox(
     from workflows.request import DataSubjectRequest
 
     histories = [await client.get_workflow_handle(ref).fetch_history() for ref in references]
+    record_histories(histories)
     replayer = Replayer(
         workflows=workflows or [DataSubjectRequest],
         data_converter=client.data_converter,

@@ -3,15 +3,12 @@
 The privacy@ mailbox the intake poller reads. Messages are put in with a real APPEND, as a mail
 server's delivery would leave them, and the test reads the folders back over IMAP. One server
 per test module (start-up takes a tenth of a second); each test gets its own user (mailbox).
-Recipe: ../shared/TOOLCHAIN.md §3 (as root, dovecot's own users run the mail processes).
+The server itself is the demo's (demo/mailserver.py), as ``make run`` starts it.
 """
 
 from __future__ import annotations
 
-import grp
 import imaplib
-import os
-import pwd
 import shutil
 import socket
 import subprocess
@@ -23,48 +20,7 @@ from pathlib import Path
 
 import pytest
 
-DOVECOT = shutil.which("dovecot") or "/usr/sbin/dovecot"
-
-CONFIG = """\
-protocols = imap
-listen = 127.0.0.1
-base_dir = {d}/run
-state_dir = {d}/state
-log_path = {d}/dovecot.log
-ssl = no
-disable_plaintext_auth = no
-auth_mechanisms = plain login
-auth_failure_delay = 0
-default_internal_user = {user}
-default_internal_group = {group}
-default_login_user = {login_user}
-first_valid_uid = {uid}
-mail_location = maildir:{d}/mail/%u
-namespace inbox {{
-  inbox = yes
-  separator = /
-}}
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {d}/users
-}}
-userdb {{
-  driver = passwd-file
-  args = username_format=%u {d}/users
-  default_fields = uid={uid} gid={gid} home={d}/home/%u
-}}
-service imap-login {{
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  chroot =
-}}
-service anvil {{
-  chroot =
-}}
-"""
-
+from demo.mailserver import dovecot_available, imap_ready, prepare_dovecot
 
 USERS = tuple(f"privacy-{i}@example.org" for i in range(40))
 
@@ -126,42 +82,13 @@ class ImapServer:
             imap.logout()
 
 
-def _wait_ready(port: int, deadline: float) -> bool:
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
-                if s.recv(64).startswith(b"* OK"):
-                    return True
-        except OSError:
-            time.sleep(0.05)
-    return False
-
-
 def start_dovecot() -> tuple[subprocess.Popen[bytes], ImapServer]:
     d = Path(tempfile.mkdtemp(prefix="dsar-imap-"))  # not under pytest's 0700 tmp dirs
-    d.chmod(0o755)
-    for sub in ("run", "state", "mail", "home"):
-        (d / sub).mkdir()
-    (d / "users").write_text("".join(f"{u}:{{PLAIN}}secret::::::\n" for u in USERS))
-    if os.getuid() == 0:  # dovecot refuses to run mail processes as root
-        user = group = "dovecot"
-        login_user = "dovenull"
-        uid, gid = pwd.getpwnam("dovecot").pw_uid, grp.getgrnam("dovecot").gr_gid
-        for sub in ("mail", "home"):
-            os.chown(d / sub, uid, gid)
-    else:
-        user = login_user = pwd.getpwuid(os.getuid()).pw_name
-        group = grp.getgrgid(os.getgid()).gr_name
-        uid, gid = os.getuid(), os.getgid()
     port = _free_port()
-    config = d / "dovecot.conf"
-    config.write_text(
-        CONFIG.format(d=d, user=user, group=group, login_user=login_user, uid=uid, gid=gid, port=port)
-    )
-    process = subprocess.Popen(
-        [DOVECOT, "-F", "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
-    if not _wait_ready(port, time.monotonic() + 15):
+    # The users are written before dovecot starts: see ImapServer.add_user.
+    command = prepare_dovecot(d, port, dict.fromkeys(USERS, "secret"))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if not imap_ready(port, time.monotonic() + 15):
         process.terminate()
         process.wait(10)
         log = (d / "dovecot.log").read_text() if (d / "dovecot.log").exists() else ""
@@ -182,7 +109,7 @@ def stop_dovecot(process: subprocess.Popen[bytes], server: ImapServer) -> None:
 
 @pytest.fixture(scope="module")
 def imap_server() -> Iterator[ImapServer]:
-    if not os.access(DOVECOT, os.X_OK):
+    if not dovecot_available():
         pytest.fail("dovecot is not installed: `make install` installs it (Debian's dovecot-imapd)")
     process, server = start_dovecot()
     try:

@@ -7,10 +7,13 @@ import base64
 import json
 import os
 import shutil
+import smtplib
 import stat
 import tempfile
 import time
 from collections.abc import Iterator
+from email.message import EmailMessage
+from email.utils import make_msgid
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +22,7 @@ import pytest
 from temporalio.client import Client
 
 from console.auth import mint_token
+from demo.mailserver import PRIVACY_ADDRESS
 from dsar.devstack import Ports, Stack, _seed, free_port
 from dsar.settings import Settings
 from tests.conftest import TEST_CODEC_KEY
@@ -39,7 +43,14 @@ def stack() -> Iterator[Stack]:
     var.chmod(var.stat().st_mode | stat.S_IRWXU)
     s = Stack(
         var=var,
-        ports=Ports(temporal=free_port(), ui=free_port(), http=free_port(), s3=free_port()),
+        ports=Ports(
+            temporal=free_port(),
+            ui=free_port(),
+            http=free_port(),
+            s3=free_port(),
+            imap=free_port(),
+            smtp=free_port(),
+        ),
         extra_env={"DSAR_CODEC_KEY": TEST_CODEC_KEY, "DSAR_CLOSE_AFTER_DAYS": "30"},
         workers=2,  # as on a two-core machine: the crash test kills both
     )
@@ -167,6 +178,37 @@ def test_worker_killed_mid_case_is_restarted_and_finishes(stack: Stack) -> None:
     acks = [p for p in (stack.var / "outbox").glob("*.eml") if ref in p.read_text(errors="replace")]
     subjects = [line for p in acks for line in p.read_text().splitlines() if line.startswith("Subject:")]
     assert sum("We have received" in s for s in subjects) == 1
+
+
+def test_an_email_to_the_privacy_mailbox_opens_a_case(stack: Stack) -> None:
+    """As a person would: mail sent to the demo's privacy@ address over SMTP lands in its IMAP
+    mailbox, the poller reads it and opens a case (the person's details then checked for
+    leaks in the logs by the next test)."""
+    message = EmailMessage()
+    message["From"] = f"{PERSON['name']} <{PERSON['email']}>"
+    message["To"] = PRIVACY_ADDRESS
+    message["Subject"] = "Subject access request"
+    message["Message-ID"] = make_msgid(domain="example.com")
+    message.set_content(
+        "Under Article 15 of the UK GDPR, please send me a copy of all the personal data you hold "
+        f"about me. My phone number is {PERSON['phone']}.\n\nMargaret Ellis\n"
+    )
+    with smtplib.SMTP("127.0.0.1", stack.ports.smtp, timeout=10) as smtp:
+        smtp.send_message(message)
+    log = stack.var / "poller.log"
+    deadline = time.monotonic() + 30
+    while not (opened := [r for r in _report_lines(log) if r.get("outcome") == "request"]):
+        stack.check()
+        assert time.monotonic() < deadline, f"no case opened from the email: {log.read_text()[-2000:]}"
+        time.sleep(0.2)
+    snap = api(stack).get(f"/api/v1/requests/{opened[0]['reference']}").json()
+    assert (snap["request_type"], snap["regime"], snap["channel"]) == ("access", "UK_GDPR", "email"), snap
+
+
+def _report_lines(log: Path) -> list[dict[str, Any]]:
+    """The poller's report: one JSON line per message (its own logs are JSON lines too)."""
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    return [json.loads(line) for line in lines if line.startswith('{"outcome"')]
 
 
 async def test_no_personal_data_in_history_or_logs(stack: Stack) -> None:

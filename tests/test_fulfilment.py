@@ -26,7 +26,7 @@ from dsar.store import CaseStore
 from dsar.suppression import SuppressionList
 from intake.service import NewRequest, open_case
 from tests.conftest import ROOT, keep_systems, make_settings, read
-from tests.test_workflow import at_stage, decide, letters, start
+from tests.test_workflow import at_stage, decide, letters, refused, start
 from workflows.request import DataSubjectRequest
 
 IDS = {k: MARGARET[k] for k in ("name", "email", "phone")}
@@ -252,3 +252,43 @@ async def test_a_change_the_data_map_gives_no_way_to_make_is_an_operator_task_no
     await decide(h, DecisionKind.FULFILLED, reason="sensitive-data use switched off in the CRM, ticket OPS-7")
     s = await at_stage(h, Stage.RESPONDED)
     assert "OPS-7" in s.results["fulfilling"]
+
+
+@pytest.fixture
+def payments_left_out(private_demo: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    """The demo map as a new user might write it (issue 16): orders deleted, and the payments
+    table that points at them left out of the map."""
+    path = tmp_path / "dsar.yaml"
+    document = yaml.safe_load(path.read_text())
+    crm = document["systems"]["crm"]["entities"]
+    del crm["payments"]
+    crm["orders"]["erasure"] = "delete"
+    document["exemptions"] = [r for r in document["exemptions"] if r["entity"] != "orders"]
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return private_demo
+
+
+async def test_a_plan_a_database_constraint_would_refuse_is_never_approved(
+    payments_left_out: dict[str, str],
+    ts_env: WorkflowEnvironment,
+    worker: Worker,
+    store: CaseStore,
+    settings: Settings,
+) -> None:
+    """The plan is worked out on the live database in the review: the reviewer sees what the
+    foreign key would refuse, and approving is refused, so the case never fails after approval
+    while the person is told it is under way. Nothing in the CRM changes."""
+    orders = "SELECT count(*) FROM orders WHERE customer_id = 1"
+    before = rows(payments_left_out["crm"], orders)
+    h = await start(ts_env, store, settings, RequestType.ERASURE, identifiers=IDS)
+    await at_stage(h, Stage.VERIFYING)
+    await decide(h, DecisionKind.VERIFY)
+    s = await at_stage(h, Stage.REVIEWING)
+    assert s.review is not None and s.review.plan_ref
+    plan = blob_store_from_settings(settings).get(s.review.plan_ref).decode()
+    assert "constraint would refuse: crm.orders: deleting" in plan
+    assert "foreign key payments.order_id -> orders.id" in plan
+    message = await refused(h, DecisionKind.APPROVE)
+    assert "the plan cannot be carried out as it stands" in message
+    assert (await h.query(DataSubjectRequest.snapshot)).stage == Stage.REVIEWING
+    assert rows(payments_left_out["crm"], orders) == before

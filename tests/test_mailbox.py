@@ -20,8 +20,8 @@ from dsar.blobs import blob_store_from_settings
 from dsar.model import Decision, DecisionKind, Regime, RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
+from intake.mail import MailboxPolicy
 from intake.mailbox import MailboxIntake, MailboxSettings
-from intake.mailparse import MailboxPolicy
 from tests.imapserver import ImapServer, imap_server  # noqa: F401 - the fixture
 from tests.test_workflow import wait_until
 from workflows.request import DataSubjectRequest

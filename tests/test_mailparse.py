@@ -47,16 +47,10 @@ from typing import Any
 import pytest
 
 from dsar.model import AgentAuthority, Regime, RequestType
-from intake.mailparse import (
-    MB,
-    US_REGIMES,
-    MailboxPolicy,
-    Outcome,
-    ParsedMessage,
-    fit_type_to_regime,
-    parse_message,
-    sanitise_filename,
-)
+from intake.mail import MailboxPolicy, Outcome, ParsedMessage, parse_message
+from intake.mail.attachments import sanitise_filename
+from intake.mail.classify import US_REGIMES, fit_type_to_regime
+from intake.mail.message import MB
 from intake.training import classifier, extract
 from intake.training.classifier import FOLDS
 

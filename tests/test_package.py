@@ -22,7 +22,7 @@ import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -51,6 +51,7 @@ from dsar.package import (
     portable_json,
     provided_by_the_person,
     push_portable_data,
+    retry_after,
 )
 from tests.conftest import ROOT
 from tests.test_exemptions import demo_pg, truth  # noqa: F401  (the PostgreSQL demo company)
@@ -599,6 +600,8 @@ def other_controller(tmp_path: Path) -> Iterator[tuple[str, Path, list[dict[str,
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append({"headers": dict(self.headers), "body": body, "path": self.path})
             self.send_response(201 if self.path == "/import" else 503)
+            if self.path == "/busy":  # busy for now: asks to be tried again in a second
+                self.send_header("Retry-After", "1")
             self.send_header("Content-Length", "0")
             self.end_headers()
 
@@ -653,7 +656,7 @@ def test_portable_data_is_pushed_to_another_controller_over_https(
     assert not untrusted.value.retryable
     with pytest.raises(PushRefused, match="answered 503") as failing:
         push_portable_data(document(), f"{base}/busy", verify=trusted)
-    assert failing.value.retryable
+    assert failing.value.retryable and failing.value.retry_after == timedelta(seconds=1)
     assert len(received) == 2  # the untrusted one never sent a byte
 
 
@@ -694,3 +697,13 @@ def test_what_was_found_by_hand_goes_in_as_uploaded(searched: Searched) -> None:
     _, portable = build(searched, replace(uk_access(), request_type=RequestType.PORTABILITY), None)
     assert not any(n.startswith("data/cctv/") for n in portable.files)
     assert "Images (CCTV): held on paper or equipment we search by hand" in portable.report
+
+
+def test_a_busy_endpoint_is_tried_again_when_it_asks_within_a_minute() -> None:
+    now = datetime(2027, 1, 5, 12, 0, tzinfo=UTC)
+    assert retry_after("1") == timedelta(seconds=1)
+    assert retry_after("Tue, 05 Jan 2027 12:00:30 GMT", now) == timedelta(seconds=30)
+    assert retry_after("Tue, 05 Jan 2027 11:00:00 GMT", now) == timedelta(0)  # a date passed
+    assert retry_after("86400") == timedelta(minutes=1)  # never longer than the backoff's cap
+    for unreadable in (None, "", "soon", "-5", "1.5", "Tue, 05 Jan 2027 12:00:30"):
+        assert retry_after(unreadable, now) is None, unreadable

@@ -16,7 +16,7 @@ from demo.seed import MARGARET
 from dsar.model import RequestType
 from dsar.settings import Settings
 from dsar.store import CaseStore
-from intake.mailparse import parse_message
+from intake.mail import parse_message
 from intake.request_details import request_details
 from tests.conftest import make_settings
 from tests.test_api import bearer

@@ -26,6 +26,7 @@ from fastapi.responses import RedirectResponse, Response
 from connectors.base import json_lines
 from console.auth import OPERATOR, REVIEWER
 from console.services import MAX_REASON, REFERENCE_RE, run_update, snapshot
+from console.staff.case import related_cases
 from console.staff.pages import (
     HEADERS,
     Caller,
@@ -37,6 +38,7 @@ from console.staff.pages import (
     render,
     require,
     services_of,
+    today,
 )
 from dsar.blobs import BlobStore
 from dsar.datamap import DataMap, DataMapError, EntityConfig, SystemConfig
@@ -48,6 +50,8 @@ from workflows.request import DataSubjectRequest
 router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 25
+#: How the erasure plan's warnings begin (connectors.base.ErasureForecast.warnings).
+PLAN_WARNINGS = ("shared row:", "constraint would refuse:")
 MAX_OFFSET = 10_000_000
 #: A redaction marker in redacted free text: "[REDACTED: third party]".
 _MARKER = re.compile(r"\[REDACTED: ([^\]]*)\]")
@@ -57,6 +61,13 @@ OUTCOMES = {
     "erasure": ("erase", "retain"),
     "other": ("comply", "refuse"),
 }
+
+
+def plan_warnings(plan_text: str) -> list[str]:
+    """The warnings of the plan worked out on the live database (activities/change.py): rows
+    others use too, and what a database constraint would refuse. The workbench shows them above
+    the plan, so that nobody approves past them."""
+    return [line.strip() for line in plan_text.splitlines() if line.strip().startswith(PLAN_WARNINGS)]
 
 
 @dataclass(frozen=True)
@@ -212,7 +223,9 @@ def _view(
     catalogue: ExemptionCatalogue,
     family: str,
 ) -> RecordView:
-    columns = list(entity.fields) or list(record)
+    # the declared fields, then what the copy shows beside them (reference data joined to an
+    # id, e.g. a rental's films.title), as the package does
+    columns = [*entity.fields, *(c for c in record if c not in entity.fields)] or list(record)
     outcome = decision.outcome.value if decision else ("disclose" if family == "disclosing" else "comply")
     bases = decision.basis if decision else []
     if family == "disclosing":
@@ -316,7 +329,19 @@ async def render_workbench(
     plan_text = ""
     if snap.review.plan_ref:
         plan_text = (await in_thread(svc.blobs.get, snap.review.plan_ref)).decode()
+    plan_warning_lines = plan_warnings(plan_text)
     family = _family(snap)
+    # the same person's other requests: a change carried out since this case searched
+    events = await in_thread(svc.store.audit_trail, ref)
+    _, warnings = await in_thread(
+        related_cases,
+        svc.store,
+        svc.settings.suppression_key_bytes,
+        ref,
+        events,
+        svc.settings.timezone,
+        today(request),
+    )
 
     def link(**changes: object) -> str:
         query = {"system": chosen.system if chosen else "", "entity": chosen.entity if chosen else ""}
@@ -343,6 +368,8 @@ async def render_workbench(
         family=family,
         outcomes=OUTCOMES[family],
         plan_text=plan_text,
+        plan_warnings=plan_warning_lines,
+        warnings=warnings,
         error=error,
         can_review=who.staff.has(REVIEWER),
         open=snap.stage.value == "reviewing" and not snap.review.approved_by,

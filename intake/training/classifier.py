@@ -1,6 +1,6 @@
 """A statistical second opinion on an email's request type, for when the rules cannot tell.
 
-The phrase rules (intake/mailparse.py) decide whenever they recognise request wording; when they
+The phrase rules (intake/mail/) decide whenever they recognise request wording; when they
 recognise none the message would go to triage. Then this model reads the same text and, if it
 is sure enough, names the type instead. It never overrides a type the rules found.
 
@@ -52,7 +52,7 @@ SEED = 0
 class TrainingExample:
     """One training text with its label (a request type's value, or ``NOT_A_REQUEST``)."""
 
-    text: str  # the words parse_message classifies, lower-cased (intake.mailparse.classification_text)
+    text: str  # the words parse_message classifies, lower-cased (intake.mail.classification_text)
     label: str
     source: str  # the corpus file it came from, and its set
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from intake.mailparse import MailboxPolicy, classification_text
+from intake.mail import MailboxPolicy, classification_text
 from intake.training.classifier import NOT_A_REQUEST, TRAINING_FILE
 
 ROOT = Path(__file__).resolve().parents[2]
