@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint bench clean install bytecode system-packages
+.PHONY: run test lint bench clean install bytecode system-packages translations
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -34,8 +34,9 @@ system-packages:
 	      || { echo "could not install $$pkg"; exit 1; }; \
 	  fi; done
 
-# Front-end packages the app serves itself (HTMX, Swagger UI: no CDN) and the OpenID provider the
-# sign-in tests run (oidc-provider on the machine's Node.js), pinned in package-lock.json.
+# Front-end packages the app serves itself (HTMX, Swagger UI: no CDN), the OpenID provider the
+# sign-in tests run (oidc-provider on the machine's Node.js) and axe-core, which the person's
+# pages' browser tests inject to check accessibility; pinned in package-lock.json.
 NODE_STAMP := node_modules/.installed-stamp
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
@@ -50,6 +51,11 @@ run: install
 ## make test: every test, against real servers (Temporal, PostgreSQL, SMTP...).
 test: install
 	$(PY) -m pytest -q -p no:cacheprovider
+
+## make translations: the person's pages' text into their gettext catalogue, ready to translate
+translations: install
+	$(VENV)/bin/pybabel extract -F console/public/babel.cfg --no-location --sort-output \
+	  --project dsar --omit-header -o console/public/locale/messages.pot .
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -50,6 +50,9 @@ _TO_DPO = frozenset({"escalation", "breach"})
 STAFF_LETTERS = frozenset({"manual_search", "manual_reminder"})
 #: Letters to the address on file (``Letter.to``) rather than the one the request gave.
 ON_FILE_LETTERS = frozenset({"confirm_request"})
+#: Letters that carry the person's status page link (``dsar.links``, purpose ``view_status``):
+#: the acknowledgement, and those that ask the person for something the page can take.
+STATUS_LINK_LETTERS = frozenset({"acknowledgement", "identity_request", "clarification_request"})
 #: What the case file's copy of a letter says instead of a credential the letter carried.
 NOT_KEPT = "[sent to the recipient; not kept in the case file]"
 
@@ -148,6 +151,13 @@ class NotifyActivities:
                 declaration=bool(facts.get("link_declaration")),
             )
             masked["link"] = NOT_KEPT
+        if letter.kind in STATUS_LINK_LETTERS:
+            from dsar.links import STATUS_LINK_HOURS, mint_link
+
+            facts["status_link"] = mint_link(
+                self.settings, letter.reference, "view_status", hours=STATUS_LINK_HOURS
+            )
+            masked["status_link"] = NOT_KEPT
         if facts.get("outcome_ref"):  # what was erased or changed, and what was kept and why
             if self.blobs is None:
                 raise ValueError("this letter needs the blob store (its text is kept there)")

@@ -28,6 +28,7 @@ from console.assets import mount_assets
 from console.public.downloads import router as downloads_router
 from console.public.links import router as public_router
 from console.public.request_form import router as request_form_router
+from console.public.status import router as status_router
 from console.services import ENGINE_UNREACHABLE, EngineUnavailable, Services
 from console.staff import router as staff_router
 from console.staff.pages import engine_unavailable_page
@@ -112,6 +113,7 @@ def create_app(
     app.include_router(metrics_router)
     app.include_router(public_router)
     app.include_router(request_form_router)
+    app.include_router(status_router)
     app.include_router(downloads_router)
     app.include_router(staff_router)
     mount_assets(app)

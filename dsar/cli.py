@@ -148,6 +148,26 @@ def cmd_submit(args: argparse.Namespace) -> int:
         }
     if args.idempotency_key:
         body["idempotency_key"] = args.idempotency_key
+    corrections = {}
+    for item in args.correct or []:
+        kind, sep, value = item.partition("=")
+        if not sep:
+            raise CliError(
+                f"--correct needs KIND=VALUE (e.g. --correct phone=07700900123), not {kind!r}", EXIT_ERROR
+            )
+        corrections[kind.strip()] = value
+    for name, value in (
+        *corrections.items(),
+        ("transfer_to", args.transfer_to),
+        ("objection", args.objection),
+    ):
+        _gate(lambda: inputs.clean_text(value, name, lines="join"))  # noqa: B023 - called at once
+    if corrections:
+        body["corrections"] = corrections
+    if args.transfer_to:
+        body["transfer_to"] = args.transfer_to
+    if args.objection:
+        body["objection"] = args.objection
     _print_json(api_call("POST", "/api/v1/requests", json_body=body))
     return 0
 
@@ -474,6 +494,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="the agent holds a power of attorney (read by an operator)",
     )
     p.add_argument("--idempotency-key", help="the same key reaches the same case")
+    p.add_argument(
+        "--correct", action="append", metavar="KIND=VALUE", help="rectification: what a detail should say"
+    )
+    p.add_argument(
+        "--transfer-to", default="", metavar="URL", help="portability: the other company's https address"
+    )
+    p.add_argument("--objection", default="", help="objection: the use of the data objected to")
 
     p = add("status", cmd_status, "show a case (its snapshot)")
     p.add_argument("ref", metavar="REF")

@@ -48,7 +48,13 @@ PURPOSES: dict[str, str] = {
     "confirm_agent": "confirm",
     "provide_identifiers": "provide",
     "provide_authority": "authority",  # an agent uploads their signed permission
+    # the person's page for the whole request: where it stands, what we need, withdraw, write
+    # to us. Not single-use (it is opened again and again); its forms carry it as their key.
+    "view_status": "status",
 }
+#: How long a status link works: the longest a case stays open (three months, an extension of
+#: two more, the person's waits), with room to read the answer afterwards.
+STATUS_LINK_HOURS = 24 * 200
 PAGES = frozenset(PURPOSES.values())
 
 #: What the form may ask for. Not the email address: the link itself went there.
@@ -90,7 +96,7 @@ class LinkClaims:
 
     reference: str
     purpose: str
-    page: str  # "confirm" or "provide"
+    page: str  # "confirm", "provide", "authority" or "status"
     jti: str
     kinds: tuple[str, ...]  # for provide_identifiers: the identifier kinds the form asks for
     declaration: bool  # for provide_identifiers: the form asks for the signed declaration

@@ -155,6 +155,9 @@ class DecisionKind(StrEnum):
     RETRY_STEP = "retry_step"  # try the step again (after fixing its cause)
     SKIP_STEP = "skip_step"  # go on without it (reason required: the person may be told)
     DONE_BY_HAND = "done_by_hand"  # a person carried it out another way (reason required)
+    #: what the request type needs, given later (a letter, a call, the person's page): the
+    #: corrections of a rectification, the receiving company of a transfer, the use objected to
+    ADD_DETAILS = "add_details"
 
 
 @dataclass
@@ -182,6 +185,12 @@ class Decision:
     #: which the letter tells the person
     merge_into: str = ""
     merge_due: str = ""
+    #: for ``add_details`` (personal data: encrypted by the payload codec, never in the audit
+    #: trail): identifier kind -> what it should say, the receiving company's https address,
+    #: the use objected to
+    corrections: dict[str, str] = field(default_factory=dict)
+    transfer_to: str = ""
+    objection: str = ""
 
 
 @dataclass
@@ -297,6 +306,8 @@ class CaseInput:
     #: rectification: identifier kind -> the value it should hold (personal data). Identity is
     #: checked without these kinds: never with the data in dispute.
     corrections: dict[str, str] = field(default_factory=dict)
+    #: objection: the processing the person objects to, in their words (GDPR Art. 21)
+    objection: str = ""
 
 
 @dataclass
@@ -409,6 +420,7 @@ class CaseDetails:
     timezone: str
     calendar: str
     triage_reason: str = ""
+    objection: str = ""  # the processing the person objects to, in their words
 
 
 @dataclass

@@ -20,6 +20,7 @@ import imaplib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,6 +36,7 @@ from intake.service import (
     MAX_KEY_LENGTH,
     IntakeError,
     NewRequest,
+    clean_transfer_to,
     open_case,
     phone_region,
     usable_identifiers,
@@ -197,6 +199,7 @@ class MailboxIntake:
             agent=parsed.agent,
             authority_document=document,
             triage_reason=triage,
+            **_type_details(parsed, phone_region(self.settings)),
         )
         try:
             opened = await open_case(self.client, self.store, self.settings, new, self.controller, self.blobs)
@@ -208,6 +211,7 @@ class MailboxIntake:
             new.triage_reason = f"cannot open as read: {e}"
             new.request_type, new.regime = RequestType.ACCESS, parsed.regime or self.policy.default_regime
             new.agent, new.authority_document = None, None
+            new.corrections, new.transfer_to, new.objection = {}, "", ""
             opened = await open_case(self.client, self.store, self.settings, new, self.controller, self.blobs)
             triage = new.triage_reason
         if opened.created:
@@ -267,6 +271,17 @@ def _authority_document(parsed: ParsedMessage) -> bytes | None:
         if a.data and not a.refused and any(a.data.startswith(magic) for magic, _ in SIGNATURES):
             return a.data
     return None
+
+
+def _type_details(parsed: ParsedMessage, region: str | None) -> dict[str, Any]:
+    """What the message states its type needs, as far as the input gate takes it: a correction
+    or an address it refuses is left out (the operator reads the message and can add it)."""
+    corrections, _ = usable_identifiers(dict(parsed.details.corrections), region)
+    try:
+        transfer_to = clean_transfer_to(parsed.details.transfer_to, parsed.request_type or RequestType.ACCESS)
+    except IntakeError:
+        transfer_to = ""
+    return {"corrections": corrections, "transfer_to": transfer_to, "objection": parsed.details.objection}
 
 
 def _key(message_id: str) -> str:

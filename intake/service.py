@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 from temporalio.client import Client
@@ -91,6 +92,8 @@ class NewRequest:
     transfer_to: str = ""
     #: rectification: identifier kind -> the value it should hold
     corrections: dict[str, str] = field(default_factory=dict)
+    #: objection: the processing the person objects to, in their words
+    objection: str = ""
 
 
 @dataclass
@@ -170,6 +173,21 @@ def clean_transfer_to(endpoint: str, request_type: RequestType) -> str:
     return endpoint
 
 
+def type_details(corrections: dict[str, str], transfer_to: str, objection: str) -> dict[str, Any]:
+    """What an ``add_details`` decision carries, through the same gate as intake's (422 with the
+    field's name, never its value); the case checks that its request type uses them."""
+    try:
+        return {
+            "corrections": clean_identifiers(corrections, required=False) if corrections else {},
+            "transfer_to": clean_transfer_to(transfer_to, RequestType.PORTABILITY),
+            "objection": inputs.clean_text(
+                objection, "objection", max_length=inputs.MAX_REASON, lines="join"
+            ),
+        }
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
+
+
 def case_policy(settings: Settings, regime: Regime, controller: str) -> CasePolicy:
     return CasePolicy(
         calendar=settings.calendar_for(regime),
@@ -216,6 +234,12 @@ async def open_case(
         raise IntakeError(str(e)) from None
     if corrections and new.request_type is not RequestType.RECTIFICATION:
         raise IntakeError("corrections: only a rectification request corrects data")
+    try:
+        objection = inputs.clean_text(new.objection, "objection", max_length=inputs.MAX_REASON, lines="join")
+    except InputRefused as e:
+        raise IntakeError(str(e)) from None
+    if objection and new.request_type is not RequestType.OBJECTION:
+        raise IntakeError("objection: only an objection names the processing objected to")
     received_at = (new.received_at or datetime.now(UTC)).astimezone(UTC)
     row, created = await asyncio.to_thread(
         store.open_case,
@@ -250,6 +274,7 @@ async def open_case(
         triage_reason=triage_reason,
         transfer_to=transfer_to,
         corrections=corrections,
+        objection=objection,
     )
     row_token = register_row_token(row)
     if created:

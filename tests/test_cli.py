@@ -185,6 +185,25 @@ async def served(
     # Open cases are ended by the ``worker`` fixture once they settle (tests/conftest.py).
 
 
+async def test_a_rectification_from_the_cli_carries_its_corrections(
+    served: BackgroundServer, settings: Settings, ts_env: WorkflowEnvironment
+) -> None:
+    from workflows.request import DataSubjectRequest
+
+    env = cli_env(settings, DSAR_API_URL=served.url, DSAR_TOKEN=mint_token(settings, "olive", ["operator"]))
+    correct = ["--correct", "postal_address=3 Mill Road, Coventry"]
+    run = await dsar("submit", "--type", "rectification", "--regime", "UK_GDPR", "--email",
+                     "margaret.ellis@example.com", *correct, env=env)  # fmt: skip
+    assert run.code == 0, run.err
+    opened = run.json()
+    assert isinstance(opened, dict)
+    details = await ts_env.client.get_workflow_handle(opened["reference"]).query(DataSubjectRequest.details)
+    assert details.corrections == {"postal_address": "3 Mill Road, Coventry"}
+    bad = await dsar("submit", "--type", "access", "--regime", "UK_GDPR", "--email", "m@example.com",
+                     "--correct", "postcode", env=env)  # fmt: skip
+    assert bad.code != 0 and "KIND=VALUE" in bad.err
+
+
 async def test_submit_status_decide_and_queue_through_the_api(
     served: BackgroundServer, settings: Settings
 ) -> None:

@@ -37,18 +37,23 @@ KINDS = sorted(
 LINK = (
     "https://privacy.northwind.example.com/r/DSR-2027-000042/provide?t=eyJhbGciOiJIUzI1NiJ9.e30.c2lnbmF0dXJl"
 )
+STATUS = "https://privacy.northwind.example.com/r/DSR-2027-000042/status?t=eyJhbGciOiJIUzI1NiJ9.e30.c3RhdHVz"
 DOWNLOAD = "https://privacy.northwind.example.com/d/DSR-2027-000042?t=eyJhbGciOiJIUzI1NiJ9.e30.ZG93bmxvYWQ"
 
 #: What each kind adds to the case's facts, as the workflow passes them.
 EXTRA: dict[str, dict[str, str]] = {
-    "acknowledgement": {"verification_needed": "yes", "regime_note": ""},
+    "acknowledgement": {"verification_needed": "yes", "regime_note": "", "status_link": STATUS},
     "authority_request": {
         "link": LINK,
         "reason": "a copy of the permission the person signed for you to make this request",
         "wait_until": "2027-02-04",
     },
     "breach": {},
-    "clarification_request": {"reason": "which accounts and which years", "wait_until": "2027-02-04"},
+    "clarification_request": {
+        "reason": "which accounts and which years",
+        "wait_until": "2027-02-04",
+        "status_link": STATUS,
+    },
     "confirm_request": {"link": LINK, "link_hours": "72", "purpose_text": "that you made this request"},
     "escalation": {},
     "expiry": {"awaited": "information to confirm your identity", "reason": ""},
@@ -59,7 +64,11 @@ EXTRA: dict[str, dict[str, str]] = {
         "wait_until": "2027-02-04",
     },
     "identity_more": {"link": LINK, "points_missing": "1", "wait_until": "2027-02-04", "on_behalf": ""},
-    "identity_request": {"reason": "a copy of a recent utility bill", "wait_until": "2027-02-04"},
+    "identity_request": {
+        "reason": "a copy of a recent utility bill",
+        "wait_until": "2027-02-04",
+        "status_link": STATUS,
+    },
     "manual_escalation": {
         "system": "cctv",
         "days": "7",

@@ -456,6 +456,8 @@ async def test_a_double_submit_opens_one_case(
     await page.goto(f"{served.url}/request")
     token = await page.locator("input[name=form_token]").input_value()
     await fill_in(page, "Correct my data", "A country in the EU or the EEA", {"email": MARGARET["email"]})
+    await page.get_by_label("Which detail is wrong").select_option(label="My name")
+    await page.get_by_label("What it should say", exact=True).fill("Margaret Ellis-Hart")
     answers: list[str] = []
 
     async def twice(route: Route) -> None:
@@ -595,3 +597,46 @@ def test_the_form_uses_the_input_gate_for_separators_and_encoded_line_breaks() -
     problems, checked = check_answers(answers(name="Zoe\u0308 Ellis"), controller(Regime.UK_GDPR))
     assert not problems and checked is not None
     assert checked.new.identifiers["name"] == "Zo\u00eb Ellis"  # NFC
+
+
+def test_each_request_type_is_asked_what_it_needs() -> None:
+    uk = controller(Regime.UK_GDPR)
+    problems, _ = check_answers(answers(request_type="rectification"), uk)
+    assert problems.fields == {"correction_kind_1": "Tell us which detail is wrong and what it should say"}
+    problems, _ = check_answers(
+        answers(request_type="rectification", correction_kind_1="name", correction_value_2="x"), uk
+    )
+    assert problems.fields == {
+        "correction_value_1": "Enter what it should say",
+        "correction_kind_2": "Choose which detail is wrong",
+    }
+    _, checked = check_answers(
+        answers(
+            request_type="rectification",
+            correction_kind_1="postal_address",
+            correction_value_1="3 Mill Road\nCoventry",
+            correction_kind_2="email",
+            correction_value_2="m.ellis@example.net",
+            objection="marketing",  # for another type: left out
+        ),
+        uk,
+    )
+    assert checked is not None and checked.new.objection == ""
+    assert checked.new.corrections == {
+        "postal_address": "3 Mill Road, Coventry",
+        "email": "m.ellis@example.net",
+    }
+
+    problems, _ = check_answers(answers(request_type="portability", transfer_to="http://other.example"), uk)
+    assert problems.fields == {
+        "transfer_to": "Enter the other company's secure web address, starting with https://"
+    }
+    _, checked = check_answers(
+        answers(request_type="portability", transfer_to="https://other.example/in"), uk
+    )
+    assert checked is not None and checked.new.transfer_to == "https://other.example/in"
+
+    problems, _ = check_answers(answers(request_type="objection"), uk)
+    assert problems.fields == {"objection": "Tell us which use of your data you object to"}
+    _, checked = check_answers(answers(request_type="objection", objection="Profiling for adverts"), uk)
+    assert checked is not None and checked.new.objection == "Profiling for adverts"

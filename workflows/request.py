@@ -133,4 +133,5 @@ class DataSubjectRequest(Decisions, Verification, SystemSearch, Review, Fulfilme
             timezone=self._tz,
             calendar=self._case.policy.calendar,
             triage_reason=self._case.triage_reason,
+            objection=self._case.objection,
         )

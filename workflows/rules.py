@@ -70,6 +70,8 @@ ALLOWED: dict[DecisionKind, frozenset[Stage]] = {
     DecisionKind.RETRY_STEP: frozenset(Stage),
     DecisionKind.SKIP_STEP: frozenset(Stage),
     DecisionKind.DONE_BY_HAND: frozenset(Stage),
+    # what the type needs can be added until the change or the copy is under way
+    DecisionKind.ADD_DETAILS: _EARLY,
 }
 
 #: The ways out of an operator task, as decisions (they name the task in ``Decision.task``).

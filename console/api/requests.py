@@ -70,7 +70,7 @@ from dsar.model import (
     Stage,
 )
 from dsar.store import CaseNotFound
-from intake.service import MAX_KEY_LENGTH, IntakeError, NewRequest, open_case
+from intake.service import MAX_KEY_LENGTH, IntakeError, NewRequest, open_case, type_details
 from workflows.request import DataSubjectRequest, DecisionResult
 
 log = get_logger("dsar.api")
@@ -133,6 +133,8 @@ class NewRequestBody(BaseModel):
     transfer_to: str = Field(default="", max_length=500)
     #: rectification: identifier kind -> the value it should hold, e.g. {"phone": "+44 7700 900123"}
     corrections: dict[str, str] = Field(default_factory=dict, max_length=MAX_IDENTIFIERS)
+    #: objection: the processing the person objects to, in their words (Art. 21)
+    objection: str = Field(default="", max_length=MAX_REASON)
 
 
 class AgentBody(BaseModel):
@@ -164,6 +166,11 @@ class DecisionBody(BaseModel):
     fee: Line = Field(default="", max_length=20)
     #: for retry_step, skip_step and done_by_hand: which operator task (its id on the case)
     task: Line = Field(default="", max_length=200)
+    #: for add_details: a rectification's corrections (identifier kind -> what it should say),
+    #: a portability transfer's https address, the use objected to in an objection
+    corrections: dict[str, str] = Field(default_factory=dict, max_length=MAX_IDENTIFIERS)
+    transfer_to: str = Field(default="", max_length=500)
+    objection: str = Field(default="", max_length=MAX_REASON)
 
 
 class AmendmentBody(BaseModel):
@@ -262,6 +269,7 @@ async def submit_request(
                 by_agent=body.by_agent,
                 transfer_to=body.transfer_to,
                 corrections=body.corrections,
+                objection=body.objection,
                 agent=AgentDetails(**body.agent.model_dump()) if body.agent else None,
             ),
             controller,
@@ -342,6 +350,10 @@ async def decide(
         role = f"{OWNER_PREFIX}{body.system}"  # the system's owner answers for it
     elif not who.has(role):
         raise forbidden(who, [role])
+    try:
+        details = type_details(body.corrections, body.transfer_to, body.objection)
+    except IntakeError as e:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=str(e)) from None
     decision = Decision(
         kind=body.kind,
         actor=who.actor(role),
@@ -352,6 +364,7 @@ async def decide(
         regime=body.regime.value if body.regime else "",
         fee=body.fee.strip(),
         task=body.task,
+        **details,
     )
     return await _decided(svc, ref, decision)
 

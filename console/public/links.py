@@ -37,6 +37,7 @@ from console.public.pages import (
     POST_LIMIT,
     REFUSALS,
     Stop,
+    _,
     guard_of,
     limited,
     message,
@@ -64,16 +65,22 @@ PERSON_ACTOR = "person:link"
 #: Identifier kind -> what the form calls it, a hint, the browser's autocomplete token, the input
 #: type, and whether it gets a multi-line box.
 FIELDS: dict[str, tuple[str, str, str, str, bool]] = {
-    "name": ("Full name", "", "name", "text", False),
-    "phone": ("Phone number", "", "tel", "tel", False),
-    "postal_address": ("Postal address", "", "street-address", "text", True),
+    "name": (_("Full name"), "", "name", "text", False),
+    "phone": (_("Phone number"), "", "tel", "tel", False),
+    "postal_address": (_("Postal address"), "", "street-address", "text", True),
     "postcode": ("Postcode", "", "postal-code", "text", False),
-    "date_of_birth": ("Date of birth", "For example, 27 March 1985", "bday", "text", False),
-    "customer_id": ("Customer number", "You can find it on our emails and invoices", "off", "text", False),
-    "account_number": ("Account number", "", "off", "text", False),
+    "date_of_birth": (_("Date of birth"), _("For example, 27 March 1985"), "bday", "text", False),
+    "customer_id": (
+        _("Customer number"),
+        _("You can find it on our emails and invoices"),
+        "off",
+        "text",
+        False,
+    ),
+    "account_number": (_("Account number"), "", "off", "text", False),
     "last_transaction": (
-        "Your last order or payment (reference, amount, date)",
-        "For example, order 10442, £23.50, 3 May",
+        _("Your last order or payment (reference, amount, date)"),
+        _("For example, order 10442, £23.50, 3 May"),
         "off",
         "text",
         False,
@@ -81,7 +88,7 @@ FIELDS: dict[str, tuple[str, str, str, str, bool]] = {
 }
 assert set(FIELDS) == set(PROVIDABLE_KINDS), "every identifier a link may ask for needs a label"
 
-DECLARATION_TEXT = (
+DECLARATION_TEXT = _(
     "I declare under penalty of perjury under the laws of the State of California that I am the "
     "person whose personal information is requested"
 )
@@ -174,11 +181,13 @@ async def _not_needed(request: Request) -> Response:
     return await message(
         request,
         status.HTTP_409_CONFLICT,
-        "Your request no longer needs this",
+        _("Your request no longer needs this"),
         (
-            "Thank you. Your request does not need this any more: it may already have moved on, "
-            "been completed or been closed.",
-            "If you have a question about it, reply to our email.",
+            _(
+                "Thank you. Your request does not need this any more: it may already have moved on, "
+                "been completed or been closed."
+            ),
+            _("If you have a question about it, reply to our email."),
         ),
     )
 
@@ -189,10 +198,10 @@ async def _try_later(request: Request, claims: LinkClaims) -> Response:
     return await message(
         request,
         status.HTTP_503_SERVICE_UNAVAILABLE,
-        "Please try again in a few minutes",
+        _("Please try again in a few minutes"),
         (
-            "We could not save this just now. Nothing was lost, and your link still works.",
-            "Please try again in a few minutes.",
+            _("We could not save this just now. Nothing was lost, and your link still works."),
+            _("Please try again in a few minutes."),
         ),
         headers={"Retry-After": "120"},
     )
@@ -208,25 +217,25 @@ def _confirm_wording(claims: LinkClaims, request_type: str | None) -> tuple[str,
     ref = claims.reference
     if claims.purpose == "confirm_agent":
         return (
-            "Confirm that you asked someone to act for you",
+            _("Confirm that you asked someone to act for you"),
             (
                 f"Someone has made request {ref} on your behalf.",
-                "Confirm only if you asked them to make this request for you.",
+                _("Confirm only if you asked them to make this request for you."),
             ),
-            "Yes, I asked them to act for me",
+            _("Yes, I asked them to act for me"),
         )
     if claims.purpose == "confirm_erasure":
         return (
             f"Confirm your request {ref} to erase your data",
-            ("When you confirm, we will erase your personal data as you asked. This cannot be undone.",),
-            "Yes, erase my data",
+            (_("When you confirm, we will erase your personal data as you asked. This cannot be undone."),),
+            _("Yes, erase my data"),
         )
     phrase = REQUEST_PHRASES.get(request_type or "", "")
     title = f"Confirm your request {ref}" + (f" {phrase}" if phrase else "")
     return (
         title,
-        ("Please confirm that you made this request, so that we can act on it.",),
-        "Confirm my request",
+        (_("Please confirm that you made this request, so that we can act on it."),),
+        _("Confirm my request"),
     )
 
 
@@ -272,7 +281,7 @@ async def confirm_submit(request: Request, ref: str) -> Response:
     return await message(
         request,
         status.HTTP_200_OK,
-        "Thank you, we have received your confirmation",
+        _("Thank you, we have received your confirmation"),
         (f"We will carry on with request {claims.reference} and write to you by email.",),
     )
 
@@ -347,7 +356,7 @@ async def _provide_form(
         request,
         "provide.html",
         status_code,
-        title="Tell us some details to confirm who you are",
+        title=_("Tell us some details to confirm who you are"),
         reference=claims.reference,
         fields=fields,
         declaration=declaration,
@@ -383,8 +392,8 @@ async def provide_submit(request: Request, ref: str) -> Response:
         return await message(
             request,
             status.HTTP_400_BAD_REQUEST,
-            "This form could not be sent",
-            ("Please go back to the form and send it again.",),
+            _("This form could not be sent"),
+            (_("Please go back to the form and send it again."),),
         )
     token = form.get("t", "")
     claims = await _check(request, ref, token, "provide")
@@ -394,12 +403,12 @@ async def provide_submit(request: Request, ref: str) -> Response:
     identifiers = {f.kind: value for f in fields if (value := _clean(f))}
     if not identifiers and not any(f.error for f in fields):
         fields[0].error = (
-            "Enter at least one of these details" if len(fields) > 1 else _blank_error(fields[0])
+            _("Enter at least one of these details") if len(fields) > 1 else _blank_error(fields[0])
         )
     declared = form.get("declaration", "") == "yes"
     declaration_error = ""
     if claims.declaration and not declared:
-        declaration_error = "Tick the box to make the declaration"
+        declaration_error = _("Tick the box to make the declaration")
     if any(f.error for f in fields) or declaration_error:
         return await _provide_form(
             request,
@@ -417,10 +426,10 @@ async def provide_submit(request: Request, ref: str) -> Response:
         return await message(
             request,
             status.HTTP_429_TOO_MANY_REQUESTS,
-            "Please try again later",
+            _("Please try again later"),
             (
-                "We cannot accept these details right now because of too many attempts.",
-                "Please try again later, or reply to our email.",
+                _("We cannot accept these details right now because of too many attempts."),
+                _("Please try again later, or reply to our email."),
             ),
         )
     refused = await _use(request, claims)
@@ -435,8 +444,8 @@ async def provide_submit(request: Request, ref: str) -> Response:
     return await message(
         request,
         status.HTTP_200_OK,
-        "Thank you, we have received it",
-        ("We will write to you by email about your request.",),
+        _("Thank you, we have received it"),
+        (_("We will write to you by email about your request."),),
     )
 
 
@@ -451,7 +460,7 @@ async def _authority_form(
         request,
         "authority.html",
         status_code,
-        title="Upload your proof of authority",
+        title=_("Upload your proof of authority"),
         reference=claims.reference,
         error=error,
         has_errors=bool(error),
@@ -483,7 +492,7 @@ async def authority_submit(request: Request, ref: str, t: str = "") -> Response:
         upload = await read_upload(request)
         if upload.fields.get(HONEYPOT, ""):
             log.warning("public form honeypot filled", reference=claims.reference)
-            raise UploadRefused("This form could not be sent. Please go back and send it again.", 400)
+            raise UploadRefused(_("This form could not be sent. Please go back and send it again."), 400)
         document = upload.document("document")
     except UploadRefused as e:
         return await _authority_form(request, claims, t, e.status, error=str(e))
@@ -504,8 +513,8 @@ async def authority_submit(request: Request, ref: str, t: str = "") -> Response:
     return await message(
         request,
         status.HTTP_200_OK,
-        "Thank you, we have received it",
-        ("We will check it and write to you by email about the request.",),
+        _("Thank you, we have received it"),
+        (_("We will check it and write to you by email about the request."),),
     )
 
 

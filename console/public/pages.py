@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gettext
 import ipaddress
 import logging
 import uuid
@@ -34,6 +35,13 @@ log = get_logger("dsar.public")
 # slowapi logs the client's IP address when a limit is hit: personal data, so not at all.
 logging.getLogger("slowapi").setLevel(logging.CRITICAL)
 
+
+def _(text: str) -> str:
+    """Marks the person's words for the translation catalogue (``make translations``); the
+    templates translate them when a page is rendered (the ``translate`` filter)."""
+    return text
+
+
 #: Per client address. A person needs a handful of requests; a script trying tokens needs many.
 GET_LIMIT = "20/minute"
 POST_LIMIT = "5/minute"
@@ -48,41 +56,45 @@ HONEYPOT = "website"
 REFUSALS: dict[str, tuple[int, str, tuple[str, ...]]] = {
     "forged": (
         status.HTTP_400_BAD_REQUEST,
-        "This link does not work",
+        _("This link does not work"),
         (
-            "We could not recognise this link. Please open the link exactly as it appears in the "
-            "email we sent you.",
-            "If it still does not work, reply to our email and we will send you a new one.",
+            _(
+                "We could not recognise this link. Please open the link exactly as it appears in the "
+                "email we sent you."
+            ),
+            _("If it still does not work, reply to our email and we will send you a new one."),
         ),
     ),
     "altered": (
         status.HTTP_400_BAD_REQUEST,
-        "This link is incomplete or has been changed",
+        _("This link is incomplete or has been changed"),
         (
-            "Part of this link is missing or has been changed. Copy the whole link from our email "
-            "into your browser.",
-            "If it still does not work, reply to our email and we will send you a new one.",
+            _(
+                "Part of this link is missing or has been changed. Copy the whole link from our email "
+                "into your browser."
+            ),
+            _("If it still does not work, reply to our email and we will send you a new one."),
         ),
     ),
     "expired": (
         status.HTTP_410_GONE,
-        "This link has expired",
-        ("This link has expired; ask for a new one by replying to our email.",),
+        _("This link has expired"),
+        (_("This link has expired; ask for a new one by replying to our email."),),
     ),
     "other_case": (
         status.HTTP_400_BAD_REQUEST,
-        "This link is for a different request",
+        _("This link is for a different request"),
         (
-            "This link belongs to another request. Please use the link in the email about this request.",
-            "If you cannot find it, reply to our email and we will send you a new one.",
+            _("This link belongs to another request. Please use the link in the email about this request."),
+            _("If you cannot find it, reply to our email and we will send you a new one."),
         ),
     ),
     "replayed": (
         status.HTTP_410_GONE,
-        "This link has already been used",
+        _("This link has already been used"),
         (
-            "Each link works only once, and this one has been used.",
-            "If you did not use it, or need to do this again, reply to our email.",
+            _("Each link works only once, and this one has been used."),
+            _("If you did not use it, or need to do this again, reply to our email."),
         ),
     ),
 }
@@ -102,13 +114,24 @@ HEADERS = {
 
 BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f")
 
-templates = Jinja2Templates(
-    env=jinja2.Environment(
-        loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
-        autoescape=True,
-        undefined=jinja2.StrictUndefined,
-    )
+#: The public pages' translation catalogue (gettext; ``messages.pot`` is made from the templates
+#: and ``console/public/*.py`` with ``make translations``). English is the source language: with
+#: no compiled catalogue for it, the text is shown as written.
+LOCALES = Path(__file__).resolve().parent / "locale"
+LANGUAGE = "en"
+
+_environment = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+    extensions=["jinja2.ext.i18n"],
 )
+_translations = gettext.translation("messages", LOCALES, languages=[LANGUAGE], fallback=True)
+_environment.install_gettext_translations(_translations, newstyle=True)  # type: ignore[attr-defined]
+#: A string held in a variable (a title, a refusal's words), translated and escaped as any text:
+#: ``_()`` is for literal text in templates only (it marks its result as safe HTML).
+_environment.filters["translate"] = _translations.gettext
+templates = Jinja2Templates(env=_environment)
 
 
 # --------------------------------------------------------------------------------------------
@@ -178,8 +201,8 @@ def limited(limit: str) -> Callable[[Endpoint], Endpoint]:
                 return await message(
                     request,
                     status.HTTP_429_TOO_MANY_REQUESTS,
-                    "Too many attempts",
-                    ("Please wait a minute, then try again.",),
+                    _("Too many attempts"),
+                    (_("Please wait a minute, then try again."),),
                     headers={"Retry-After": "60"},
                 )
             return response
@@ -218,7 +241,7 @@ def controller_name(request: Request) -> str:
     try:
         return services_of(request).controller()
     except HTTPException:  # the data map cannot be read: the pages still work
-        return "The privacy team"
+        return _("The privacy team")
 
 
 async def render(request: Request, template: str, status_code: int, **context: Any) -> Response:
@@ -250,15 +273,15 @@ async def read_form(request: Request) -> dict[str, str]:
             await message(
                 request,
                 status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-                "This form could not be read",
-                ("Please go back to the form and send it again.",),
+                _("This form could not be read"),
+                (_("Please go back to the form and send it again."),),
             )
         )
     declared = request.headers.get("content-length", "")
     too_large = (
         status.HTTP_413_CONTENT_TOO_LARGE,
-        "This form is too large",
-        ("Please go back to the form, shorten your answers and send it again.",),
+        _("This form is too large"),
+        (_("Please go back to the form, shorten your answers and send it again."),),
     )
     if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise Stop(await message(request, *too_large))
@@ -274,8 +297,8 @@ async def read_form(request: Request) -> dict[str, str]:
             await message(
                 request,
                 status.HTTP_400_BAD_REQUEST,
-                "This form could not be read",
-                ("Please go back to the form and send it again.",),
+                _("This form could not be read"),
+                (_("Please go back to the form and send it again."),),
             )
         ) from None
     form: dict[str, str] = {}

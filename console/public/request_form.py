@@ -40,6 +40,7 @@ from console.public.pages import (
     render,
     services_of,
 )
+from console.public.pages import _ as N_  # the catalogue's marker: `_` is a loop variable here
 from console.services import EngineUnavailable
 from console.uploads import MAX_DOCUMENT_BYTES, UploadRefused, read_upload
 from dsar import inputs
@@ -55,7 +56,14 @@ from dsar.model import (
     RequestType,
 )
 from dsar.regimes import REGIMES
-from intake.service import IntakeError, NewRequest, OpenedCase, RegisterOutOfStep, open_case
+from intake.service import (
+    IntakeError,
+    NewRequest,
+    OpenedCase,
+    RegisterOutOfStep,
+    clean_transfer_to,
+    open_case,
+)
 
 log = get_logger("dsar.request_form")
 
@@ -69,18 +77,18 @@ TOKEN_BYTES = 24
 
 #: (request type, what the form calls it, a hint saying where the right exists, if not everywhere)
 REQUEST_TYPES: tuple[tuple[RequestType, str, str], ...] = (
-    (RequestType.ACCESS, "Get a copy of my data", ""),
-    (RequestType.ERASURE, "Delete my data", ""),
-    (RequestType.RECTIFICATION, "Correct my data", ""),
-    (RequestType.PORTABILITY, "Move my data to another company", ""),
-    (RequestType.RESTRICTION, "Restrict how you use my data", ""),
-    (RequestType.OBJECTION, "Object to how you use my data", ""),
+    (RequestType.ACCESS, N_("Get a copy of my data"), ""),
+    (RequestType.ERASURE, N_("Delete my data"), ""),
+    (RequestType.RECTIFICATION, N_("Correct my data"), ""),
+    (RequestType.PORTABILITY, N_("Move my data to another company"), ""),
+    (RequestType.RESTRICTION, N_("Restrict how you use my data"), ""),
+    (RequestType.OBJECTION, N_("Object to how you use my data"), ""),
     (
         RequestType.OPT_OUT_SALE_SHARING,
-        "Do not sell or share my data",
-        "For people in California and some other US states",
+        N_("Do not sell or share my data"),
+        N_("For people in California and some other US states"),
     ),
-    (RequestType.LIMIT_SENSITIVE, "Limit use of my sensitive data", "For people in California"),
+    (RequestType.LIMIT_SENSITIVE, N_("Limit use of my sensitive data"), N_("For people in California")),
 )
 
 
@@ -97,8 +105,8 @@ class Place:
 
 
 PLACES: tuple[Place, ...] = (
-    Place("uk", "United Kingdom", Regime.UK_GDPR, "GB"),
-    Place("eu", "A country in the EU or the EEA", Regime.EU_GDPR, None),
+    Place("uk", N_("United Kingdom"), Regime.UK_GDPR, "GB"),
+    Place("eu", N_("A country in the EU or the EEA"), Regime.EU_GDPR, None),
     Place("california", "California", Regime.CCPA, "US"),
     Place("virginia", "Virginia", Regime.VCDPA, "US"),
     Place("colorado", "Colorado", Regime.CPA, "US"),
@@ -106,31 +114,37 @@ PLACES: tuple[Place, ...] = (
     Place("utah", "Utah", Regime.UCPA, "US"),
     Place("brazil", "Brazil", Regime.LGPD, "BR"),
     Place("canada", "Canada", Regime.PIPEDA, "CA"),
-    Place("elsewhere", "Somewhere else", None, None),
+    Place("elsewhere", N_("Somewhere else"), None, None),
 )
 _PLACES = {p.key: p for p in PLACES}
 
 AUTHORITIES: tuple[tuple[AgentAuthority, str], ...] = (
-    (AgentAuthority.WRITTEN_PERMISSION, "They have signed a letter giving me permission"),
-    (AgentAuthority.POWER_OF_ATTORNEY, "I have a power of attorney for them"),
+    (AgentAuthority.WRITTEN_PERMISSION, N_("They have signed a letter giving me permission")),
+    (AgentAuthority.POWER_OF_ATTORNEY, N_("I have a power of attorney for them")),
 )
 
 #: The person's details: field -> (label, hint, autocomplete token, input mode, multi-line).
 DETAILS: dict[str, tuple[str, str, str, str, bool]] = {
-    IdentifierKind.NAME.value: ("Full name", "", "name", "text", False),
+    IdentifierKind.NAME.value: (N_("Full name"), "", "name", "text", False),
     IdentifierKind.EMAIL.value: (
-        "Email address",
-        "We will write to you at this address",
+        N_("Email address"),
+        N_("We will write to you at this address"),
         "email",
         "email",
         False,
     ),
-    IdentifierKind.PHONE.value: ("Phone number (optional)", "", "tel", "tel", False),
-    IdentifierKind.POSTAL_ADDRESS.value: ("Postal address (optional)", "", "street-address", "text", True),
-    IdentifierKind.POSTCODE.value: ("Postcode or ZIP code (optional)", "", "postal-code", "text", False),
+    IdentifierKind.PHONE.value: (N_("Phone number (optional)"), "", "tel", "tel", False),
+    IdentifierKind.POSTAL_ADDRESS.value: (
+        N_("Postal address (optional)"),
+        "",
+        "street-address",
+        "text",
+        True,
+    ),
+    IdentifierKind.POSTCODE.value: (N_("Postcode or ZIP code (optional)"), "", "postal-code", "text", False),
     IdentifierKind.ACCOUNT_NUMBER.value: (
-        "Account or customer number (optional)",
-        "You can find it on our emails and invoices",
+        N_("Account or customer number (optional)"),
+        N_("You can find it on our emails and invoices"),
         "off",
         "text",
         False,
@@ -138,11 +152,28 @@ DETAILS: dict[str, tuple[str, str, str, str, bool]] = {
 }
 #: The agent's own details (text fields).
 AGENT_DETAILS: dict[str, tuple[str, str, str, str]] = {
-    "agent_name": ("Your full name", "", "name", "text"),
-    "agent_email": ("Your email address", "We will write to you about the request", "email", "email"),
-    "agent_organisation": ("Your organisation (optional)", "", "organization", "text"),
+    "agent_name": (N_("Your full name"), "", "name", "text"),
+    "agent_email": (N_("Your email address"), N_("We will write to you about the request"), "email", "email"),
+    "agent_organisation": (N_("Your organisation (optional)"), "", "organization", "text"),
 }
-TEXT_FIELDS = (*DETAILS, *AGENT_DETAILS)
+#: What a rectification may correct on the form: identifier kind -> what the person calls it.
+CORRECTABLE: dict[str, str] = {
+    IdentifierKind.NAME.value: N_("My name"),
+    IdentifierKind.EMAIL.value: N_("My email address"),
+    IdentifierKind.PHONE.value: N_("My phone number"),
+    IdentifierKind.POSTAL_ADDRESS.value: N_("My postal address"),
+    IdentifierKind.POSTCODE.value: N_("My postcode or ZIP code"),
+    IdentifierKind.DATE_OF_BIRTH.value: N_("My date of birth"),
+}
+#: How many corrections one form takes (more: send the form again, or write on the request's page).
+CORRECTION_ROWS = (1, 2)
+#: What each request type needs besides the person's details (GDPR Art. 16, 20(2), 21).
+TYPE_FIELDS = (
+    *(f"correction_{part}_{i}" for i in CORRECTION_ROWS for part in ("kind", "value")),
+    "transfer_to",
+    "objection",
+)
+TEXT_FIELDS = (*DETAILS, *AGENT_DETAILS, *TYPE_FIELDS)
 DOCUMENT_FIELD = "agent_document"
 #: Month names for dates on the page (not strftime: its output follows the server's locale).
 MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
@@ -230,8 +261,8 @@ def _phone_problem(value: str, region: str | None) -> str:
         number = None
     if number is None or not phonenumbers.is_possible_number(number):
         if region is None and not value.startswith("+"):
-            return "Enter your phone number with its country code, like +33 1 23 45 67 89"
-        return "Enter a phone number in the correct format, like +44 7700 900982"
+            return N_("Enter your phone number with its country code, like +33 1 23 45 67 89")
+        return N_("Enter a phone number in the correct format, like +44 7700 900982")
     return ""
 
 
@@ -246,15 +277,16 @@ def check_answers(
     problems = Problems()
     wrong = problems.fields
     if not TOKEN_RE.match(answers.token):
-        problems.general = "This form could not be checked. Please check your answers and send it again."
+        problems.general = N_("This form could not be checked. Please check your answers and send it again.")
     types = {t.value for t, _, _ in REQUEST_TYPES}
     if answers.request_type not in types:
-        wrong["request_type"] = "Choose what you would like us to do"
+        wrong["request_type"] = N_("Choose what you would like us to do")
     place = _PLACES.get(answers.place)
     if place is None:
-        wrong["place"] = "Choose where you live"
+        wrong["place"] = N_("Choose where you live")
     regime = (place.regime if place else None) or default_regime(controller)
 
+    corrections, transfer_to, objection = _check_type_fields(answers, wrong)
     identifiers: dict[str, str] = {}
     for kind, (label, _, _, mode, multiline) in DETAILS.items():
         value = _text(answers.text.get(kind, ""), multiline)
@@ -266,7 +298,7 @@ def check_answers(
             region = place.phone_region if place else None
             problem = _phone_problem(value, region or (controller.phone_region if controller else None))
         if not value and kind == IdentifierKind.EMAIL:
-            problem = "Enter your email address"
+            problem = N_("Enter your email address")
         if problem:
             wrong[kind] = problem
         elif value:
@@ -280,7 +312,7 @@ def check_answers(
         if document_problem:
             wrong[DOCUMENT_FIELD] = document_problem
     elif agent_text["agent_name"] or agent_text["agent_email"]:
-        wrong["for_someone_else"] = (
+        wrong["for_someone_else"] = N_(
             "Tick this box if you are making the request for someone else, or clear your own details"
         )
     if problems:
@@ -295,9 +327,50 @@ def check_answers(
             idempotency_key=f"web-form:{answers.token}",
             agent=agent,
             authority_document=document if agent is not None else None,
+            corrections=corrections,
+            transfer_to=transfer_to,
+            objection=objection,
         ),
         document_sent=agent is not None and document is not None,
     )
+
+
+def _check_type_fields(answers: Answers, wrong: dict[str, str]) -> tuple[dict[str, str], str, str]:
+    """What the chosen request type needs: the corrections of a rectification (which detail is
+    wrong and what it should say), the receiving company of a portability transfer, the use
+    objected to in an objection. Answers for a type not chosen are left out."""
+    # an address or an objection may be typed on several lines: joined, as the address is
+    text = {name: _text(answers.text.get(name, ""), multiline=name != "transfer_to") for name in TYPE_FIELDS}
+    corrections: dict[str, str] = {}
+    if answers.request_type == RequestType.RECTIFICATION:
+        for i in CORRECTION_ROWS:
+            kind, value = text[f"correction_kind_{i}"], text[f"correction_value_{i}"]
+            if (kind and kind not in CORRECTABLE) or (value and not kind):
+                wrong[f"correction_kind_{i}"] = N_("Choose which detail is wrong")
+            elif kind and not value:
+                wrong[f"correction_value_{i}"] = N_("Enter what it should say")
+            elif (kind and (problem := _unacceptable(value, N_("What it should say")))) or (
+                kind == IdentifierKind.EMAIL and (problem := _email_problem(value, "the email address"))
+            ):
+                wrong[f"correction_value_{i}"] = problem
+            elif kind:
+                corrections[kind] = value
+        if not corrections and not any(k.startswith("correction_") for k in wrong):
+            wrong["correction_kind_1"] = N_("Tell us which detail is wrong and what it should say")
+    transfer_to = ""
+    if answers.request_type == RequestType.PORTABILITY and text["transfer_to"]:
+        try:
+            transfer_to = clean_transfer_to(text["transfer_to"], RequestType.PORTABILITY)
+        except IntakeError:
+            wrong["transfer_to"] = N_("Enter the other company's secure web address, starting with https://")
+    objection = ""
+    if answers.request_type == RequestType.OBJECTION:
+        objection = text["objection"]
+        if not objection:
+            wrong["objection"] = N_("Tell us which use of your data you object to")
+        elif problem := _unacceptable(objection, N_("Your answer")):
+            wrong["objection"] = problem
+    return corrections, transfer_to, objection
 
 
 def _check_agent(
@@ -314,13 +387,13 @@ def _check_agent(
         if problem:
             wrong[name] = problem
     if not text["agent_name"]:
-        wrong["agent_name"] = "Enter your full name"
+        wrong["agent_name"] = N_("Enter your full name")
     if not text["agent_email"]:
-        wrong["agent_email"] = "Enter your email address"
+        wrong["agent_email"] = N_("Enter your email address")
     elif text["agent_email"].lower() == identifiers.get(IdentifierKind.EMAIL, "").lower():
-        wrong["agent_email"] = "Enter your own email address, not the email address of the person"
+        wrong["agent_email"] = N_("Enter your own email address, not the email address of the person")
     if answers.authority not in {a.value for a, _ in AUTHORITIES}:
-        wrong["authority"] = "Choose what allows you to act for them"
+        wrong["authority"] = N_("Choose what allows you to act for them")
     if wrong:
         return None, wrong
     return (
@@ -380,6 +453,7 @@ def _summary_target(name: str) -> str:
 #: Fields in the order the form shows them (the summary lists problems in the same order).
 FIELD_ORDER = (
     "request_type",
+    *TYPE_FIELDS,
     "place",
     *DETAILS,
     "for_someone_else",
@@ -409,7 +483,7 @@ async def _form_page(
         request,
         "request.html",
         status_code,
-        title="Make a privacy request",
+        title=N_("Make a privacy request"),
         answers=answers,
         errors=defaultdict(str, problems.fields),  # a field without a problem reads as ""
         general_error=problems.general,
@@ -420,6 +494,8 @@ async def _form_page(
         elsewhere_hint=f"We will handle your request under {fallback}",
         details=DETAILS,
         agent_details=AGENT_DETAILS,
+        correctable=CORRECTABLE,
+        correction_rows=CORRECTION_ROWS,
         authorities=AUTHORITIES,
         document_field=DOCUMENT_FIELD,
         file_dropped=file_dropped,
@@ -443,15 +519,15 @@ async def request_submit(request: Request) -> Response:
     try:
         upload = await read_upload(request)
     except UploadRefused as e:
-        paragraphs = (f"{e}.", "Please go back to the form and send it again.")
-        return await message(request, e.status, "This form could not be sent", paragraphs)
+        paragraphs = (f"{e}.", N_("Please go back to the form and send it again."))
+        return await message(request, e.status, N_("This form could not be sent"), paragraphs)
     if upload.fields.get(HONEYPOT, ""):
         log.warning("request form honeypot filled")
         return await message(
             request,
             status.HTTP_400_BAD_REQUEST,
-            "This form could not be sent",
-            ("Please go back to the form and send it again.",),
+            N_("This form could not be sent"),
+            (N_("Please go back to the form and send it again."),),
         )
     answers = Answers.from_fields(upload.fields)
     document: bytes | None = None
@@ -485,11 +561,11 @@ async def request_submit(request: Request) -> Response:
 #: One submission per form token at a time in this process: a double click sends two POSTs at
 #: once, and the second must find the case the first opens, not race it into the engine.
 _SUBMITTING: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
-NOT_NOW = (
+NOT_NOW = N_(
     "Sorry, we could not send your request just now. Please send this form again in a few minutes: "
     "you will still make only one request."
 )
-REFUSED = "We could not accept this request as it is. Please check your answers, or email us instead."
+REFUSED = N_("We could not accept this request as it is. Please check your answers, or email us instead.")
 
 
 async def _open(request: Request, checked: CheckedRequest) -> OpenedCase | Problems:
@@ -519,7 +595,7 @@ async def _done_page(request: Request, opened: OpenedCase, checked: CheckedReque
         request,
         "request_done.html",
         status.HTTP_200_OK,
-        title="We have received your request",
+        title=N_("We have received your request"),
         reference=opened.reference,
         due=long_date(opened.due),
         by_agent=new.agent is not None,

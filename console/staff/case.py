@@ -53,6 +53,7 @@ from dsar.model import (
     CaseDetails,
     Decision,
     DecisionKind,
+    IdentifierKind,
     Regime,
     RequestType,
     ReviewAction,
@@ -62,6 +63,7 @@ from dsar.regimes import REQUEST_LABELS
 from dsar.sameperson import RelatedCase, same_person
 from dsar.store import AuditRow, CaseStore
 from dsar.timeutil import local_date, local_minute
+from intake.service import IntakeError, type_details
 from workflows.request import DataSubjectRequest
 from workflows.rules import ALLOWED, ANSWERS, REJECT_GROUNDS, WAITS
 
@@ -138,6 +140,17 @@ DECISION_FORMS: dict[DecisionKind, DecisionForm] = {
     DecisionKind.CLASSIFY: DecisionForm(
         "Classify the message", "Say what the message asks for.", ("request_type", "regime", "reason")
     ),
+    DecisionKind.ADD_DETAILS: DecisionForm(
+        "Add what the request needs",
+        "What the person told us later: a correction, the other company's address, the use objected to.",
+        ("details", "reason"),
+    ),
+}
+#: The request types that need details, and which (the add_details form's fields).
+DETAILS_FOR: dict[str, str] = {
+    RequestType.RECTIFICATION.value: "corrections",
+    RequestType.PORTABILITY.value: "transfer_to",
+    RequestType.OBJECTION.value: "objection",
 }
 
 
@@ -158,6 +171,8 @@ def decisions_allowed(snap: Snapshot, staff_roles: Caller) -> list[tuple[Decisio
         if kind == DecisionKind.EXTEND and snap.extended:
             continue
         if kind == DecisionKind.FULFILLED and "by hand" not in waiting:
+            continue
+        if kind == DecisionKind.ADD_DETAILS and snap.request_type.value not in DETAILS_FOR:
             continue
         if kind == DecisionKind.NOTHING_HELD and not any(s.status == "waiting" for s in snap.systems):
             continue
@@ -313,6 +328,31 @@ async def _gather(request: Request, who: Caller, ref: str) -> CaseView:
     return CaseView(snap, details, events, letters, assignee, review_text, problems, related, warnings)
 
 
+@dataclass
+class PersonMessage:
+    """A message or file the person sent on their request's page (``person:message``)."""
+
+    seq: int
+    at: str
+    text: str
+    file_type: str
+
+
+def _person_messages(blobs: Any, events: list[AuditRow], tz: str) -> list[PersonMessage]:
+    out = []
+    for e in events:
+        if e.action != "person:message":
+            continue
+        text = ""
+        if e.details.get("message"):
+            try:
+                text = blobs.get(e.details["message"]).decode()
+            except Exception:  # purged with the case's blobs at the end of its retention
+                text = "(removed when the case file was purged)"
+        out.append(PersonMessage(e.seq, local_minute(e.at, tz), text, e.details.get("file_type", "")))
+    return out
+
+
 def _timeline(events: list[AuditRow], tz: str) -> list[dict[str, Any]]:
     rows = []
     for e in events:
@@ -365,11 +405,14 @@ async def render_case(
         details=view.details,
         timeline=_timeline(view.events, settings.timezone),
         comments=_timeline(comments, settings.timezone),
+        person_messages=await in_thread(_person_messages, svc.blobs, view.events, settings.timezone),
         downloads=_timeline(downloads, settings.timezone),
         package=_timeline(built, settings.timezone)[-1] if built else None,
         decisions=decisions_allowed(snap, who) if snap is not None else [],
         task_forms=TASK_WAYS_OUT if who.staff.has(OPERATOR) else {},
         reject_grounds=sorted(REJECT_GROUNDS),
+        details_for=DETAILS_FOR,
+        correctable=[k.value for k in IdentifierKind if k.value not in ("last_transaction",)],
         request_types=[t.value for t in RequestType],
         regimes=[r.value for r in Regime],
         labels=REQUEST_LABELS,
@@ -392,6 +435,32 @@ async def render_case(
 async def case_page(request: Request, ref: str, done: str = "") -> Response:
     who = await require(request, OPERATOR, REVIEWER)
     return await render_case(request, who, ref, done=done[:40])
+
+
+@router.get("/console/cases/{ref}/messages/{seq}/file")
+async def person_file(request: Request, ref: str, seq: int) -> Response:
+    """The file the person sent with a message, decrypted for staff; the view is recorded."""
+    who = await require(request, OPERATOR, REVIEWER)
+    svc = services_of(request)
+    if not REFERENCE_RE.match(ref):
+        raise PageRefused(
+            status.HTTP_404_NOT_FOUND, "No such case", "A reference looks like DSR-2026-000123."
+        )
+    events = await in_thread(svc.store.audit_trail, ref)
+    entry = next((e for e in events if e.seq == seq and e.action == "person:message"), None)
+    if entry is None or not entry.details.get("file"):
+        raise PageRefused(
+            status.HTTP_404_NOT_FOUND, "No such file", "The person sent no file with this message."
+        )
+    data = await in_thread(svc.blobs.get, entry.details["file"])
+    await in_thread(audit_view, svc.store, ref, who.staff.actor(OPERATOR, REVIEWER), "console", "person_file")
+    kind = entry.details.get("file_type", "application/octet-stream")
+    extension = {"application/pdf": "pdf", "image/jpeg": "jpg", "image/png": "png"}.get(kind, "bin")
+    return Response(
+        data,
+        media_type=kind,
+        headers={**HEADERS, "Content-Disposition": f'attachment; filename="{ref}-{seq}.{extension}"'},
+    )
 
 
 def _field(form: Any, name: str, limit: int = MAX_REASON) -> str:
@@ -423,6 +492,17 @@ async def decide(request: Request, ref: str) -> Response:
             f"'{kind.value}' needs the {role} or admin role. You are signed in as {who.staff.sub} "
             f"({', '.join(who.staff.roles)}).",
         )
+    details: dict[str, Any] = {}
+    if kind == DecisionKind.ADD_DETAILS:
+        correction = {_field(form, "correction_kind", 40): _field(form, "correction_value", 200)}
+        try:
+            details = type_details(
+                {k: v for k, v in correction.items() if k and v},
+                _field(form, "transfer_to", 500),
+                _field(form, "objection"),
+            )
+        except IntakeError as e:
+            return await render_case(request, who, ref, error=str(e), status_code=422)
     decision = Decision(
         kind=kind,
         actor=who.staff.actor(role),
@@ -433,6 +513,7 @@ async def decide(request: Request, ref: str) -> Response:
         regime=_field(form, "regime", 40),
         fee=_field(form, "fee", 20),
         task=_field(form, "task", 200),
+        **details,
     )
     try:
         await execute_decision(services_of(request), ref, decision)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from dsar.model import AgentDetails, Regime, RequestType
+from intake.request_details import RequestDetails
 
 MB = 1024 * 1024
 
@@ -81,6 +82,8 @@ class ParsedMessage:
     subject: str = ""
     sender: str = ""  # the From address (sanitised), where an answer would go
     mailbox: str | None = None  # the privacy address it was sent to, when one is known
+    #: what the type needs, where the message states it (``intake.request_details``)
+    details: RequestDetails = field(default_factory=RequestDetails)
 
 
 def oversize_reason(size: int, limit: int) -> str:

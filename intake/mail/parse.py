@@ -35,6 +35,7 @@ from intake.mail.headers import (
 from intake.mail.identifiers import AGENT, AGENT_NAMED, agent_details, find_identifiers
 from intake.mail.message import MailboxPolicy, Outcome, ParsedMessage, oversize_reason
 from intake.mail.regime import pick_regime, places_named
+from intake.request_details import request_details
 
 
 def parse_message(raw: bytes, policy: MailboxPolicy | None = None) -> ParsedMessage:
@@ -155,6 +156,7 @@ def _parse(data: bytes, policy: MailboxPolicy, fallback_id: str) -> ParsedMessag
         if request_type is None:
             triage.append(f"cannot tell the request type: {type_reason}")
 
+    base.details = request_details(requester.text, base.request_type)
     if triage:
         base.outcome = Outcome.TRIAGE
         base.reason = "; ".join([*triage, *([type_reason] if request_type else []), regime_reason])

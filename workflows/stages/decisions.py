@@ -21,6 +21,7 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         DecisionKind,
         DecisionRecord,
+        IdentifierKind,
         MergedRequest,
         Regime,
         RequestType,
@@ -142,6 +143,15 @@ class Decisions(Verification, Review, Fulfilment):
             )
         elif d.kind == DecisionKind.WITHDRAW:
             self._ending = (Stage.WITHDRAWN, d.reason or "withdrawn at the person's request", "withdrawal")
+        elif d.kind == DecisionKind.ADD_DETAILS:
+            self._case = replace(
+                self._case,
+                corrections={**self._case.corrections, **d.corrections},
+                transfer_to=d.transfer_to or self._case.transfer_to,
+                objection=d.objection or self._case.objection,
+            )
+            added = [*sorted(d.corrections), *(["transfer_to"] if d.transfer_to else [])]
+            details["added"] = ",".join([*added, *(["objection"] if d.objection else [])])  # names only
         elif d.kind == DecisionKind.MERGE:
             self._end_facts = {"merged_into": d.merge_into, "merged_due": d.merge_due}
             self._ending = (Stage.MERGED, f"answered together with {d.merge_into}", "merged")
@@ -259,6 +269,8 @@ class Decisions(Verification, Review, Fulfilment):
             self._validate_no_data_held(d)
         if d.kind == DecisionKind.MERGE:
             self._validate_merge(d)
+        if d.kind == DecisionKind.ADD_DETAILS:
+            self._validate_details(d)
         if d.kind == DecisionKind.APPROVE and self._awaiting:
             raise ValueError(
                 f"still waiting for the person ({', '.join(sorted(self._awaiting))}): record the answer first"
@@ -278,6 +290,28 @@ class Decisions(Verification, Review, Fulfilment):
                 )
             if d.regime not in {r.value for r in Regime}:
                 raise ValueError(f"'classify' needs a regime, one of: {', '.join(r.value for r in Regime)}")
+
+    def _validate_details(self, d: Decision) -> None:
+        """Only what this request type uses, in text that can travel to the end of the case."""
+        kind = self._case.request_type
+        if not (d.corrections or d.transfer_to or d.objection):
+            raise ValueError("'add_details' needs corrections, transfer_to or objection")
+        if d.corrections and kind != RequestType.RECTIFICATION:
+            raise ValueError("corrections: only a rectification request corrects data")
+        if d.transfer_to and kind != RequestType.PORTABILITY:
+            raise ValueError("transfer_to: only a portability request is sent to another controller")
+        if d.transfer_to and not d.transfer_to.startswith("https://"):
+            raise ValueError("transfer_to: an https:// address of the other controller")
+        if d.objection and kind != RequestType.OBJECTION:
+            raise ValueError("objection: only an objection names the processing objected to")
+        known = {k.value for k in IdentifierKind}
+        given = (*d.corrections.items(), ("transfer_to", d.transfer_to), ("objection", d.objection))
+        for name, value in given:
+            if name not in known | {"transfer_to", "objection"}:
+                raise ValueError(f"corrections: unknown detail {name!r}")
+            problem = text_problem(value)
+            if problem is not None or len(value) > 2000:
+                raise ValueError(f"{name}: {problem or 'too long'}")
 
     def _validate_merge(self, d: Decision) -> None:
         if not REFERENCE_RE.match(d.merge_into) or d.merge_into == self._case.reference:
