@@ -679,7 +679,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     except Exception as e:  # the promise: one line, never a traceback
         sys.stderr.write(f"dsar {args.command}: {type(e).__name__}: {_first_line(e)}\n")
         code = EXIT_ERROR
-    engine = sys.modules.get("dsar.engine")  # imported only by commands that talk to Temporal
+    # As the console script: a command that talked to Temporal ends without the interpreter's
+    # teardown (dsar/engine.py). A caller running main([...]) in its own process keeps it.
+    engine = sys.modules.get("dsar.engine") if argv is None else None
     if engine is not None:
         engine.end_process(code)
     sys.stdout.flush()
