@@ -800,7 +800,10 @@ class SqlConnector:
                 )
         # A deleted parent would leave its children's rows pointing at nothing (and break their
         # foreign key): the children must be deleted too, unless the data map says a parent row
-        # that has kept children stays (``keep_if_has``): those children are followed as kept.
+        # that has kept children stays (``keep_if_has``), or the review retains some of the
+        # parent's records (an exemption such as ``when: {has: payments}``): those children are
+        # followed as kept, and a parent row one of them hangs from survives (whole when
+        # retained, else anonymised; see ``_fates``), so nothing is left pointing at nothing.
         orphans = []
         for entity in self.system.ordered_entities():
             relation = entity.relation
@@ -808,7 +811,7 @@ class SqlConnector:
                 continue
             own = steps.get(entity.name)
             parent_rule = self.system.entities[relation.parent].erasure
-            if own is None and entity.name in parent_rule.keep_if_has:
+            if own is None and (entity.name in parent_rule.keep_if_has or steps[relation.parent].keep):
                 steps[entity.name] = EntityErasurePlan(entity.name, EntityErasure.KEEP)
                 continue
             if steps[relation.parent].strategy is EntityErasure.DELETE and (

@@ -16,14 +16,15 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, create_engine, select, text
 from temporalio.testing import ActivityEnvironment
 
-from activities.change import ChangeActivities, ChangePlan, ChangePlanInput
-from activities.review import subject_profile
+from activities.change import ChangeActivities, ChangeInput, ChangePlan, ChangePlanInput
+from activities.review import ReviewActivities, ReviewInput, ReviewSummary, subject_profile
 from activities.search import SearchActivities, SearchInput, SearchOutcome
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
@@ -34,9 +35,9 @@ from dsar.blobs import LocalBlobStore
 from dsar.cli import main as cli_main
 from dsar.datamap import DataMap, DataMapError, SystemConfig
 from dsar.erasure import verify_erasure
-from dsar.exemptions import ExemptionCatalogue
+from dsar.exemptions import CaseFacts, ExemptionCatalogue, Outcome, RecordDecision, evaluate_system
 from dsar.identity import strongest_match
-from dsar.model import RequestType
+from dsar.model import Regime, RequestType
 from dsar.suppression import SuppressionList
 from dsar.systems_cli import check as systems_check
 from tests.normalised_schemas import (
@@ -619,3 +620,134 @@ def test_the_workbench_shows_the_joined_values_the_copy_shows(world: World) -> N
     view = workbench_view("x:1", record, None, entity, ExemptionCatalogue.load(), "disclosing")
     shown = {f.name: f.shown for f in view.fields}
     assert shown[joined] == record[joined] and shown[joined]
+
+
+# -- conditions across relations in exemption rules ---------------------------------------------
+
+PAID_RENTALS_RULE = """\
+exemptions:
+  - exemption: gdpr-17-3-b-legal-obligation
+    system: rentals
+    entity: rentals
+    when: {has: payments}
+    reason: Tax law keeps a rental that was paid for, 6 years
+"""
+
+
+def paid_and_unpaid(world: World, person: int) -> tuple[set[int], set[int]]:
+    paid_for = (
+        "SELECT r.rental_id FROM rentals r WHERE r.customer_id = :c AND {} "
+        "(SELECT 1 FROM payments p WHERE p.rental_id = r.rental_id)"
+    )
+    return (
+        {r[0] for r in world.sql(paid_for.format("EXISTS"), c=person)},
+        {r[0] for r in world.sql(paid_for.format("NOT EXISTS"), c=person)},
+    )
+
+
+def rentals_map_with_rule(world: World, rule: str = PAID_RENTALS_RULE) -> str:
+    """The rentals map with every rental deleted on erasure unless an exemption rule keeps it."""
+    return rentals_map(world.url_env).replace("{strategy: delete, keep_if_has: [payments]}", "delete") + rule
+
+
+def test_an_exemption_keeps_the_rentals_that_have_a_payment(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """'Keep rentals that were paid for (tax law)' as an exemption rule: in an erasure the
+    review retains the paid rentals, saying why, and erases the unpaid ones; the change then
+    keeps the paid rentals whole, deletes the rest, and changes nobody else's rows."""
+    if world.name != "rentals":
+        pytest.skip("the rentals schema has the payments")
+    tmp = tmp_path_factory.mktemp("has")
+    blobs = LocalBlobStore(tmp / "blobs", b"h" * 32)
+    suppression = SuppressionList(f"sqlite:///{tmp / 'register.db'}", b"s" * 32)
+    datamap = DataMap.parse(rentals_map_with_rule(world), "rentals.yaml")
+    person = next(
+        p
+        for p in range(100, 160)
+        if len(paid_and_unpaid(world, p)[1]) > 0 < len(paid_and_unpaid(world, p)[0])
+    )
+    given = world.seeded.people[person]
+    identifiers = {"email": given["email"]}
+    paid, unpaid = paid_and_unpaid(world, person)
+    env = ActivityEnvironment()
+    outcome: SearchOutcome = env.run(
+        SearchActivities(datamap, blobs).search_system, SearchInput("DSAR-H16", "rentals", identifiers)
+    )
+    review: ReviewSummary = env.run(
+        ReviewActivities(blobs, datamap).prepare_review,
+        ReviewInput("DSAR-H16", RequestType.ERASURE, [outcome.result], received="2026-12-01"),
+    )
+    decisions = [RecordDecision.load(line) for line in blobs.get(review.decisions_ref).splitlines()]
+    rentals = {d.key: d for d in decisions if d.entity == "rentals"}
+    assert {k for k, d in rentals.items() if d.outcome is Outcome.RETAIN} == {f"rentals:{r}" for r in paid}
+    assert {k for k, d in rentals.items() if d.outcome is Outcome.ERASE} == {f"rentals:{r}" for r in unpaid}
+    (basis,) = rentals[f"rentals:{min(paid)}"].basis
+    assert (basis.exemption, basis.condition) == ("gdpr-17-3-b-legal-obligation", "has payments")
+    package = blobs.get(review.blob_ref).decode()
+    assert "has payments" in package and "Tax law keeps a rental that was paid for" in package
+
+    changes = ChangeActivities(datamap, blobs, suppression, "ab" * 32)
+    plan: ChangePlan = env.run(
+        changes.plan_change,
+        ChangePlanInput("DSAR-H16", RequestType.ERASURE, identifiers, [outcome.result], review.decisions_ref),
+    )
+    assert plan.refusals == []
+    allowed = the_persons_rows(world, person, home=not world.seeded.shared_home[person])
+    allowed["rentals"] = {str(r) for r in unpaid}  # the paid ones are kept whole
+    before = snapshot(world.seeded.url)
+    env.run(changes.apply_change, ChangeInput("DSAR-H16", "rentals", plan.plan_ref))
+    after = snapshot(world.seeded.url)
+    assert {r[0] for r in world.sql("SELECT rental_id FROM rentals WHERE customer_id = :c", c=person)} == paid
+    changed = changed_rows(before, after)
+    for table, keys in changed.items():
+        assert keys <= allowed.get(table, set()), (table, sorted(keys - allowed.get(table, set())))
+    assert changed["rentals"] == {str(r) for r in unpaid}
+
+
+def test_a_condition_across_a_relation_in_a_copy_and_at_load_time(world: World) -> None:
+    """In a copy, 'has' with a test on the related record (withhold a rental that has a payment
+    of exactly 3.99); and a 'has' naming an entity that is not a child of the rule's is refused
+    when the map loads, naming the file and line."""
+    if world.name != "rentals":
+        pytest.skip("the rentals schema has the payments")
+    rule = PAID_RENTALS_RULE.replace("gdpr-17-3-b-legal-obligation", "uk-dpa-sch2-p1-crime").replace(
+        "{has: payments}", "{has: {entity: payments, when: {column: amount, equals: 3.99}}}"
+    )
+    datamap = DataMap.parse(rentals_map_with_rule(world, rule), "rentals.yaml")
+    at_399 = (
+        "SELECT DISTINCT r.rental_id FROM rentals r JOIN payments p USING (rental_id) "
+        "WHERE r.customer_id = :c AND p.amount = 3.99"
+    )
+    every = "SELECT rental_id FROM rentals WHERE customer_id = :c"
+    person = next(
+        p for p in range(43, 100) if 0 < len(world.sql(at_399, c=p)) < len(world.sql(every, c=p))
+    )  # read only
+    lines = collect(world.connector(), world.seeded.people[person], [world.person_key(person)])
+    grouped: dict[str, list[dict]] = {}
+    for line in lines:
+        grouped.setdefault(line["entity"], []).append(line["record"])
+    case = CaseFacts(Regime.UK_GDPR, RequestType.ACCESS, date(2026, 12, 1))
+    decisions = evaluate_system(case, datamap, "rentals", grouped)
+    withheld = {d.key for d in decisions if d.outcome is Outcome.WITHHOLD}
+    assert withheld == {f"rentals:{r[0]}" for r in world.sql(at_399, c=person)}
+    disclosed = [d for d in decisions if d.key not in withheld]
+    assert all(d.outcome is Outcome.DISCLOSE for d in disclosed)
+    assert any(d.entity == "rentals" for d in disclosed)
+    (basis,) = next(d for d in decisions if d.key in withheld).basis
+    assert basis.condition == "has payments where amount is 3.99"
+
+    for wrong, message in (
+        ("{has: interests}", "'interests' is not a child entity of 'rentals'"),
+        ("{has: customers}", "'customers' is not a child entity of 'rentals'"),
+        (
+            "{has: {entity: payments, when: {column: title, equals: x}}}",
+            "no field 'title' declared in 'payments'",
+        ),
+    ):
+        with pytest.raises(DataMapError, match=message) as refused:
+            DataMap.parse(
+                rentals_map_with_rule(world, PAID_RENTALS_RULE.replace("{has: payments}", wrong)),
+                "rentals.yaml",
+            )
+        assert "rentals.yaml" in str(refused.value) and "line" in str(refused.value)
