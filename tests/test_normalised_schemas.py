@@ -28,7 +28,7 @@ from activities.review import ReviewActivities, ReviewInput, ReviewSummary, subj
 from activities.search import SearchActivities, SearchInput, SearchOutcome
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
-from connectors.sql import SqlConnector, database_url
+from connectors.sql import SqlConnector, database_url, dispose_engines
 from console.staff.review import _view as workbench_view
 from console.staff.review import plan_warnings
 from dsar.blobs import LocalBlobStore
@@ -502,16 +502,11 @@ def test_systems_check_compares_the_map_with_the_live_schema(
         assert "'addresses.district' is a date of birth held as VARCHAR(40)" in report
         assert "'addresses.city_id' is matched as email but holds INTEGER, not text" in report
 
-    # detaching the person from a shared row needs a foreign key that takes NULL
+    # detaching the person from a shared row whose foreign key takes no NULL: the addresses
+    # table can take a fresh blank row (test_detach_points_the_person_at_a_fresh_blank_row)
     if world.name == "rentals":
-        detaching = build(world.url_env).replace(
-            "phone_region_column: country_code\n",
-            "phone_region_column: country_code\n        shared: detach\n",
-        )
-        status, report = check(world, detaching, tmp_path_factory)
-        assert (
-            status == 1 and "'shared: detach' empties 'customers.address_id', which takes no NULL" in report
-        )
+        status, report = check(world, detaching_map(world), tmp_path_factory)
+        assert status == 0 and "shared: detach" not in report, report
 
 
 # -- dsar systems discover drafts a map ---------------------------------------------------------
@@ -751,3 +746,110 @@ def test_a_condition_across_a_relation_in_a_copy_and_at_load_time(world: World) 
                 "rentals.yaml",
             )
         assert "rentals.yaml" in str(refused.value) and "line" in str(refused.value)
+
+
+# -- shared: detach where the foreign key takes no NULL: a fresh blank row -----------------------
+
+
+def detaching_map(world: World) -> str:
+    return rentals_map(world.url_env).replace(
+        "phone_region_column: country_code\n",
+        "phone_region_column: country_code\n        shared: detach\n",
+    )
+
+
+def test_detach_points_the_person_at_a_fresh_blank_row(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """customers.address_id takes no NULL, so 'shared: detach' points the person at a new blank
+    address (its key from the sequence, nothing in it) and leaves the shared one untouched; a
+    second run changes nothing. Where the addresses table could take no blank row (a region it
+    must name), systems check warns beforehand and the plan keeps the shared row, saying why."""
+    if world.name != "rentals":
+        pytest.skip("the gym's household key takes NULL (detached by emptying it, tested above)")
+    person = 9  # shares address 13 with customer 10
+    assert world.seeded.shared_home[person]
+    datamap = DataMap.parse(detaching_map(world), "rentals.yaml")
+    connector = connector_for(datamap.system("rentals"))
+    assert isinstance(connector, SqlConnector)
+    subject = Subject(world.seeded.people[person], [world.person_key(person)])
+    plan = ErasurePlan.from_datamap(datamap.system("rentals"), subject, hash_key="ab" * 16)
+    engine = create_engine(database_url(world.seeded.url))
+    try:
+        with engine.begin() as conn:
+            # a foreign key of its own that takes no NULL: no neutral value to give a blank row
+            conn.execute(
+                text(
+                    "ALTER TABLE addresses ADD COLUMN region_id integer NOT NULL DEFAULT 1 "
+                    "REFERENCES countries (country_id)"
+                )
+            )
+            conn.execute(text("ALTER TABLE addresses ALTER COLUMN region_id DROP DEFAULT"))
+        dispose_engines()  # the connector reads the schema afresh
+        forecast = connector.forecast_erasure(plan)
+        reason = "'addresses.region_id' is a foreign key (countries.country_id) that takes no NULL"
+        assert forecast.refusals == [] and forecast.not_detached == {"addresses": reason}
+        assert forecast.blank == [] and forecast.shared == {"addresses": 1}
+        assert forecast.warnings()[0].startswith(
+            "shared row: rentals.addresses: 1 record(s) kept as they are,"
+        )
+        assert (
+            "'shared: detach' could not apply: its foreign key takes no NULL and no blank row can "
+            f"be made ({reason})" in forecast.warnings()[0]
+        )
+        status, report = check(world, detaching_map(world), tmp_path_factory)
+        assert status == 0 and "warning: " in report and "rentals.yaml line " in report
+        assert (
+            "'shared: detach' cannot empty 'customers.address_id' (it takes no NULL) nor point the "
+            f"person at a fresh blank row of 'addresses' ({reason})" in report
+        )
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE addresses DROP COLUMN IF EXISTS region_id"))
+        engine.dispose()
+        dispose_engines()
+
+    # what the reviewer sees: the strategy that applies and why
+    tmp = tmp_path_factory.mktemp("blank")
+    blobs = LocalBlobStore(tmp / "blobs", b"d" * 32)
+    suppression = SuppressionList(f"sqlite:///{tmp / 'register.db'}", b"s" * 32)
+    identifiers = {"email": world.seeded.people[person]["email"]}
+    env = ActivityEnvironment()
+    outcome: SearchOutcome = env.run(
+        SearchActivities(datamap, blobs).search_system, SearchInput("DSAR-B16", "rentals", identifiers)
+    )
+    changes = ChangeActivities(datamap, blobs, suppression, "ab" * 32)
+    change_plan: ChangePlan = env.run(
+        changes.plan_change, ChangePlanInput("DSAR-B16", RequestType.ERASURE, identifiers, [outcome.result])
+    )
+    assert change_plan.refusals == []
+    (warning,) = plan_warnings(blobs.get(change_plan.summary_ref).decode())
+    assert warning.startswith(
+        "shared row: rentals.addresses: 1 record(s) left as they are, the person pointed at a fresh "
+        "blank row instead, because others use them too (customers (1))"
+    )
+
+    (shared_address,) = world.sql("SELECT address_id FROM customers WHERE customer_id = :c", c=person)[0]
+    allowed = the_persons_rows(world, person, home=False)
+    before = snapshot(world.seeded.url)
+    env.run(changes.apply_change, ChangeInput("DSAR-B16", "rentals", change_plan.plan_ref))
+    after = snapshot(world.seeded.url)
+    (blank_id,) = world.sql("SELECT address_id FROM customers WHERE customer_id = :c", c=person)[0]
+    assert blank_id != shared_address and blank_id > 160
+    assert world.sql(
+        "SELECT line1, district, postal_code, phone, trim(country_code), city_id FROM addresses "
+        "WHERE address_id = :a",
+        a=blank_id,
+    ) == [("erased", None, None, None, "er", None)]
+    changed = changed_rows(before, after)
+    assert changed.pop("addresses") == {str(blank_id)}  # added; the shared row is untouched
+    for table, keys in changed.items():
+        assert keys <= allowed.get(table, set()), (table, sorted(keys - allowed.get(table, set())))
+    assert str(person) in changed["customers"]
+    # the other household member still lives at the shared address, found by its phone
+    given = world.seeded.people[person]
+    assert connector.locate({"phone": given["phone"]}).person_keys == [world.person_key(person + 1)]
+    # a second run (a retried activity) makes no second blank row and changes nothing
+    again = connector.erase(plan)
+    assert sum(again.deleted.values()) == sum(again.anonymised.values()) == 0
+    assert snapshot(world.seeded.url) == after
