@@ -520,7 +520,7 @@ def seed_gym(url: str, members: int = 150) -> Seeded:
             invoices.append(
                 {"i": i, "m": member, "a": Decimal("39.00"), "d": date(2025, 1, 1) + timedelta(days=i)}
             )
-            if i % 2:
+            if i % 4 in (1, 2):  # each member has two invoices (i and i + 150): one paid
                 paid.append(
                     {"i": i, "inv": i, "a": Decimal("39.00"), "d": date(2025, 1, 3) + timedelta(days=i)}
                 )

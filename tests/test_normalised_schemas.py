@@ -628,11 +628,18 @@ exemptions:
     reason: Tax law keeps a rental that was paid for, 6 years
 """
 
+#: world -> (the entity paid for, its key, the payments table, the person's column)
+PAID_FOR = {
+    "rentals": ("rentals", "rental_id", "payments", "customer_id"),
+    "gym": ("invoices", "invoice_id", "invoice_payments", "member_id"),
+}
+
 
 def paid_and_unpaid(world: World, person: int) -> tuple[set[int], set[int]]:
+    table, key, payments, owner = PAID_FOR[world.name]
     paid_for = (
-        "SELECT r.rental_id FROM rentals r WHERE r.customer_id = :c AND {} "
-        "(SELECT 1 FROM payments p WHERE p.rental_id = r.rental_id)"
+        f"SELECT r.{key} FROM {table} r WHERE r.{owner} = :c AND {{}} "
+        f"(SELECT 1 FROM {payments} p WHERE p.{key} = r.{key})"
     )
     return (
         {r[0] for r in world.sql(paid_for.format("EXISTS"), c=person)},
@@ -640,44 +647,49 @@ def paid_and_unpaid(world: World, person: int) -> tuple[set[int], set[int]]:
     )
 
 
-def rentals_map_with_rule(world: World, rule: str = PAID_RENTALS_RULE) -> str:
-    """The rentals map with every rental deleted on erasure unless an exemption rule keeps it."""
-    return rentals_map(world.url_env).replace("{strategy: delete, keep_if_has: [payments]}", "delete") + rule
+def map_with_rule(world: World, rule: str = PAID_RENTALS_RULE) -> str:
+    """The world's map with every rental (invoice) deleted on erasure unless a rule keeps it."""
+    build = rentals_map if world.name == "rentals" else gym_map
+    entity = PAID_FOR[world.name][0]
+    rule = rule.replace("system: rentals", f"system: {world.name}").replace(
+        "entity: rentals", f"entity: {entity}"
+    )
+    return build(world.url_env).replace("{strategy: delete, keep_if_has: [payments]}", "delete") + rule
 
 
 def test_an_exemption_keeps_the_rentals_that_have_a_payment(
     world: World, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    """'Keep rentals that were paid for (tax law)' as an exemption rule: in an erasure the
-    review retains the paid rentals, saying why, and erases the unpaid ones; the change then
-    keeps the paid rentals whole, deletes the rest, and changes nobody else's rows."""
-    if world.name != "rentals":
-        pytest.skip("the rentals schema has the payments")
+    """'Keep rentals (invoices) that were paid for (tax law)' as an exemption rule: in an
+    erasure the review retains the paid ones, saying why, and erases the unpaid ones; the
+    change then keeps the paid ones whole, deletes the rest, and changes nobody else's rows."""
     tmp = tmp_path_factory.mktemp("has")
     blobs = LocalBlobStore(tmp / "blobs", b"h" * 32)
     suppression = SuppressionList(f"sqlite:///{tmp / 'register.db'}", b"s" * 32)
-    datamap = DataMap.parse(rentals_map_with_rule(world), "rentals.yaml")
-    person = next(
-        p
-        for p in range(100, 160)
-        if len(paid_and_unpaid(world, p)[1]) > 0 < len(paid_and_unpaid(world, p)[0])
-    )
-    given = world.seeded.people[person]
-    identifiers = {"email": given["email"]}
+    datamap = DataMap.parse(map_with_rule(world), f"{world.name}.yaml")
+    entity, key, _, owner = PAID_FOR[world.name]
+    table, _, payments, _ = PAID_FOR[world.name]
+    person = world.sql(  # the first from 100 with both (not one the other tests use)
+        f"SELECT min(r.{owner}) FROM {table} r WHERE r.{owner} >= 100 "
+        f"AND EXISTS (SELECT 1 FROM {payments} p WHERE p.{key} = r.{key}) AND EXISTS (SELECT 1 FROM "
+        f"{table} u WHERE u.{owner} = r.{owner} AND NOT EXISTS (SELECT 1 FROM {payments} q WHERE "
+        f"q.{key} = u.{key}))"
+    )[0][0]
+    identifiers = {"email": world.seeded.people[person]["email"]}
     paid, unpaid = paid_and_unpaid(world, person)
     env = ActivityEnvironment()
     outcome: SearchOutcome = env.run(
-        SearchActivities(datamap, blobs).search_system, SearchInput("DSAR-H16", "rentals", identifiers)
+        SearchActivities(datamap, blobs).search_system, SearchInput("DSAR-H16", world.name, identifiers)
     )
     review: ReviewSummary = env.run(
         ReviewActivities(blobs, datamap).prepare_review,
         ReviewInput("DSAR-H16", RequestType.ERASURE, [outcome.result], received="2026-12-01"),
     )
     decisions = [RecordDecision.load(line) for line in blobs.get(review.decisions_ref).splitlines()]
-    rentals = {d.key: d for d in decisions if d.entity == "rentals"}
-    assert {k for k, d in rentals.items() if d.outcome is Outcome.RETAIN} == {f"rentals:{r}" for r in paid}
-    assert {k for k, d in rentals.items() if d.outcome is Outcome.ERASE} == {f"rentals:{r}" for r in unpaid}
-    (basis,) = rentals[f"rentals:{min(paid)}"].basis
+    decided = {d.key: d for d in decisions if d.entity == entity}
+    assert {k for k, d in decided.items() if d.outcome is Outcome.RETAIN} == {f"{entity}:{r}" for r in paid}
+    assert {k for k, d in decided.items() if d.outcome is Outcome.ERASE} == {f"{entity}:{r}" for r in unpaid}
+    (basis,) = decided[f"{entity}:{min(paid)}"].basis
     assert (basis.exemption, basis.condition) == ("gdpr-17-3-b-legal-obligation", "has payments")
     package = blobs.get(review.blob_ref).decode()
     assert "has payments" in package and "Tax law keeps a rental that was paid for" in package
@@ -689,15 +701,15 @@ def test_an_exemption_keeps_the_rentals_that_have_a_payment(
     )
     assert plan.refusals == []
     allowed = the_persons_rows(world, person, home=not world.seeded.shared_home[person])
-    allowed["rentals"] = {str(r) for r in unpaid}  # the paid ones are kept whole
+    allowed[entity] = {str(r) for r in unpaid}  # the paid ones are kept whole
     before = snapshot(world.seeded.url)
-    env.run(changes.apply_change, ChangeInput("DSAR-H16", "rentals", plan.plan_ref))
+    env.run(changes.apply_change, ChangeInput("DSAR-H16", world.name, plan.plan_ref))
     after = snapshot(world.seeded.url)
-    assert {r[0] for r in world.sql("SELECT rental_id FROM rentals WHERE customer_id = :c", c=person)} == paid
+    assert {r[0] for r in world.sql(f"SELECT {key} FROM {entity} WHERE {owner} = :c", c=person)} == paid
     changed = changed_rows(before, after)
     for table, keys in changed.items():
         assert keys <= allowed.get(table, set()), (table, sorted(keys - allowed.get(table, set())))
-    assert changed["rentals"] == {str(r) for r in unpaid}
+    assert changed[entity] == {str(r) for r in unpaid}
 
 
 def test_a_condition_across_a_relation_in_a_copy_and_at_load_time(world: World) -> None:
@@ -709,7 +721,7 @@ def test_a_condition_across_a_relation_in_a_copy_and_at_load_time(world: World) 
     rule = PAID_RENTALS_RULE.replace("gdpr-17-3-b-legal-obligation", "uk-dpa-sch2-p1-crime").replace(
         "{has: payments}", "{has: {entity: payments, when: {column: amount, equals: 3.99}}}"
     )
-    datamap = DataMap.parse(rentals_map_with_rule(world, rule), "rentals.yaml")
+    datamap = DataMap.parse(map_with_rule(world, rule), "rentals.yaml")
     at_399 = (
         "SELECT DISTINCT r.rental_id FROM rentals r JOIN payments p USING (rental_id) "
         "WHERE r.customer_id = :c AND p.amount = 3.99"
@@ -742,7 +754,7 @@ def test_a_condition_across_a_relation_in_a_copy_and_at_load_time(world: World) 
     ):
         with pytest.raises(DataMapError, match=message) as refused:
             DataMap.parse(
-                rentals_map_with_rule(world, PAID_RENTALS_RULE.replace("{has: payments}", wrong)),
+                map_with_rule(world, PAID_RENTALS_RULE.replace("{has: payments}", wrong)),
                 "rentals.yaml",
             )
         assert "rentals.yaml" in str(refused.value) and "line" in str(refused.value)
@@ -849,6 +861,9 @@ def test_detach_points_the_person_at_a_fresh_blank_row(
     # the other household member still lives at the shared address, found by its phone
     given = world.seeded.people[person]
     assert connector.locate({"phone": given["phone"]}).person_keys == [world.person_key(person + 1)]
+    # the re-search verifies it: the person's address is now the blank one, holding nothing
+    verified = verify_erasure(datamap.system("rentals"), connector, plan).entities["addresses"]
+    assert (verified.anonymised, verified.shared) == (1, 0)
     # a second run (a retried activity) makes no second blank row and changes nothing
     again = connector.erase(plan)
     assert sum(again.deleted.values()) == sum(again.anonymised.values()) == 0
