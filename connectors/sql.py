@@ -436,8 +436,9 @@ class SqlConnector:
                 # the foreign key takes no NULL: point the person at a fresh blank row instead,
                 # if the referenced table can take one; if not, the shared row is kept as it is
                 fresh = blank_row(tables[entity.name], relation.column)
-                if fresh.reason:
-                    no_blank[entity.name] = fresh.reason
+                refused = fresh.reason or self._blank_refused(conn, tables[entity.name], fresh.values)
+                if refused:
+                    no_blank[entity.name] = refused
                     continue
                 blank[entity.name] = fresh.values
             values = {rows[entity.name][key].parent for key in shared[entity.name]}
@@ -455,6 +456,19 @@ class SqlConnector:
             blank=blank,
             no_blank=no_blank,
         )
+
+    def _blank_refused(self, conn: Connection, table: Table, values: dict[str, Any]) -> str:
+        """Try the blank row in a savepoint and roll it back: a check constraint or a trigger
+        that reading the schema cannot see refuses it here, in the review, not after approval
+        (the database may use up a sequence number; no row is left)."""
+        savepoint = conn.begin_nested()
+        try:
+            conn.execute(insert(table).values(values))
+        except (IntegrityError, DataError) as exc:
+            return f"the database refuses a blank row ({type(exc.orig).__name__})"
+        finally:
+            savepoint.rollback()
+        return ""
 
     def _detach(
         self,

@@ -786,6 +786,7 @@ def test_detach_points_the_person_at_a_fresh_blank_row(
     assert isinstance(connector, SqlConnector)
     subject = Subject(world.seeded.people[person], [world.person_key(person)])
     plan = ErasurePlan.from_datamap(datamap.system("rentals"), subject, hash_key="ab" * 16)
+    before_any = snapshot(world.seeded.url)
     engine = create_engine(database_url(world.seeded.url))
     try:
         with engine.begin() as conn:
@@ -815,9 +816,18 @@ def test_detach_points_the_person_at_a_fresh_blank_row(
             "'shared: detach' cannot empty 'customers.address_id' (it takes no NULL) nor point the "
             f"person at a fresh blank row of 'addresses' ({reason})" in report
         )
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE addresses DROP COLUMN region_id"))
+            # a check the schema reading cannot judge: the plan tries the blank row, rolled back
+            conn.execute(text("ALTER TABLE addresses ADD CONSTRAINT a_country CHECK (country_code <> 'er')"))
+        dispose_engines()
+        forecast = connector.forecast_erasure(plan)
+        assert forecast.not_detached == {"addresses": "the database refuses a blank row (CheckViolation)"}
+        assert world.sql("SELECT count(*) FROM addresses")[0][0] == len(before_any["addresses"])
     finally:
         with engine.begin() as conn:
             conn.execute(text("ALTER TABLE addresses DROP COLUMN IF EXISTS region_id"))
+            conn.execute(text("ALTER TABLE addresses DROP CONSTRAINT IF EXISTS a_country"))
         engine.dispose()
         dispose_engines()
 
