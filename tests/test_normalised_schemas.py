@@ -20,7 +20,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, create_engine, select, text
+from sqlalchemy import MetaData, Table, create_engine, insert, select, text
 from temporalio.testing import ActivityEnvironment
 
 from activities.change import ChangeActivities, ChangeInput, ChangePlan, ChangePlanInput
@@ -28,7 +28,7 @@ from activities.review import ReviewActivities, ReviewInput, ReviewSummary, subj
 from activities.search import SearchActivities, SearchInput, SearchOutcome
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
-from connectors.sql import SqlConnector, database_url, dispose_engines
+from connectors.sql import SqlConnector, blank_row, database_url, dispose_engines
 from console.staff.review import _view as workbench_view
 from console.staff.review import plan_warnings
 from dsar.blobs import LocalBlobStore
@@ -878,3 +878,47 @@ def test_detach_points_the_person_at_a_fresh_blank_row(
     again = connector.erase(plan)
     assert sum(again.deleted.values()) == sum(again.anonymised.values()) == 0
     assert snapshot(world.seeded.url) == after
+
+
+def test_a_blank_row_is_read_from_what_the_live_table_allows(world: World) -> None:
+    """On both databases: a key the database makes, NULL where a column takes it, a default
+    where there is one, the anonymising placeholder in NOT NULL text; no blank row where a key
+    is not made by the database, a number takes no NULL, or NOT NULL text must be unique. The
+    row it gives is accepted by the database and gets its key back."""
+    auto = "serial" if world.name == "rentals" else "INT AUTO_INCREMENT"
+    tables = {
+        "blank_ok": f"id {auto} PRIMARY KEY, line VARCHAR(20) NOT NULL, kind VARCHAR(5) NOT NULL "
+        "DEFAULT 'home', note VARCHAR(20), n INT",
+        "blank_no_key": "id INT PRIMARY KEY, line VARCHAR(20)",
+        "blank_unique": f"id {auto} PRIMARY KEY, code VARCHAR(20) NOT NULL UNIQUE",
+        "blank_number": f"id {auto} PRIMARY KEY, n INT NOT NULL",
+    }
+    engine = create_engine(database_url(world.seeded.url))
+    try:
+        with engine.begin() as conn:
+            for name, columns in tables.items():
+                conn.execute(text(f"CREATE TABLE {name} ({columns})"))
+        with engine.begin() as conn:
+            reflected = {name: Table(name, MetaData(), autoload_with=conn) for name in tables}
+            reasons = {name: blank_row(table, "id").reason for name, table in reflected.items()}
+            assert reasons == {
+                "blank_ok": "",
+                "blank_no_key": "'blank_no_key.id' has no value made by the database (a sequence or "
+                "AUTO_INCREMENT)",
+                "blank_unique": "'blank_unique.code' takes no NULL and must be unique",
+                "blank_number": "'blank_number.n' takes no NULL and has no default",
+            }
+            values = blank_row(reflected["blank_ok"], "id").values
+            assert values == {"line": "erased", "note": None, "n": None}
+            (key,) = conn.execute(insert(reflected["blank_ok"]).values(values)).inserted_primary_key or (
+                None,
+            )
+            row = conn.execute(
+                text("SELECT line, kind, note, n FROM blank_ok WHERE id = :k"), {"k": key}
+            ).one()
+            assert tuple(row) == ("erased", "home", None, None)
+    finally:
+        with engine.begin() as conn:
+            for name in tables:
+                conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        engine.dispose()
