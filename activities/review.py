@@ -40,6 +40,8 @@ from dsar.exemptions import (
     build_review_package,
     default_outcome,
     evaluate_stream,
+    needs_related,
+    related_keys,
     render_review_package,
 )
 from dsar.model import IdentifierKind, Regime, RequestType, ReviewActionKind, ReviewAmendment, SystemResult
@@ -150,7 +152,14 @@ class ReviewActivities:
         assert self.datamap is not None
         for s in inp.systems:
             held: list[dict[str, Any]] = []
-            for decision in evaluate_stream(facts, self.datamap, s.system, _tap(self._records([s]), held)):
+            related = None
+            if s.system in self.datamap.systems and needs_related(self.datamap, s.system):
+                # a first pass over the blob for ``has`` conditions: the parent keys only
+                related = related_keys(
+                    facts, self.datamap, s.system, ((e, r) for _, e, r in self._records([s]))
+                )
+            lines = _tap(self._records([s]), held)
+            for decision in evaluate_stream(facts, self.datamap, s.system, lines, related):
                 yield decision, held.pop()
 
     # -- the activities ------------------------------------------------------------------------

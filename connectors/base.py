@@ -192,6 +192,11 @@ class ErasureForecast:
     refusals: list[str] = field(default_factory=list)
     #: lookup entities whose shared rows the person is detached from (``shared: detach``)
     detached: list[str] = field(default_factory=list)
+    #: of those, the ones whose foreign key takes no NULL: the person points at a fresh blank row
+    blank: list[str] = field(default_factory=list)
+    #: lookup entity -> why ``shared: detach`` could not apply (no blank row can be made there):
+    #: its shared rows are kept as they are
+    not_detached: dict[str, str] = field(default_factory=dict)
 
     def warnings(self) -> list[str]:
         """Plain sentences for the reviewer: shared rows kept, constraints that would refuse."""
@@ -200,10 +205,21 @@ class ErasureForecast:
             users = ", ".join(
                 f"{table} ({rows})" for table, rows in sorted(self.shared_with.get(entity, {}).items())
             )
-            done = "the person detached from" if entity in self.detached else "kept as they are,"
+            if entity in self.blank:
+                done = "left as they are, the person pointed at a fresh blank row instead,"
+            elif entity in self.detached:
+                done = "the person detached from"
+            else:
+                done = "kept as they are,"
+            why = (
+                f"; 'shared: detach' could not apply: its foreign key takes no NULL and no blank row "
+                f"can be made ({self.not_detached[entity]})"
+                if entity in self.not_detached
+                else ""
+            )
             out.append(
                 f"shared row: {self.system}.{entity}: {count} record(s) {done} because others "
-                f"use them too ({users}); changing them would change other people's data"
+                f"use them too ({users}); changing them would change other people's data{why}"
             )
         out.extend(f"constraint would refuse: {self.system}.{refusal}" for refusal in self.refusals)
         return out

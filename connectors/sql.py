@@ -45,12 +45,14 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     and_,
     bindparam,
     cast,
     create_engine,
     delete,
     func,
+    insert,
     inspect,
     literal_column,
     or_,
@@ -360,7 +362,7 @@ class SqlConnector:
                     f"{self.name}: the erasure plan hashes fields but has no hex hash key"
                 )
             for lookup_name, owner_keys in forecast.detach.items():  # before the owners change
-                self._detach(conn, tables, lookup_name, owner_keys, progress)
+                self._detach(conn, tables, lookup_name, owner_keys, forecast.blank.get(lookup_name), progress)
             for entity in ordered:  # rows that point at others first: foreign keys stay valid
                 table = tables[entity.name]
                 key_columns = self._row_key(entity, table)
@@ -404,6 +406,8 @@ class SqlConnector:
             shared_with=dict(forecast.shared_with),
             refusals=list(forecast.refusals),
             detached=sorted(forecast.detach),
+            blank=sorted(forecast.blank),
+            not_detached=dict(forecast.no_blank),
         )
 
     def _forecast(
@@ -420,6 +424,8 @@ class SqlConnector:
         fates = self._fates(ordered, steps, tables, rows, shared)
         refusals = self._refusals(conn, tables, ordered, fates, references)
         detach: dict[str, list[Key]] = {}
+        blank: dict[str, dict[str, Any]] = {}
+        no_blank: dict[str, str] = {}
         for entity in ordered:
             relation = entity.relation
             if entity.shared != "detach" or relation is None or not shared.get(entity.name):
@@ -427,12 +433,14 @@ class SqlConnector:
             owner = self.system.entities[relation.parent]
             column = tables[owner.name].c[relation.parent_column]
             if not column.nullable:
-                refusals.append(
-                    f"{entity.name}: detaching the person from {len(shared[entity.name])} shared record(s) "
-                    f"needs '{owner.table}.{relation.parent_column}' to take NULL, and it does not "
-                    f"(say 'shared: keep', {entity.origin})"
-                )
-                continue
+                # the foreign key takes no NULL: point the person at a fresh blank row instead,
+                # if the referenced table can take one; if not, the shared row is kept as it is
+                fresh = blank_row(tables[entity.name], relation.column)
+                refused = fresh.reason or self._blank_refused(conn, tables[entity.name], fresh.values)
+                if refused:
+                    no_blank[entity.name] = refused
+                    continue
+                blank[entity.name] = fresh.values
             values = {rows[entity.name][key].parent for key in shared[entity.name]}
             detach[entity.name] = [
                 key
@@ -445,7 +453,22 @@ class SqlConnector:
             shared_with=shared_with,
             refusals=refusals,
             detach=detach,
+            blank=blank,
+            no_blank=no_blank,
         )
+
+    def _blank_refused(self, conn: Connection, table: Table, values: dict[str, Any]) -> str:
+        """Try the blank row in a savepoint and roll it back: a check constraint or a trigger
+        that reading the schema cannot see refuses it here, in the review, not after approval
+        (the database may use up a sequence number; no row is left)."""
+        savepoint = conn.begin_nested()
+        try:
+            conn.execute(insert(table).values(values))
+        except (IntegrityError, DataError) as exc:
+            return f"the database refuses a blank row ({type(exc.orig).__name__})"
+        finally:
+            savepoint.rollback()
+        return ""
 
     def _detach(
         self,
@@ -453,16 +476,26 @@ class SqlConnector:
         tables: dict[str, Table],
         name: str,
         owner_keys: list[Key],
+        blank: dict[str, Any] | None,
         progress: _Progress,
     ) -> None:
         """``shared: detach``: the person's rows stop pointing at a row others use too (their
-        foreign key emptied); the shared row stays exactly as it is."""
+        foreign key emptied, or where it takes no NULL pointed at a fresh blank row made for
+        them); the shared row stays exactly as it is. Runs in the erasure's one transaction: a
+        retried erasure finds the person already on their own blank row (not shared, so
+        nothing to detach) and makes no second one."""
         relation = self.system.entities[name].relation
         assert relation is not None
         owner = self.system.entities[relation.parent]
         table = tables[owner.name]
+        target: Any = None
+        if blank is not None:
+            made = conn.execute(insert(tables[name]).values(blank))
+            (target,) = made.inserted_primary_key or (None,)
+            if target is None:
+                raise ConnectorRefused(f"{self.name}: {name}: the database gave the fresh blank row no key")
         self._update_rows(
-            conn, table, self._row_key(owner, table), owner_keys, {relation.parent_column: None}, progress
+            conn, table, self._row_key(owner, table), owner_keys, {relation.parent_column: target}, progress
         )
 
     def _references(self, conn: Connection) -> list[_Reference]:
@@ -800,7 +833,10 @@ class SqlConnector:
                 )
         # A deleted parent would leave its children's rows pointing at nothing (and break their
         # foreign key): the children must be deleted too, unless the data map says a parent row
-        # that has kept children stays (``keep_if_has``): those children are followed as kept.
+        # that has kept children stays (``keep_if_has``), or the review retains some of the
+        # parent's records (an exemption such as ``when: {has: payments}``): those children are
+        # followed as kept, and a parent row one of them hangs from survives (whole when
+        # retained, else anonymised; see ``_fates``), so nothing is left pointing at nothing.
         orphans = []
         for entity in self.system.ordered_entities():
             relation = entity.relation
@@ -808,7 +844,7 @@ class SqlConnector:
                 continue
             own = steps.get(entity.name)
             parent_rule = self.system.entities[relation.parent].erasure
-            if own is None and entity.name in parent_rule.keep_if_has:
+            if own is None and (entity.name in parent_rule.keep_if_has or steps[relation.parent].keep):
                 steps[entity.name] = EntityErasurePlan(entity.name, EntityErasure.KEEP)
                 continue
             if steps[relation.parent].strategy is EntityErasure.DELETE and (
@@ -1404,6 +1440,59 @@ class SqlConnector:
         return out
 
 
+@dataclass(frozen=True)
+class BlankRow:
+    """A new row of a lookup table with nothing of anyone in it, for ``shared: detach`` when
+    the owner's foreign key takes no NULL: ``values`` to insert (NULL where a column takes it,
+    for text that does not the placeholder anonymising writes, "erased", so the row reads as
+    erased and a retried erasure finds it already as planned; columns with a default get it),
+    or ``reason`` why the live schema allows no such row."""
+
+    values: dict[str, Any]
+    reason: str = ""
+
+
+def blank_row(table: Table, key: str) -> BlankRow:
+    """Read from the live table: its key ``key`` must be the whole primary key and generated by
+    the database (a sequence, an identity, AUTO_INCREMENT); every other column must take NULL,
+    have a default, or be text without a unique constraint ("erased"). A foreign key or a number
+    that takes no NULL has no neutral value to choose."""
+    name = table.name
+    primary = [c.name for c in table.primary_key.columns]
+    if primary != [key]:
+        return BlankRow({}, f"'{name}.{key}' is not the whole primary key of '{name}'")
+    column = table.c[key]
+    if not (column.autoincrement is True or column.identity is not None or column.server_default is not None):
+        return BlankRow(
+            {}, f"'{name}.{key}' has no value made by the database (a sequence or AUTO_INCREMENT)"
+        )
+    unique = {c.name for index in table.indexes if index.unique for c in index.columns}
+    unique |= {
+        c.name
+        for constraint in table.constraints
+        if isinstance(constraint, UniqueConstraint)
+        for c in constraint.columns
+    }
+    values: dict[str, Any] = {}
+    for other in table.columns:
+        if other.name == key:
+            continue
+        if other.nullable:
+            values[other.name] = None
+        elif other.server_default is not None or other.identity is not None:
+            continue
+        elif other.foreign_keys:
+            targets = ", ".join(sorted(fk.target_fullname for fk in other.foreign_keys))
+            return BlankRow({}, f"'{name}.{other.name}' is a foreign key ({targets}) that takes no NULL")
+        elif _python_type(other) is not str:
+            return BlankRow({}, f"'{name}.{other.name}' takes no NULL and has no default")
+        elif other.name in unique:
+            return BlankRow({}, f"'{name}.{other.name}' takes no NULL and must be unique")
+        else:
+            values[other.name] = _placeholder(other)  # what anonymising writes: a retry leaves it
+    return BlankRow(values)
+
+
 def _reflect(system: str, conn: Connection, entity: EntityConfig, metadata: MetaData) -> Table:
     try:
         return Table(entity.table, metadata, schema=entity.schema, autoload_with=conn, resolve_fks=False)
@@ -1506,6 +1595,11 @@ class _Forecast:
     refusals: list[str]
     #: lookup entity -> the person's owner rows to detach from its shared rows
     detach: dict[str, list[Key]] = field(default_factory=dict)
+    #: lookup entity -> the values of the fresh blank row those owners point at instead (their
+    #: foreign key takes no NULL); absent: the foreign key is emptied
+    blank: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: lookup entity -> why no blank row can be made (the shared row is kept as it is)
+    no_blank: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

@@ -26,6 +26,7 @@ from connectors.sql import (
     _python_type,
     _Reference,
     _reflect,
+    blank_row,
 )
 from dsar.datamap import EntityConfig, EntityErasure, FieldErasure, SystemConfig, identity_columns
 
@@ -175,21 +176,25 @@ def _deletions(system: SystemConfig, references: list[_Reference]) -> list[Findi
 
 def _keys(system: SystemConfig, tables: dict[str, Table]) -> list[Finding]:
     """Every entity's rows must be named one by one (erasure, rectification, exemptions); a
-    person detached from a shared lookup row needs a foreign key that takes NULL."""
+    person detached from a shared lookup row needs a foreign key that takes NULL, or a table
+    that can take a fresh blank row for them to point at."""
     out: list[Finding] = []
     for entity in system.entities.values():
         relation = entity.relation
         if entity.shared == "detach" and relation is not None:
             owner = system.entities[relation.parent]
             if not tables[owner.name].c[relation.parent_column].nullable:
-                out.append(
-                    Finding(
-                        "error",
-                        entity.origin,
-                        f"'shared: detach' empties '{owner.table}.{relation.parent_column}', which takes no "
-                        "NULL: the database would refuse it (say 'shared: keep')",
+                fresh = blank_row(tables[entity.name], relation.column)
+                if fresh.reason:
+                    out.append(
+                        Finding(
+                            "warning",
+                            entity.origin,
+                            f"'shared: detach' cannot empty '{owner.table}.{relation.parent_column}' (it "
+                            f"takes no NULL) nor point the person at a fresh blank row of '{entity.table}' "
+                            f"({fresh.reason}): a shared row will be kept as it is",
+                        )
                     )
-                )
         table = tables[entity.name]
         primary = tuple(c.name for c in table.primary_key.columns)
         if not entity.key and not primary:

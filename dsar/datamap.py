@@ -42,7 +42,7 @@ Shape (``demo/dsar.yaml`` is a complete example)::
             lookup: customers.address_id -> addresses.id   # owner.foreign_key -> this.key
             identity: {phone: phone}   # on a related row: counts for the customer
             phone_region_column: country_code
-            shared: keep               # or detach: empty the customer's address_id
+            shared: keep               # or detach: empty the customer's address_id (or a blank row)
           countries:
             lookup: addresses.country_code -> countries.code
             reference: true            # nobody's data: never erased, shown as joined values
@@ -379,7 +379,8 @@ class EntityConfig:
     phone_region_column: str = ""
     #: sql, a lookup: what erasing does to a row of it that others use too (a shared address):
     #: "keep" it as it is, or "detach" the person from it (their row's foreign key emptied,
-    #: where the column takes NULL); a row that is theirs alone follows ``erasure``
+    #: or where the column takes no NULL pointed at a fresh blank row: ``connectors.sql.
+    #: blank_row``); a row that is theirs alone follows ``erasure``
     shared: str = "keep"
     #: "demo/dsar.yaml line 42", for later errors about this entity (a missing table, ...)
     origin: str = field(default="", compare=False, repr=False)

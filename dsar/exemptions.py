@@ -16,6 +16,15 @@ Three layers, each pure (no I/O once the catalogue is read):
       when: {column: ended_at, is_null: true}
       when: {column: body, mentions_others: true}        # free text that may name others
       when: {all: [...]} / {any: [...]} / {not: {...}} / {always: true}
+      when: {has: payments}                               # a related record: a paid rental
+      when: {has: {entity: payments, when: {column: amount, equals: 0}}}
+
+  ``has`` looks across a relation to a child entity of the rule's entity, among the person's
+  own collected records: the review reads the search's records twice, a first pass keeping
+  only the parent keys that have such a child (:func:`related_keys`), then the decisions
+  (memory holds keys, never records). A rule that keeps a parent this way in an erasure may
+  sit under a child the map keeps (accounting records): a parent row a kept child hangs from
+  survives whatever the rule says, so the plan is never left pointing at nothing.
 
 * :func:`evaluate` decides, per record and field, what happens (disclose, redact, withhold;
   for erasure erase or retain) and why; :func:`build_review_package` and
@@ -333,10 +342,13 @@ class Verdict:
 
 @dataclass(frozen=True)
 class Condition(ABC):
-    """A test on one record. ``received`` is the date the case was received."""
+    """A test on one record. ``received`` is the date the case was received; ``related`` is
+    what a first pass over the person's records learnt for :class:`Has` (keys only)."""
 
     @abstractmethod
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict: ...
+    def check(
+        self, record: Mapping[str, Any], received: date, related: "Related | None" = None
+    ) -> Verdict: ...
 
     def columns(self) -> set[str]:
         return set()
@@ -347,7 +359,7 @@ class Condition(ABC):
 
 @dataclass(frozen=True)
 class Always(Condition):
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
         return Verdict(True)
 
     def describe(self) -> str:
@@ -366,7 +378,7 @@ class ColumnCondition(Condition):
 class Equals(ColumnCondition):
     value: str | int | bool | Decimal
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
         return Verdict(_same(record[self.column], self.value))
 
     def describe(self) -> str:
@@ -377,7 +389,7 @@ class Equals(ColumnCondition):
 class OneOf(ColumnCondition):
     values: tuple[str | int | bool | Decimal, ...]
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
         return Verdict(any(_same(record[self.column], v) for v in self.values))
 
     def describe(self) -> str:
@@ -391,7 +403,7 @@ class Within(ColumnCondition):
 
     period: Period
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
         value = _as_date(record[self.column])
         if value is None:
             return Verdict(False)
@@ -406,7 +418,7 @@ class Within(ColumnCondition):
 class IsNull(ColumnCondition):
     null: bool = True
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
         return Verdict((record[self.column] is None) == self.null)
 
     def describe(self) -> str:
@@ -423,7 +435,7 @@ class MentionsOthers(ColumnCondition):
     """Free text that may name other people: the field is marked for the redaction step, which
     finds and removes them (this module never reads the text)."""
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
         return Verdict(_has_text(record[self.column]))
 
     def describe(self) -> str:
@@ -445,8 +457,8 @@ def _has_text(value: Any) -> bool:
 class AllOf(Condition):
     items: tuple[Condition, ...]
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
-        verdicts = [c.check(record, received) for c in self.items]
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
+        verdicts = [c.check(record, received, related) for c in self.items]
         if not all(v.holds for v in verdicts):
             return Verdict(False)
         bounds = [v.until for v in verdicts if v.until is not None]
@@ -463,8 +475,8 @@ class AllOf(Condition):
 class AnyOf(Condition):
     items: tuple[Condition, ...]
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
-        holding = [v for v in (c.check(record, received) for c in self.items) if v.holds]
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
+        holding = [v for v in (c.check(record, received, related) for c in self.items) if v.holds]
         if not holding:
             return Verdict(False)
         if any(v.until is None for v in holding):
@@ -482,14 +494,55 @@ class AnyOf(Condition):
 class Negation(Condition):
     item: Condition
 
-    def check(self, record: Mapping[str, Any], received: date) -> Verdict:
-        return Verdict(not self.item.check(record, received).holds)
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
+        return Verdict(not self.item.check(record, received, related).holds)
 
     def columns(self) -> set[str]:
         return self.item.columns()
 
     def describe(self) -> str:
         return f"not ({self.item.describe()})"
+
+
+@dataclass(frozen=True)
+class Has(Condition):
+    """The record has at least one related record of ``entity`` (a child through the data
+    map's relation ``parent_column -> column``) among the person's collected records, and with
+    ``when`` one for which that holds: keep a rental that has a payment (tax law keeps what
+    was paid for). The children are read in a first pass over the person's records, which
+    keeps only the parent keys they point at (:func:`related_keys`)."""
+
+    entity: str
+    parent_column: str  # this record's column the children point at
+    column: str  # the child's column that points at it
+    when: Condition | None = None
+
+    def check(self, record: Mapping[str, Any], received: date, related: "Related | None" = None) -> Verdict:
+        if related is None or self not in related:
+            raise ExemptionError(
+                f"'has: {self.entity}' needs the person's {self.entity} records read first "
+                "(evaluate with related_keys)"
+            )
+        value = record[self.parent_column]
+        return Verdict(value is not None and _link(value) in related[self])
+
+    def columns(self) -> set[str]:
+        return {self.parent_column}
+
+    def describe(self) -> str:
+        label = self.entity.replace("_", " ")
+        if self.when is None:
+            return f"has {label}"
+        return f"has {label} where {self.when.describe()}"
+
+
+#: Has condition -> the parent keys (as text) that have such a child, for one system of a case
+Related = Mapping[Has, frozenset[str]]
+
+
+def _link(value: Any) -> str:
+    """A key as the JSONL lines hold it (numbers and text alike compared as text)."""
+    return str(value).strip()
 
 
 def _grouped(condition: Condition) -> str:
@@ -558,12 +611,13 @@ def _as_date(value: Any) -> date | None:
 
 _RULE_KEYS = frozenset({"exemption", "system", "entity", "fields", "when", "reason"})
 _CONDITION_KEYS = frozenset(
-    {"column", "equals", "in", "within", "is_null", "mentions_others", "all", "any", "not", "always"}
+    {"column", "equals", "in", "within", "is_null", "mentions_others", "all", "any", "not", "always", "has"}
 )
+_HAS_KEYS = frozenset({"entity", "when"})
 _COLUMN_TESTS = ("equals", "in", "within", "is_null", "mentions_others")
 _PERIOD_KEYS = frozenset({"years", "months", "days"})
 #: every key the ``exemptions:`` section accepts (dsar.example.yaml documents each)
-RULE_SECTION_KEYS = _RULE_KEYS | _CONDITION_KEYS | _PERIOD_KEYS
+RULE_SECTION_KEYS = _RULE_KEYS | _CONDITION_KEYS | _PERIOD_KEYS | _HAS_KEYS
 
 
 @dataclass(frozen=True)
@@ -670,7 +724,7 @@ def _rule(
             loader.fail(fields_node, f"{path}.fields", "a field is named twice")
 
     when_node = items["when"][1]
-    when = _condition(loader, when_node, f"{path}.when", set(declared), entity_name)
+    when = _condition(loader, when_node, f"{path}.when", set(declared), entity_name, entities)
     mentions = [c for c in _walk(when) if isinstance(c, MentionsOthers)]
     if mentions:
         if Effect.REDACT not in exemption.effects:
@@ -722,10 +776,17 @@ def _constant(loader: "_Loader", node: Node, path: str) -> str | int | bool | De
     loader.fail(node, path, f"unsupported value '{node.value}'")
 
 
-def _condition(loader: "_Loader", node: Node, path: str, declared: set[str], entity: str) -> Condition:
+def _condition(
+    loader: "_Loader",
+    node: Node,
+    path: str,
+    declared: set[str],
+    entity: str,
+    entities: "Mapping[str, EntityConfig]",
+) -> Condition:
     items = loader.mapping(node, path, _CONDITION_KEYS)
     keys = set(items)
-    for combinator in ("all", "any", "not", "always"):
+    for combinator in ("all", "any", "not", "always", "has"):
         if combinator in keys and keys != {combinator}:
             loader.fail(
                 node, path, f"'{combinator}' stands alone in its condition (found: {', '.join(sorted(keys))})"
@@ -743,18 +804,20 @@ def _condition(loader: "_Loader", node: Node, path: str, declared: set[str], ent
         if not isinstance(list_node, SequenceNode) or not list_node.value:
             loader.fail(list_node, f"{path}.{key}", "expected a non-empty list of conditions")
         parts = tuple(
-            _condition(loader, item, f"{path}.{key}[{i}]", declared, entity)
+            _condition(loader, item, f"{path}.{key}[{i}]", declared, entity, entities)
             for i, item in enumerate(list_node.value)
         )
         return AllOf(parts) if key == "all" else AnyOf(parts)
     if keys == {"not"}:
-        return Negation(_condition(loader, items["not"][1], f"{path}.not", declared, entity))
+        return Negation(_condition(loader, items["not"][1], f"{path}.not", declared, entity, entities))
+    if keys == {"has"}:
+        return _has(loader, items["has"][1], f"{path}.has", declared, entity, entities)
     if "column" not in keys:
         loader.fail(
             node,
             path,
             "a condition is {column: ..., <test>: ...} with a test of "
-            f"{', '.join(_COLUMN_TESTS)}; or all, any, not, always",
+            f"{', '.join(_COLUMN_TESTS)}; or all, any, not, always, has",
         )
     column_node = items["column"][1]
     column = loader.text(column_node, f"{path}.column")
@@ -780,6 +843,47 @@ def _condition(loader: "_Loader", node: Node, path: str, declared: set[str], ent
     if not loader.flag(value_node, where):
         loader.fail(value_node, where, "only 'mentions_others: true' exists")
     return MentionsOthers(column)
+
+
+def _has(
+    loader: "_Loader",
+    node: Node,
+    path: str,
+    declared: set[str],
+    entity: str,
+    entities: "Mapping[str, EntityConfig]",
+) -> Has:
+    """``has: payments`` or ``has: {entity: payments, when: {...}}``: a child entity of the
+    rule's entity (``relation: entity.col -> payments.col``); the map's own check holds the
+    relation's columns to declared fields, so the collected records carry the keys."""
+    when_node: Node | None = None
+    name_node: Node = node
+    if not isinstance(node, ScalarNode):
+        items = loader.mapping(node, path, _HAS_KEYS)
+        loader.required(items, "entity", node, path)
+        name_node = items["entity"][1]
+        when_node = items["when"][1] if "when" in items else None
+    name = loader.text(name_node, f"{path}.entity" if name_node is not node else path)
+    child = entities.get(name)
+    relation = child.relation if child is not None else None
+    if child is None or relation is None or relation.lookup or relation.parent != entity:
+        children = [
+            e.name
+            for e in entities.values()
+            if e.relation is not None and not e.relation.lookup and e.relation.parent == entity
+        ]
+        loader.fail(
+            name_node,
+            path,
+            f"'{name}' is not a child entity of '{entity}' (relation: {entity}.column -> {name}.column); "
+            f"expected one of: {', '.join(children) or 'none (it has no child entities)'}",
+        )
+    when = None
+    if when_node is not None:
+        when = _condition(loader, when_node, f"{path}.when", set(child.fields), name, entities)
+        if any(isinstance(c, MentionsOthers | Has) for c in _walk(when)):
+            loader.fail(when_node, f"{path}.when", "a related record is tested on its own columns only")
+    return Has(name, relation.parent_column, relation.column, when)
 
 
 def _period(loader: "_Loader", node: Node, path: str) -> Period:
@@ -943,18 +1047,73 @@ def evaluate(
     system: str,
     entity: "EntityConfig",
     records: Iterable[Mapping[str, Any]],
+    related: Related | None = None,
 ) -> list[RecordDecision]:
-    """Decide every record of one entity. Pure: same input, same answer, no I/O."""
-    judge = _Judge(case, rules, system, entity)
+    """Decide every record of one entity. Pure: same input, same answer, no I/O. ``has``
+    conditions need ``related`` (:func:`related_keys`; :func:`evaluate_system` does both)."""
+    judge = _Judge(case, rules, system, entity, related)
     return [judge.decide(record, position) for position, record in enumerate(records, start=1)]
 
 
-def evaluate_stream(
+def needs_related(datamap: "DataMap", system: str) -> bool:
+    """Whether a rule of ``system`` tests related records (``has``): the records are then read
+    twice, a first pass for :func:`related_keys`."""
+    return bool(_has_conditions(datamap.exemptions, system))
+
+
+def _has_conditions(rules: Sequence[ExemptionRule], system: str) -> set[Has]:
+    return {c for r in rules if r.system == system for c in _walk(r.when) if isinstance(c, Has)}
+
+
+def related_keys(
     case: CaseFacts, datamap: "DataMap", system: str, lines: Iterable[tuple[str, Mapping[str, Any]]]
+) -> dict[Has, frozenset[str]]:
+    """The first pass for ``has`` conditions: for each, the parent keys that at least one of
+    the person's related records (holding the condition's own test) points at. Keys only, so
+    memory grows with the number of parents, never with the records' contents."""
+    wanted: dict[str, list[Has]] = {}
+    for condition in _has_conditions(datamap.exemptions, system):
+        wanted.setdefault(condition.entity, []).append(condition)
+    found: dict[Has, set[str]] = {c: set() for conditions in wanted.values() for c in conditions}
+    if not wanted:
+        return {}
+    for name, record in lines:
+        for condition in wanted.get(name, ()):
+            if condition.column not in record:
+                raise ExemptionError(
+                    f"a record of {system}.{name} has no '{condition.column}' column ('has: {name}')"
+                )
+            value = record[condition.column]
+            if value is None:
+                continue
+            if condition.when is not None:
+                missing = condition.when.columns() - record.keys()
+                if missing:
+                    raise ExemptionError(
+                        f"a record of {system}.{name} has no '{sorted(missing)[0]}' column ('has: {name}')"
+                    )
+                try:
+                    if not condition.when.check(record, case.received).holds:
+                        continue
+                except _NotADate:
+                    raise ExemptionError(
+                        f"'within' needs a date, and a record of {system}.{name} holds something else"
+                    ) from None
+            found[condition].add(_link(value))
+    return {c: frozenset(keys) for c, keys in found.items()}
+
+
+def evaluate_stream(
+    case: CaseFacts,
+    datamap: "DataMap",
+    system: str,
+    lines: Iterable[tuple[str, Mapping[str, Any]]],
+    related: Related | None = None,
 ) -> Iterator[RecordDecision]:
     """Decide records as the search stage stored them, ``(entity, record)`` in any order, one
     at a time: memory stays flat however many records the person has. Positions (for records
-    without a key) count per entity, as :func:`record_key` expects."""
+    without a key) count per entity, as :func:`record_key` expects. A map with ``has``
+    conditions needs ``related`` from :func:`related_keys` over the same records first."""
     config = datamap.system(system)
     judges: dict[str, _Judge] = {}
     positions: dict[str, int] = {}
@@ -963,7 +1122,7 @@ def evaluate_stream(
         if judge is None:
             if name not in config.entities:
                 raise ExemptionError(f"no entity '{name}' in system '{system}' of the data map")
-            judge = judges[name] = _Judge(case, datamap.exemptions, system, config.entities[name])
+            judge = judges[name] = _Judge(case, datamap.exemptions, system, config.entities[name], related)
         positions[name] = positions.get(name, 0) + 1
         yield judge.decide(record, positions[name])
 
@@ -972,9 +1131,14 @@ class _Judge:
     """The rules that can fire for one entity of one case, applied record by record."""
 
     def __init__(
-        self, case: CaseFacts, rules: Sequence[ExemptionRule], system: str, entity: "EntityConfig"
+        self,
+        case: CaseFacts,
+        rules: Sequence[ExemptionRule],
+        system: str,
+        entity: "EntityConfig",
+        related: Related | None = None,
     ) -> None:
-        self.case, self.system, self.entity = case, system, entity
+        self.case, self.system, self.entity, self.related = case, system, entity, related
         self.active = [
             (r, frozenset(r.when.columns()))
             for r in rules
@@ -1004,7 +1168,7 @@ class _Judge:
                     f"{rule.origin}: record {key} of {system}.{entity.name} has no '{missing[0]}' column"
                 )
             try:
-                verdict = rule.when.check(record, self.case.received)
+                verdict = rule.when.check(record, self.case.received, self.related)
             except _NotADate:
                 raise ExemptionError(
                     f"{rule.origin}: 'within' needs a date, and record {key} of {system}.{entity.name} "
@@ -1021,11 +1185,12 @@ def evaluate_system(
     """Every entity of one system; ``records`` maps entity name -> its records (as the search
     stage collected them)."""
     config = datamap.system(system)
+    related = related_keys(case, datamap, system, ((n, r) for n, rows in records.items() for r in rows))
     out: list[RecordDecision] = []
     for name, rows in records.items():
         if name not in config.entities:
             raise ExemptionError(f"no entity '{name}' in system '{system}' of the data map")
-        out += evaluate(case, datamap.exemptions, system, config.entities[name], rows)
+        out += evaluate(case, datamap.exemptions, system, config.entities[name], rows, related)
     return out
 
 

@@ -1,11 +1,11 @@
 """Two normalised databases unlike the demo's shape, and their data maps, for issue 16's tests.
 
 * **Rentals** (PostgreSQL): a film rental chain. Customers have first and last names and point
-  at an address that holds the phone and a country code; addresses are shared by households,
-  staff and stores; address -> city -> country are lookups; rentals point at inventory -> films
-  (reference data); payments sit in a table partitioned by date (composite primary key
-  ``payment_id, payment_date``) and point at rentals; interests are a link table (many-to-many,
-  composite key) to categories.
+  (NOT NULL) at an address that holds the phone and a country code; addresses (keys from a
+  sequence, the city optional) are shared by households, staff and stores; address -> city ->
+  country are lookups; rentals point at inventory -> films (reference data); payments sit in
+  a table partitioned by date (composite primary key ``payment_id, payment_date``) and point
+  at rentals; interests are a link table (many-to-many, composite key) to categories.
 * **Gym** (MariaDB): members with given, middle and family names, a household row shared by the
   family (a landline with a region code, the postcode), a contacts table of e-mail addresses
   (composite key), bookings as a link table to classes, invoices and their payments.
@@ -77,9 +77,9 @@ CREATE TABLE cities (
   city_id integer PRIMARY KEY, name varchar(60) NOT NULL,
   country_id integer NOT NULL REFERENCES countries (country_id));
 CREATE TABLE addresses (
-  address_id integer PRIMARY KEY, line1 varchar(100) NOT NULL, district varchar(40),
+  address_id serial PRIMARY KEY, line1 varchar(100) NOT NULL, district varchar(40),
   postal_code varchar(12), phone varchar(30), country_code char(2) NOT NULL,
-  city_id integer NOT NULL REFERENCES cities (city_id));
+  city_id integer REFERENCES cities (city_id));
 CREATE TABLE stores (store_id integer PRIMARY KEY, name varchar(40) NOT NULL,
   address_id integer NOT NULL REFERENCES addresses (address_id));
 CREATE TABLE staff (staff_id integer PRIMARY KEY, first_name varchar(40) NOT NULL,
@@ -176,6 +176,7 @@ def seed_rentals(url: str, customers: int = 160) -> Seeded:
                 }
             )
         conn.execute(text("INSERT INTO addresses VALUES (:i, :l, :d, :p, :ph, :cc, :c)"), addresses)
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('addresses', 'address_id'), 160)"))
         # stores and staff live at addresses 1-8; customers 1-... share some of those and each other's
         conn.execute(text("INSERT INTO stores VALUES (1, 'High Street', 1), (2, 'Harbour Road', 2)"))
         staff: list[dict[str, Any]] = [
@@ -519,7 +520,7 @@ def seed_gym(url: str, members: int = 150) -> Seeded:
             invoices.append(
                 {"i": i, "m": member, "a": Decimal("39.00"), "d": date(2025, 1, 1) + timedelta(days=i)}
             )
-            if i % 2:
+            if i % 4 in (1, 2):  # each member has two invoices (i and i + 150): one paid
                 paid.append(
                     {"i": i, "inv": i, "a": Decimal("39.00"), "d": date(2025, 1, 3) + timedelta(days=i)}
                 )

@@ -16,27 +16,28 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import MetaData, create_engine, select, text
+from sqlalchemy import MetaData, Table, create_engine, insert, select, text
 from temporalio.testing import ActivityEnvironment
 
-from activities.change import ChangeActivities, ChangePlan, ChangePlanInput
-from activities.review import subject_profile
+from activities.change import ChangeActivities, ChangeInput, ChangePlan, ChangePlanInput
+from activities.review import ReviewActivities, ReviewInput, ReviewSummary, subject_profile
 from activities.search import SearchActivities, SearchInput, SearchOutcome
 from connectors import ConnectorRefused, connector_for
 from connectors.base import ErasurePlan, Subject
-from connectors.sql import SqlConnector, database_url
+from connectors.sql import SqlConnector, blank_row, database_url, dispose_engines
 from console.staff.review import _view as workbench_view
 from console.staff.review import plan_warnings
 from dsar.blobs import LocalBlobStore
 from dsar.cli import main as cli_main
 from dsar.datamap import DataMap, DataMapError, SystemConfig
 from dsar.erasure import verify_erasure
-from dsar.exemptions import ExemptionCatalogue
+from dsar.exemptions import CaseFacts, ExemptionCatalogue, Outcome, RecordDecision, evaluate_system
 from dsar.identity import strongest_match
-from dsar.model import RequestType
+from dsar.model import Regime, RequestType
 from dsar.suppression import SuppressionList
 from dsar.systems_cli import check as systems_check
 from tests.normalised_schemas import (
@@ -501,16 +502,11 @@ def test_systems_check_compares_the_map_with_the_live_schema(
         assert "'addresses.district' is a date of birth held as VARCHAR(40)" in report
         assert "'addresses.city_id' is matched as email but holds INTEGER, not text" in report
 
-    # detaching the person from a shared row needs a foreign key that takes NULL
+    # detaching the person from a shared row whose foreign key takes no NULL: the addresses
+    # table can take a fresh blank row (test_detach_points_the_person_at_a_fresh_blank_row)
     if world.name == "rentals":
-        detaching = build(world.url_env).replace(
-            "phone_region_column: country_code\n",
-            "phone_region_column: country_code\n        shared: detach\n",
-        )
-        status, report = check(world, detaching, tmp_path_factory)
-        assert (
-            status == 1 and "'shared: detach' empties 'customers.address_id', which takes no NULL" in report
-        )
+        status, report = check(world, detaching_map(world), tmp_path_factory)
+        assert status == 0 and "shared: detach" not in report, report
 
 
 # -- dsar systems discover drafts a map ---------------------------------------------------------
@@ -619,3 +615,310 @@ def test_the_workbench_shows_the_joined_values_the_copy_shows(world: World) -> N
     view = workbench_view("x:1", record, None, entity, ExemptionCatalogue.load(), "disclosing")
     shown = {f.name: f.shown for f in view.fields}
     assert shown[joined] == record[joined] and shown[joined]
+
+
+# -- conditions across relations in exemption rules ---------------------------------------------
+
+PAID_RENTALS_RULE = """\
+exemptions:
+  - exemption: gdpr-17-3-b-legal-obligation
+    system: rentals
+    entity: rentals
+    when: {has: payments}
+    reason: Tax law keeps a rental that was paid for, 6 years
+"""
+
+#: world -> (the entity paid for, its key, the payments table, the person's column)
+PAID_FOR = {
+    "rentals": ("rentals", "rental_id", "payments", "customer_id"),
+    "gym": ("invoices", "invoice_id", "invoice_payments", "member_id"),
+}
+
+
+def paid_and_unpaid(world: World, person: int) -> tuple[set[int], set[int]]:
+    table, key, payments, owner = PAID_FOR[world.name]
+    paid_for = (
+        f"SELECT r.{key} FROM {table} r WHERE r.{owner} = :c AND {{}} "
+        f"(SELECT 1 FROM {payments} p WHERE p.{key} = r.{key})"
+    )
+    return (
+        {r[0] for r in world.sql(paid_for.format("EXISTS"), c=person)},
+        {r[0] for r in world.sql(paid_for.format("NOT EXISTS"), c=person)},
+    )
+
+
+def map_with_rule(world: World, rule: str = PAID_RENTALS_RULE) -> str:
+    """The world's map with every rental (invoice) deleted on erasure unless a rule keeps it."""
+    build = rentals_map if world.name == "rentals" else gym_map
+    entity = PAID_FOR[world.name][0]
+    rule = rule.replace("system: rentals", f"system: {world.name}").replace(
+        "entity: rentals", f"entity: {entity}"
+    )
+    return build(world.url_env).replace("{strategy: delete, keep_if_has: [payments]}", "delete") + rule
+
+
+def test_an_exemption_keeps_the_rentals_that_have_a_payment(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """'Keep rentals (invoices) that were paid for (tax law)' as an exemption rule: in an
+    erasure the review retains the paid ones, saying why, and erases the unpaid ones; the
+    change then keeps the paid ones whole, deletes the rest, and changes nobody else's rows."""
+    tmp = tmp_path_factory.mktemp("has")
+    blobs = LocalBlobStore(tmp / "blobs", b"h" * 32)
+    suppression = SuppressionList(f"sqlite:///{tmp / 'register.db'}", b"s" * 32)
+    datamap = DataMap.parse(map_with_rule(world), f"{world.name}.yaml")
+    entity, key, _, owner = PAID_FOR[world.name]
+    table, _, payments, _ = PAID_FOR[world.name]
+    person = world.sql(  # the first from 100 with both (not one the other tests use)
+        f"SELECT min(r.{owner}) FROM {table} r WHERE r.{owner} >= 100 "
+        f"AND EXISTS (SELECT 1 FROM {payments} p WHERE p.{key} = r.{key}) AND EXISTS (SELECT 1 FROM "
+        f"{table} u WHERE u.{owner} = r.{owner} AND NOT EXISTS (SELECT 1 FROM {payments} q WHERE "
+        f"q.{key} = u.{key}))"
+    )[0][0]
+    identifiers = {"email": world.seeded.people[person]["email"]}
+    paid, unpaid = paid_and_unpaid(world, person)
+    env = ActivityEnvironment()
+    outcome: SearchOutcome = env.run(
+        SearchActivities(datamap, blobs).search_system, SearchInput("DSAR-H16", world.name, identifiers)
+    )
+    review: ReviewSummary = env.run(
+        ReviewActivities(blobs, datamap).prepare_review,
+        ReviewInput("DSAR-H16", RequestType.ERASURE, [outcome.result], received="2026-12-01"),
+    )
+    decisions = [RecordDecision.load(line) for line in blobs.get(review.decisions_ref).splitlines()]
+    decided = {d.key: d for d in decisions if d.entity == entity}
+    assert {k for k, d in decided.items() if d.outcome is Outcome.RETAIN} == {f"{entity}:{r}" for r in paid}
+    assert {k for k, d in decided.items() if d.outcome is Outcome.ERASE} == {f"{entity}:{r}" for r in unpaid}
+    (basis,) = decided[f"{entity}:{min(paid)}"].basis
+    assert (basis.exemption, basis.condition) == ("gdpr-17-3-b-legal-obligation", "has payments")
+    package = blobs.get(review.blob_ref).decode()
+    assert "has payments" in package and "Tax law keeps a rental that was paid for" in package
+
+    changes = ChangeActivities(datamap, blobs, suppression, "ab" * 32)
+    plan: ChangePlan = env.run(
+        changes.plan_change,
+        ChangePlanInput("DSAR-H16", RequestType.ERASURE, identifiers, [outcome.result], review.decisions_ref),
+    )
+    assert plan.refusals == []
+    allowed = the_persons_rows(world, person, home=not world.seeded.shared_home[person])
+    allowed[entity] = {str(r) for r in unpaid}  # the paid ones are kept whole
+    before = snapshot(world.seeded.url)
+    env.run(changes.apply_change, ChangeInput("DSAR-H16", world.name, plan.plan_ref))
+    after = snapshot(world.seeded.url)
+    assert {r[0] for r in world.sql(f"SELECT {key} FROM {entity} WHERE {owner} = :c", c=person)} == paid
+    changed = changed_rows(before, after)
+    for table, keys in changed.items():
+        assert keys <= allowed.get(table, set()), (table, sorted(keys - allowed.get(table, set())))
+    assert changed[entity] == {str(r) for r in unpaid}
+
+
+def test_a_condition_across_a_relation_in_a_copy_and_at_load_time(world: World) -> None:
+    """In a copy, 'has' with a test on the related record (withhold a rental that has a payment
+    of exactly 3.99); and a 'has' naming an entity that is not a child of the rule's is refused
+    when the map loads, naming the file and line."""
+    if world.name != "rentals":
+        pytest.skip("the rentals schema has the payments")
+    rule = PAID_RENTALS_RULE.replace("gdpr-17-3-b-legal-obligation", "uk-dpa-sch2-p1-crime").replace(
+        "{has: payments}", "{has: {entity: payments, when: {column: amount, equals: 3.99}}}"
+    )
+    datamap = DataMap.parse(map_with_rule(world, rule), "rentals.yaml")
+    at_399 = (
+        "SELECT DISTINCT r.rental_id FROM rentals r JOIN payments p USING (rental_id) "
+        "WHERE r.customer_id = :c AND p.amount = 3.99"
+    )
+    every = "SELECT rental_id FROM rentals WHERE customer_id = :c"
+    person = next(
+        p for p in range(43, 100) if 0 < len(world.sql(at_399, c=p)) < len(world.sql(every, c=p))
+    )  # read only
+    lines = collect(world.connector(), world.seeded.people[person], [world.person_key(person)])
+    grouped: dict[str, list[dict]] = {}
+    for line in lines:
+        grouped.setdefault(line["entity"], []).append(line["record"])
+    case = CaseFacts(Regime.UK_GDPR, RequestType.ACCESS, date(2026, 12, 1))
+    decisions = evaluate_system(case, datamap, "rentals", grouped)
+    withheld = {d.key for d in decisions if d.outcome is Outcome.WITHHOLD}
+    assert withheld == {f"rentals:{r[0]}" for r in world.sql(at_399, c=person)}
+    disclosed = [d for d in decisions if d.key not in withheld]
+    assert all(d.outcome is Outcome.DISCLOSE for d in disclosed)
+    assert any(d.entity == "rentals" for d in disclosed)
+    (basis,) = next(d for d in decisions if d.key in withheld).basis
+    assert basis.condition == "has payments where amount is 3.99"
+
+    for wrong, message in (
+        ("{has: interests}", "'interests' is not a child entity of 'rentals'"),
+        ("{has: customers}", "'customers' is not a child entity of 'rentals'"),
+        (
+            "{has: {entity: payments, when: {column: title, equals: x}}}",
+            "no field 'title' declared in 'payments'",
+        ),
+    ):
+        with pytest.raises(DataMapError, match=message) as refused:
+            DataMap.parse(
+                map_with_rule(world, PAID_RENTALS_RULE.replace("{has: payments}", wrong)),
+                "rentals.yaml",
+            )
+        assert "rentals.yaml" in str(refused.value) and "line" in str(refused.value)
+
+
+# -- shared: detach where the foreign key takes no NULL: a fresh blank row -----------------------
+
+
+def detaching_map(world: World) -> str:
+    return rentals_map(world.url_env).replace(
+        "phone_region_column: country_code\n",
+        "phone_region_column: country_code\n        shared: detach\n",
+    )
+
+
+def test_detach_points_the_person_at_a_fresh_blank_row(
+    world: World, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """customers.address_id takes no NULL, so 'shared: detach' points the person at a new blank
+    address (its key from the sequence, nothing in it) and leaves the shared one untouched; a
+    second run changes nothing. Where the addresses table could take no blank row (a region it
+    must name), systems check warns beforehand and the plan keeps the shared row, saying why."""
+    if world.name != "rentals":
+        pytest.skip("the gym's household key takes NULL (detached by emptying it, tested above)")
+    person = 9  # shares address 13 with customer 10
+    assert world.seeded.shared_home[person]
+    datamap = DataMap.parse(detaching_map(world), "rentals.yaml")
+    connector = connector_for(datamap.system("rentals"))
+    assert isinstance(connector, SqlConnector)
+    subject = Subject(world.seeded.people[person], [world.person_key(person)])
+    plan = ErasurePlan.from_datamap(datamap.system("rentals"), subject, hash_key="ab" * 16)
+    before_any = snapshot(world.seeded.url)
+    engine = create_engine(database_url(world.seeded.url))
+    try:
+        with engine.begin() as conn:
+            # a foreign key of its own that takes no NULL: no neutral value to give a blank row
+            conn.execute(
+                text(
+                    "ALTER TABLE addresses ADD COLUMN region_id integer NOT NULL DEFAULT 1 "
+                    "REFERENCES countries (country_id)"
+                )
+            )
+            conn.execute(text("ALTER TABLE addresses ALTER COLUMN region_id DROP DEFAULT"))
+        dispose_engines()  # the connector reads the schema afresh
+        forecast = connector.forecast_erasure(plan)
+        reason = "'addresses.region_id' is a foreign key (countries.country_id) that takes no NULL"
+        assert forecast.refusals == [] and forecast.not_detached == {"addresses": reason}
+        assert forecast.blank == [] and forecast.shared == {"addresses": 1}
+        assert forecast.warnings()[0].startswith(
+            "shared row: rentals.addresses: 1 record(s) kept as they are,"
+        )
+        assert (
+            "'shared: detach' could not apply: its foreign key takes no NULL and no blank row can "
+            f"be made ({reason})" in forecast.warnings()[0]
+        )
+        status, report = check(world, detaching_map(world), tmp_path_factory)
+        assert status == 0 and "warning: " in report and "rentals.yaml line " in report
+        assert (
+            "'shared: detach' cannot empty 'customers.address_id' (it takes no NULL) nor point the "
+            f"person at a fresh blank row of 'addresses' ({reason})" in report
+        )
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE addresses DROP COLUMN region_id"))
+            # a check the schema reading cannot judge: the plan tries the blank row, rolled back
+            conn.execute(text("ALTER TABLE addresses ADD CONSTRAINT a_country CHECK (country_code <> 'er')"))
+        dispose_engines()
+        forecast = connector.forecast_erasure(plan)
+        assert forecast.not_detached == {"addresses": "the database refuses a blank row (CheckViolation)"}
+        assert world.sql("SELECT count(*) FROM addresses")[0][0] == len(before_any["addresses"])
+    finally:
+        with engine.begin() as conn:
+            conn.execute(text("ALTER TABLE addresses DROP COLUMN IF EXISTS region_id"))
+            conn.execute(text("ALTER TABLE addresses DROP CONSTRAINT IF EXISTS a_country"))
+        engine.dispose()
+        dispose_engines()
+
+    # what the reviewer sees: the strategy that applies and why
+    tmp = tmp_path_factory.mktemp("blank")
+    blobs = LocalBlobStore(tmp / "blobs", b"d" * 32)
+    suppression = SuppressionList(f"sqlite:///{tmp / 'register.db'}", b"s" * 32)
+    identifiers = {"email": world.seeded.people[person]["email"]}
+    env = ActivityEnvironment()
+    outcome: SearchOutcome = env.run(
+        SearchActivities(datamap, blobs).search_system, SearchInput("DSAR-B16", "rentals", identifiers)
+    )
+    changes = ChangeActivities(datamap, blobs, suppression, "ab" * 32)
+    change_plan: ChangePlan = env.run(
+        changes.plan_change, ChangePlanInput("DSAR-B16", RequestType.ERASURE, identifiers, [outcome.result])
+    )
+    assert change_plan.refusals == []
+    (warning,) = plan_warnings(blobs.get(change_plan.summary_ref).decode())
+    assert warning.startswith(
+        "shared row: rentals.addresses: 1 record(s) left as they are, the person pointed at a fresh "
+        "blank row instead, because others use them too (customers (1))"
+    )
+
+    (shared_address,) = world.sql("SELECT address_id FROM customers WHERE customer_id = :c", c=person)[0]
+    allowed = the_persons_rows(world, person, home=False)
+    before = snapshot(world.seeded.url)
+    env.run(changes.apply_change, ChangeInput("DSAR-B16", "rentals", change_plan.plan_ref))
+    after = snapshot(world.seeded.url)
+    (blank_id,) = world.sql("SELECT address_id FROM customers WHERE customer_id = :c", c=person)[0]
+    assert blank_id != shared_address and blank_id > 160
+    assert world.sql(
+        "SELECT line1, district, postal_code, phone, trim(country_code), city_id FROM addresses "
+        "WHERE address_id = :a",
+        a=blank_id,
+    ) == [("erased", None, None, None, "er", None)]
+    changed = changed_rows(before, after)
+    assert changed.pop("addresses") == {str(blank_id)}  # added; the shared row is untouched
+    for table, keys in changed.items():
+        assert keys <= allowed.get(table, set()), (table, sorted(keys - allowed.get(table, set())))
+    assert str(person) in changed["customers"]
+    # the other household member still lives at the shared address, found by its phone
+    given = world.seeded.people[person]
+    assert connector.locate({"phone": given["phone"]}).person_keys == [world.person_key(person + 1)]
+    # the re-search verifies it: the person's address is now the blank one, holding nothing
+    verified = verify_erasure(datamap.system("rentals"), connector, plan).entities["addresses"]
+    assert (verified.anonymised, verified.shared) == (1, 0)
+    # a second run (a retried activity) makes no second blank row and changes nothing
+    again = connector.erase(plan)
+    assert sum(again.deleted.values()) == sum(again.anonymised.values()) == 0
+    assert snapshot(world.seeded.url) == after
+
+
+def test_a_blank_row_is_read_from_what_the_live_table_allows(world: World) -> None:
+    """On both databases: a key the database makes, NULL where a column takes it, a default
+    where there is one, the anonymising placeholder in NOT NULL text; no blank row where a key
+    is not made by the database, a number takes no NULL, or NOT NULL text must be unique. The
+    row it gives is accepted by the database and gets its key back."""
+    auto = "serial" if world.name == "rentals" else "INT AUTO_INCREMENT"
+    tables = {
+        "blank_ok": f"id {auto} PRIMARY KEY, line VARCHAR(20) NOT NULL, kind VARCHAR(5) NOT NULL "
+        "DEFAULT 'home', note VARCHAR(20), n INT",
+        "blank_no_key": "id INT PRIMARY KEY, line VARCHAR(20)",
+        "blank_unique": f"id {auto} PRIMARY KEY, code VARCHAR(20) NOT NULL UNIQUE",
+        "blank_number": f"id {auto} PRIMARY KEY, n INT NOT NULL",
+    }
+    engine = create_engine(database_url(world.seeded.url))
+    try:
+        with engine.begin() as conn:
+            for name, columns in tables.items():
+                conn.execute(text(f"CREATE TABLE {name} ({columns})"))
+        with engine.begin() as conn:
+            reflected = {name: Table(name, MetaData(), autoload_with=conn) for name in tables}
+            reasons = {name: blank_row(table, "id").reason for name, table in reflected.items()}
+            assert reasons == {
+                "blank_ok": "",
+                "blank_no_key": "'blank_no_key.id' has no value made by the database (a sequence or "
+                "AUTO_INCREMENT)",
+                "blank_unique": "'blank_unique.code' takes no NULL and must be unique",
+                "blank_number": "'blank_number.n' takes no NULL and has no default",
+            }
+            values = blank_row(reflected["blank_ok"], "id").values
+            assert values == {"line": "erased", "note": None, "n": None}
+            (key,) = conn.execute(insert(reflected["blank_ok"]).values(values)).inserted_primary_key or (
+                None,
+            )
+            row = conn.execute(
+                text("SELECT line, kind, note, n FROM blank_ok WHERE id = :k"), {"k": key}
+            ).one()
+            assert tuple(row) == ("erased", "home", None, None)
+    finally:
+        with engine.begin() as conn:
+            for name in tables:
+                conn.execute(text(f"DROP TABLE IF EXISTS {name}"))
+        engine.dispose()
