@@ -139,9 +139,11 @@ class NotifyActivities:
         if facts.get("link_purpose"):
             # The link is signed here, so the token (a credential) never enters workflow
             # history; a retried letter mints a new one, and only the one delivered is used.
-            from dsar.links import mint_link
+            from dsar.links import PROVIDABLE_KINDS, mint_link
 
-            kinds = [k for k in facts.get("link_kinds", "").split(",") if k]
+            # Asked of a person who gave no email (the letter goes by post), "email" is among
+            # what is missing, but the form cannot take it: it asks for the rest.
+            kinds = [k for k in facts.get("link_kinds", "").split(",") if k in PROVIDABLE_KINDS]
             facts["link"] = mint_link(
                 self.settings,
                 letter.reference,

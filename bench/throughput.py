@@ -341,7 +341,7 @@ async def history_shape(temporal_address: str, references: list[str]) -> dict[st
     """What one case costs Temporal, averaged over a sample of cases: history events, workflow
     tasks, activities, local activities (markers), search-attribute upserts; plus workflow tasks
     that timed out or failed (each one means a replay on the worker)."""
-    from temporalio.api.enums.v1 import EventType
+    from temporalio.api.enums.v1 import EventType, TimeoutType
     from temporalio.client import Client
 
     client = await Client.connect(temporal_address)
@@ -351,6 +351,10 @@ async def history_shape(temporal_address: str, references: list[str]) -> dict[st
         async with sem:
             history = await client.get_workflow_handle(ref).fetch_history()
         kinds = Counter(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in history.events)
+        for e in history.events:  # a sticky queue's schedule-to-start, or a task that ran too long
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+                timeout = e.workflow_task_timed_out_event_attributes.timeout_type
+                kinds[f"WFT_TIMEOUT_{TimeoutType.Name(timeout).removeprefix('TIMEOUT_TYPE_')}"] += 1
         kinds["EVENTS"] = len(history.events)
         kinds["HISTORY_BYTES"] = sum(e.ByteSize() for e in history.events)
         return kinds
@@ -373,6 +377,11 @@ async def history_shape(temporal_address: str, references: list[str]) -> dict[st
         "search_attribute_upserts": mean("UPSERT_WORKFLOW_SEARCH_ATTRIBUTES"),
         "timers": mean("TIMER_STARTED"),
         "workflow_task_timeouts": mean("WORKFLOW_TASK_TIMED_OUT"),
+        "workflow_task_timeouts_by_type": {
+            k.removeprefix("WFT_TIMEOUT_").lower(): mean(k)
+            for k in sorted(total)
+            if k.startswith("WFT_TIMEOUT_")
+        },
         "workflow_task_failures": mean("WORKFLOW_TASK_FAILED"),
         "cases_with_a_timed_out_task": sum(1 for c in per_case if c["WORKFLOW_TASK_TIMED_OUT"]),
     }

@@ -165,6 +165,21 @@ async def test_short_points_ask_for_more_through_a_form_and_the_answer_verifies(
     assert "identity:more_requested" in actions and "identity:received" in actions
 
 
+async def test_a_person_who_gave_no_email_is_asked_for_more_by_post_without_an_operator_task(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings, smtp_server: object
+) -> None:
+    """Issue 20: "email" is among what such a person has not given, but the form cannot ask for
+    it (the link goes where the email would): the letter asks for the rest instead of failing
+    into an operator task."""
+    h = await start(ts_env, store, settings, identifiers={"name": MARGARET["name"]})
+    await wait_until(h, lambda s: s.waiting_for == "person: identity")
+    letter = await mail_to(smtp_server, settings.operator_email, "More information needed")
+    assert "Please post this letter" in str(letter["Subject"])  # no email: it goes by post
+    s = await h.query(DataSubjectRequest.snapshot)
+    assert s.waiting_for == "person: identity" and not [t for t in s.tasks if t.status == "open"], s.tasks
+    assert "identity:more_requested" in [e.action for e in store.audit_trail(h.id)]
+
+
 # --------------------------------------------------------------------------- confirmation link
 
 

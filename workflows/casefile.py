@@ -82,6 +82,9 @@ def person_of(actor: str) -> str:
 TASKS_PATCH = "operator-tasks-v1"
 LATE_MATCH_PATCH = "late-match-recorded-v1"
 REGISTER_STAGE_PATCH = "register-stage-at-once-v1"
+#: The download link is issued by a local activity (issue 20): a token, one blob and an audit
+#: row; an ordinary activity's five history events and a workflow task fewer per case.
+LINK_LOCAL_PATCH = "link-local-v1"
 #: Who a cancellation from the Temporal Web UI or CLI is recorded as (staff, not the person).
 ENGINE_ACTOR = "staff:temporal-cancel"
 

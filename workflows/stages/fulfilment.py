@@ -58,7 +58,7 @@ with workflow.unsafe.imports_passed_through():
         Resolved,
     )
 
-from workflows.casefile import ENGINE_ACTOR, REGISTER_STAGE_PATCH, CaseFile, T
+from workflows.casefile import ENGINE_ACTOR, LINK_LOCAL_PATCH, REGISTER_STAGE_PATCH, CaseFile, T
 
 
 class Fulfilment(CaseFile):
@@ -197,11 +197,20 @@ class Fulfilment(CaseFile):
             audit_key=f"{self._case.reference}/package-link/{self._seq}",
             issued_at=workflow.now(),
         )
+        local = workflow.patched(LINK_LOCAL_PATCH)  # a token and one blob: no server round trip
         issued = await self._attempt(
             "fulfilling:link",
             "issue the download link",
             lambda: self._or_end(
-                workflow.execute_activity_method(
+                workflow.execute_local_activity_method(
+                    ExportActivities.issue_download_link,
+                    link_input,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=WORK_RETRY,
+                    summary="issue the download link",
+                )
+                if local
+                else workflow.execute_activity_method(
                     ExportActivities.issue_download_link,
                     link_input,
                     start_to_close_timeout=timedelta(minutes=30),
