@@ -57,6 +57,9 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
+#: The robot signs its staff tokens with the stack's own secret: development mode, as `make run`
+#: (the side-by-side harness imports this module and mints its tokens the same way).
+os.environ.setdefault("DSAR_AUTH_MODE", "dev")
 
 from console.auth import mint_token
 from demo.seed import MARGARET
