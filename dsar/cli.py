@@ -441,7 +441,7 @@ def cmd_setup(args: argparse.Namespace) -> int:
 def cmd_dev(args: argparse.Namespace) -> int:
     from dsar import devstack
 
-    result = devstack.main(args.args)
+    result = devstack.main(["--no-demo-cases"] if args.no_demo_cases else [])
     return result if isinstance(result, int) else 0
 
 
@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd_dev,
         "run the local stack: Temporal dev server, worker and HTTP app (what 'make run' starts)",
     )
-    p.add_argument("args", nargs=argparse.REMAINDER, help="passed to the dev stack")
+    p.add_argument("--no-demo-cases", action="store_true", help="do not open demo cases on first start")
     add("worker", cmd_worker, "run a worker against $DSAR_TEMPORAL_ADDRESS")
     add("web", cmd_web, "serve the HTTP API on $DSAR_HTTP_HOST:$DSAR_HTTP_PORT")
     add("setup", cmd_setup, "create the register's database and tables, register the search attributes")

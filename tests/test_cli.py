@@ -271,3 +271,11 @@ async def test_submit_status_decide_and_queue_through_the_api(
     bad = await dsar("submit", "--type", "access", "--regime", "UK_GDPR", "--id", "shoe_size=11", env=env)
     assert_one_line_error(bad)
     assert "422" in bad.err and "shoe_size" in bad.err
+
+
+def test_dev_takes_its_option() -> None:
+    """`dsar dev --no-demo-cases` reaches the dev stack (argparse's REMAINDER refused it)."""
+    from dsar.cli import build_parser
+
+    assert build_parser().parse_args(["dev", "--no-demo-cases"]).no_demo_cases is True
+    assert build_parser().parse_args(["dev"]).no_demo_cases is False
