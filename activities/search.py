@@ -155,6 +155,13 @@ class SearchActivities:
             if not located.person_keys:
                 return SearchOutcome(SystemResult(inp.system, "none", detail="no matching records"))
             match = (record_matches if located.per_record else strongest_match)(located.matches)
+            if match.ambiguous:
+                # Records of two people and no way to tell which is the requester's: "we hold
+                # nothing" would be untrue and either copy a guess. A person decides (an operator
+                # task: retry once the case has more identifiers, or leave the system out).
+                raise ApplicationError(
+                    f"{inp.system}: {match.reason}", type="SearchAmbiguous", non_retryable=True
+                )
             if not match.keys:
                 return SearchOutcome(SystemResult(inp.system, "none", detail=match.reason))
             with self.blobs.open_writer(inp.reference, f"{inp.system}.jsonl") as writer:

@@ -30,6 +30,9 @@ SHAREABLE = frozenset({IdentifierKind.PHONE})
 class MatchOutcome:
     keys: list[str]  # the person-records to collect; empty when none qualifies
     reason: str  # plain words for the case file (no identifier values)
+    #: the identifiers point to more than one person and cannot tell them apart: not "nothing
+    #: held" but a question for a person (the search makes it an operator task)
+    ambiguous: bool = False
 
 
 def strongest_match(matches: Mapping[str, Sequence[str]]) -> MatchOutcome:
@@ -46,14 +49,16 @@ def strongest_match(matches: Mapping[str, Sequence[str]]) -> MatchOutcome:
     top = sorted(key for key, k in kinds.items() if len(k) == best)
     evidence = {frozenset(kinds[key]) for key in top}
     if len(evidence) > 1:
-        return MatchOutcome([], "the identifiers point to different people: nothing collected")
+        return MatchOutcome(
+            [], "the identifiers point to different people: nothing collected", ambiguous=True
+        )
     (agreed,) = evidence
     if best < 2 and not agreed & DISTINCTIVE:
         return MatchOutcome([], "only a weak match (a shared address or name alone): nothing collected")
     if best < 2 and len(top) > 1 and agreed <= SHAREABLE:
         shared = f"{len(top)} people (a shared line or address)"
         what = ", ".join(sorted(agreed))
-        return MatchOutcome([], f"the {what} alone points to {shared}: nothing collected")
+        return MatchOutcome([], f"the {what} alone points to {shared}: nothing collected", ambiguous=True)
     return MatchOutcome(top, f"{len(top)} person record(s) matched on {', '.join(sorted(agreed))}")
 
 

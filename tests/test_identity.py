@@ -50,3 +50,11 @@ def test_records_are_judged_one_by_one() -> None:
     assert outcome.keys == ["call_audio:recordings/1/", "pod:2026-01-03.jsonl#4", "pod:2026-02-11.jsonl#9"]
     assert record_matches({"postcode": ["pod:x#1"], "name": ["pod:x#2"]}).keys == []
     assert record_matches({}).reason == "no matching records"
+
+
+def test_ambiguous_matches_are_told_apart_from_weak_ones() -> None:
+    """Two people and no telling which is a question for a person; a weak match is nobody."""
+    assert strongest_match({"email": ["c:1"], "phone": ["c:2"]}).ambiguous
+    assert strongest_match({"phone": ["c:1", "c:2"]}).ambiguous
+    assert not strongest_match({"postcode": ["c:1", "c:2"]}).ambiguous
+    assert not strongest_match({"email": ["c:1"]}).ambiguous

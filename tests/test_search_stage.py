@@ -19,7 +19,7 @@ from temporalio.worker import Worker
 
 from connectors.sql import dispose_engines
 from console.app import create_app
-from demo.seed import MARGARET, seed_demo
+from demo.seed import MARGARET, PETER, seed_demo
 from dsar.blobs import blob_store_from_settings
 from dsar.model import DecisionKind, Stage
 from dsar.settings import Settings
@@ -27,7 +27,7 @@ from dsar.store import CaseStore
 from tests.conftest import ROOT, keep_systems, make_settings
 from tests.pgserver import PrivatePostgres
 from tests.test_api import bearer
-from tests.test_workflow import at_stage, decide, letters, refused, start, subjects, wait_until
+from tests.test_workflow import at_stage, decide, letters, plain_text, refused, start, subjects, wait_until
 from workflows.request import DataSubjectRequest
 
 IDS = {k: MARGARET[k] for k in ("name", "email", "phone")}
@@ -252,6 +252,40 @@ async def test_operator_skips_a_system_with_a_reason_and_it_is_audited(
     entry = next(e for e in store.audit_trail(h.id) if e.action == "decision:skip_system")
     assert entry.reason == "no depot visits in the period" and entry.actor == "operator:alice"
     assert entry.details["system"] == "cctv"
+
+
+@pytest.mark.systems("crm")
+async def test_identifiers_of_two_people_are_a_question_for_an_operator_not_nothing_held(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    """Her email and her neighbour's phone: verification cannot tell them apart; an operator
+    verifies anyway. The search then has two people and no way to choose: an operator task
+    (retry, or leave the system out), never a copy of either, never "we hold nothing"."""
+    from dsar.model import Decision
+
+    h = await start(
+        ts_env, store, settings, identifiers={"email": MARGARET["email"], "phone": PETER["phone"]}
+    )
+    await at_stage(h, Stage.VERIFYING)
+    await decide(h, DecisionKind.VERIFY)
+    s = await wait_until(h, lambda s: any(t.status == "open" for t in s.tasks))
+    (task,) = s.tasks
+    assert task.error_type == "SearchAmbiguous" and "different people" in task.message
+    assert MARGARET["email"] not in task.message and PETER["phone"] not in task.message
+    assert s.stage == Stage.SEARCHING and system(s, "crm")["status"] == "failed"
+    await h.execute_update(
+        DataSubjectRequest.decide,
+        Decision(
+            kind=DecisionKind.SKIP_STEP, actor="operator:alice", task=task.id, reason="asked her by post"
+        ),
+    )
+    s = await wait_until(h, lambda s: system(s, "crm")["status"] == "skipped" and s.stage == Stage.RESPONDED)
+    # no copy of either person; the answer says the system was not searched, and claims nothing
+    assert s.review is None
+    (answer,) = [plain_text(m) for m in letters(settings) if "Our response" in str(m["Subject"])]
+    words = " ".join(answer.split())
+    assert "We did not search our customer database, so we cannot tell you whether it holds" in words
+    assert "we hold no personal data about you" not in words
 
 
 # --------------------------------------------------------------------------- a database goes down

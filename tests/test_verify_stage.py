@@ -29,6 +29,7 @@ from dsar.model import (
     Channel,
     ClockEvent,
     ClockEventType,
+    Decision,
     DecisionKind,
     ProvidedIdentifiers,
     Regime,
@@ -232,9 +233,18 @@ async def test_split_identity_asks_for_more_and_repeated_failures_lock_the_case(
     assert (await identity(h))["locked"] is True
     assert "identity:locked" in [e.action for e in store.audit_trail(h.id)]
     await decide(h, DecisionKind.VERIFY, reason="called the customer back on the number we hold")
-    # two people's identifiers collect nobody's records: the search finds nothing of the person
+    # two people's identifiers collect nobody's records, and the search cannot say "nothing held"
+    # either: the CRM holds both people. An operator decides (retry or leave it out).
+    s = await wait_until(h, lambda s: any(t.status == "open" for t in s.tasks))
+    (task,) = [t for t in s.tasks if t.status == "open"]
+    assert task.error_type == "SearchAmbiguous" and task.system == "crm"
+    await h.execute_update(
+        DataSubjectRequest.decide,
+        Decision(kind=DecisionKind.SKIP_STEP, actor="operator:bob", task=task.id, reason="wrote to her"),
+    )
     s = await at_stage(h, Stage.RESPONDED)
     assert s.outcome == "no personal data held: the person was told so"
+    assert next(x for x in s.systems if x.system == "crm").status == "skipped"
 
 
 # --------------------------------------------------------------------------- the clock while waiting
