@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, HTTPException, Path, Request, status
 from starlette.datastructures import UploadFile
@@ -163,40 +164,33 @@ def engine_error(e: RPCError, ref: str | None = None) -> HTTPException:
     )
 
 
-async def snapshot(svc: Services, ref: str) -> Snapshot:
-    """The case as the workflow sees it now (the ``snapshot`` query)."""
+R = TypeVar("R")
+
+
+async def _query(svc: Services, ref: str, query: Callable[[DataSubjectRequest], R], what: str) -> R:
+    """One of the case workflow's queries, its failures as the HTTP answers the pages show."""
     check_reference(ref)
     client = await svc.client()
     try:
-        snap: Snapshot = await client.get_workflow_handle(ref).query(
-            DataSubjectRequest.snapshot, rpc_timeout=RPC_TIMEOUT
-        )
+        result: R = await client.get_workflow_handle(ref).query(query, rpc_timeout=RPC_TIMEOUT)
     except RPCError as e:
         raise engine_error(e, ref) from None
     except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
-        log.error("snapshot query failed", reference=ref, error=type(e).__name__)
+        log.error(f"{what} query failed", reference=ref, error=type(e).__name__)
         raise HTTPException(
             status.HTTP_502_BAD_GATEWAY, detail=f"case {ref} could not be read; retry"
         ) from None
-    return snap
+    return result
+
+
+async def snapshot(svc: Services, ref: str) -> Snapshot:
+    """The case as the workflow sees it now (the ``snapshot`` query)."""
+    return await _query(svc, ref, DataSubjectRequest.snapshot, "snapshot")
 
 
 async def case_details(svc: Services, ref: str) -> CaseDetails:
     """Who the requester is (personal data: the caller audits the view) and the clock's rule."""
-    check_reference(ref)
-    client = await svc.client()
-    try:
-        details: CaseDetails = await client.get_workflow_handle(ref).query(
-            DataSubjectRequest.details, rpc_timeout=RPC_TIMEOUT
-        )
-    except RPCError as e:
-        raise engine_error(e, ref) from None
-    except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
-        log.error("details query failed", reference=ref, error=type(e).__name__)
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY, detail=f"case {ref} could not be read; retry"
-        ) from None
-    return details
+    return await _query(svc, ref, DataSubjectRequest.details, "details")
 
 
 async def merge_cases(svc: Services, ref: str, into: str, actor: str) -> DecisionResult:
