@@ -22,6 +22,7 @@ import uvloop
 from temporalio.client import Client
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from activities.ahead import WorkAheadActivities
 from activities.audit import AuditActivities
 from activities.change import ChangeActivities
 from activities.export import ExportActivities, FulfilActivities
@@ -89,6 +90,7 @@ def build_workers(
     review = ReviewActivities(blobs, datamap)
     fulfil = FulfilActivities(blobs)
     export = ExportActivities(datamap, blobs, settings, store)
+    ahead = WorkAheadActivities(datamap, verify, search, review, export)
     change = ChangeActivities(
         datamap,
         blobs,
@@ -130,6 +132,7 @@ def build_workers(
             export.build_access_package,
             export.issue_download_link,
             export.push_portable_data,
+            ahead.work_ahead,
             change.plan_change,
             change.record_suppression,
         ],

@@ -96,6 +96,21 @@ class SearchOutcome:
     learned: dict[str, str] = field(default_factory=dict)
 
 
+def second_wave(identifiers: dict[str, str], learned: list[dict[str, str]]) -> dict[str, str]:
+    """The identifiers the second wave searches with: what the person gave, and each kind the
+    first wave's systems learned from the person's own records, when they all agree (systems
+    that disagree: no guess)."""
+    values: dict[str, set[str]] = {}
+    for outcome in learned:
+        for kind, value in outcome.items():
+            values.setdefault(kind, set()).add(value)
+    wave = dict(identifiers)
+    for kind, found in sorted(values.items()):
+        if kind not in wave and len(found) == 1:
+            wave[kind] = next(iter(found))
+    return wave
+
+
 def system_task_queue(base: str, system: str) -> str:
     """The task queue on which one system's searches run: ``<base>-system-<name>``."""
     return f"{base}-system-{system}"

@@ -20,6 +20,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
+    from activities.ahead import WorkedAhead
     from activities.audit import AuditActivities, AuditEntry, CaseRecord
     from activities.change import (
         ChangePlan,
@@ -47,6 +48,7 @@ with workflow.unsafe.imports_passed_through():
         Stage,
         SystemResult,
     )
+    from dsar.reviewpolicy import policy_applies
     from dsar.timeutil import due_attribute, local_date
     from dsar.wording import letter_facts
     from workflows.rules import (
@@ -183,6 +185,10 @@ class CaseFile:
         self._end_facts: dict[str, str] = {}  # what the ending's letter says beyond the outcome
         self._also_answers: list[str] = []  # duplicates merged into this case (their references)
         self._end_sending: asyncio.Future[None] | None = None  # the ending letter, if it waits
+        #: steps already run by working ahead, for the stages to take (``workflows/stages/ahead.py``)
+        self._ahead: WorkedAhead | None = None
+        #: a case worked ahead to its answer: register writes wait and go as one at the answer
+        self._deferring = False
 
     def _requester(self) -> tuple[str | None, str]:
         """Who letters about the request go to (address, greeting): the agent, if any."""
@@ -223,6 +229,7 @@ class CaseFile:
             self._check_end()
             if ready() and not self._awaiting:
                 return
+            await self._stop_deferring()
             seen = self._changes
 
             def changed(seen: int = seen) -> bool:
@@ -256,6 +263,13 @@ class CaseFile:
                     )
             else:
                 await workflow.wait_condition(changed)
+
+    async def _stop_deferring(self) -> None:
+        """Before waiting for anyone: write what working ahead held back, so that the register
+        and the audit trail say where the case waits."""
+        if self._deferring:
+            self._deferring = False
+            await self._record([])
 
     def _clock(self) -> StatutoryClock:
         """The clock over the event log as it stands (rebuilt only when an event was added: the
@@ -317,6 +331,9 @@ class CaseFile:
 
         Nothing is written when there is no entry and the row would not change (e.g. a decision
         whose entry the main flow's next record already carried)."""
+        if self._deferring and self._stage not in FINAL_STAGES | {Stage.RESPONDED}:
+            self._pending += entries
+            return
         async with self._record_lock:
             entries = [*self._pending, *entries]
             self._pending = []
@@ -453,6 +470,7 @@ class CaseFile:
     ) -> OperatorTask:
         """Show the failure on the case (snapshot, register waiting_for), audit it (types and
         names only), and tell the privacy team."""
+        self._deferring = False  # the task is written with everything held back
         task = OperatorTask(
             id=task_id,
             stage=self._stage,
@@ -545,6 +563,13 @@ class CaseFile:
         if self._stage == Stage.FULFILLING and self._manual_fulfilment and not self._fulfilled_by_hand:
             return "operator: carry out the change by hand"
         return None
+
+    def _approvals_needed(self) -> int:
+        """Two different people approve where the policy asks for a second approver."""
+        policy = self._case.policy
+        return (
+            2 if policy_applies(policy.second_approver_for, self._case.regime, self._case.request_type) else 1
+        )
 
     def _last_reason(self, kind: DecisionKind) -> str:
         return next((d.reason for d in reversed(self._decisions) if d.kind == kind), "")

@@ -212,6 +212,9 @@ def search_backoff(attempt: int) -> timedelta:
 WORK_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1), maximum_interval=timedelta(seconds=30), maximum_attempts=30
 )
+#: Working a case ahead is tried once: whatever fails in it, the ordinary steps meet again with
+#: their own retries and operator tasks (``activities/ahead.py``).
+AHEAD_RETRY = RetryPolicy(maximum_attempts=1)
 #: Sending data to another controller: a 4xx is refused at once (non-retryable), a 5xx or a
 #: timeout a few times, then the person and the team are told it was not sent.
 PUSH_RETRY = RetryPolicy(

@@ -58,10 +58,11 @@ with workflow.unsafe.imports_passed_through():
         Resolved,
     )
 
-from workflows.casefile import ENGINE_ACTOR, LINK_LOCAL_PATCH, REGISTER_STAGE_PATCH, CaseFile, T
+from workflows.casefile import ENGINE_ACTOR, LINK_LOCAL_PATCH, REGISTER_STAGE_PATCH, T
+from workflows.stages.ahead import WorkAhead
 
 
-class Fulfilment(CaseFile):
+class Fulfilment(WorkAhead):
     """The answer carried out: the package sent or the change made and checked."""
 
     async def _purge_after_retention(self) -> None:
@@ -161,8 +162,43 @@ class Fulfilment(CaseFile):
         """The copy of the data, as the review decided it, and the expiring link to it. The
         URL and the ZIP's password are credentials: they stay in the blob store, and the letter
         activity reads them from there, so neither enters history."""
+        made = self._ahead_package() or await self._package_and_link()
+        if made is None:
+            return
+        package, link = made
+        self._package, self._link = package, link
+        self._results["fulfilling"] = package.detail
+        if self._case.transfer_to:
+            self._results["fulfilling"] += "; " + await self._transfer(self._package_input())
+        expires = local_date(link.expires_at, self._tz).isoformat()
+        self._outcome = (
+            f"copy of the data sent by download link (until {expires}): {package.records} record(s) "
+            f"from {package.systems} system(s), {package.withheld} withheld, {package.redacted} with "
+            "parts removed"
+        )
+        await self._record(
+            [
+                self._entry(
+                    "package:built",
+                    details={
+                        "package": package.blob_ref,
+                        "sha256": package.sha256,
+                        "bytes": str(package.bytes),
+                        "files": str(package.files),
+                        "records": str(package.records),
+                        "withheld": str(package.withheld),
+                        "redacted": str(package.redacted),
+                        "untold": str(package.untold),
+                        "encrypted": "yes" if package.encrypted else "no",
+                        "link_expires": link.expires_at.isoformat(),
+                    },
+                )
+            ]
+        )
+
+    def _package_input(self) -> PackageInput:
         assert self._review_status is not None
-        what = PackageInput(
+        return PackageInput(
             self._case.reference,
             self._case.regime,
             self._case.request_type,
@@ -170,6 +206,11 @@ class Fulfilment(CaseFile):
             list(self._systems.values()),
             self._review_status.decisions_ref,
         )
+
+    async def _package_and_link(self) -> tuple[PackageResult, LinkResult] | None:
+        """Build the copy and issue its link, each a step of its own (None: a person sent the
+        copy another way)."""
+        what = self._package_input()
         built = await self._attempt(
             "fulfilling:package",
             "build the copy of the data",
@@ -187,7 +228,7 @@ class Fulfilment(CaseFile):
         )
         if isinstance(built, Resolved):
             self._sent_by_hand(built)
-            return
+            return None
         package: PackageResult = built
         self._seq += 1
         link_input = LinkInput(
@@ -223,37 +264,9 @@ class Fulfilment(CaseFile):
         )
         if isinstance(issued, Resolved):
             self._sent_by_hand(issued)
-            return
+            return None
         link: LinkResult = issued
-        self._package, self._link = package, link
-        self._results["fulfilling"] = package.detail
-        if self._case.transfer_to:
-            self._results["fulfilling"] += "; " + await self._transfer(what)
-        expires = local_date(link.expires_at, self._tz).isoformat()
-        self._outcome = (
-            f"copy of the data sent by download link (until {expires}): {package.records} record(s) "
-            f"from {package.systems} system(s), {package.withheld} withheld, {package.redacted} with "
-            "parts removed"
-        )
-        await self._record(
-            [
-                self._entry(
-                    "package:built",
-                    details={
-                        "package": package.blob_ref,
-                        "sha256": package.sha256,
-                        "bytes": str(package.bytes),
-                        "files": str(package.files),
-                        "records": str(package.records),
-                        "withheld": str(package.withheld),
-                        "redacted": str(package.redacted),
-                        "untold": str(package.untold),
-                        "encrypted": "yes" if package.encrypted else "no",
-                        "link_expires": link.expires_at.isoformat(),
-                    },
-                )
-            ]
-        )
+        return package, link
 
     def _sent_by_hand(self, resolved: Resolved) -> None:
         """The copy could not be built or linked here, and a person sent it another way."""

@@ -37,10 +37,11 @@ with workflow.unsafe.imports_passed_through():
         Resolved,
     )
 
-from workflows.casefile import REGISTER_STAGE_PATCH, CaseFile, person_of
+from workflows.casefile import REGISTER_STAGE_PATCH, person_of
+from workflows.stages.ahead import WorkAhead
 
 
-class Review(CaseFile):
+class Review(WorkAhead):
     """What may the person receive, or what may be changed? Decided, then approved by a person."""
 
     async def _review(self) -> None:
@@ -56,22 +57,24 @@ class Review(CaseFile):
             identifiers=dict(self._identifiers),
         )
         review_input = self._review_input
-        prepared = await self._attempt(
-            "reviewing:prepare",
-            "decide every record and prepare the review package",
-            lambda: self._or_end(
-                workflow.execute_activity_method(
-                    ReviewActivities.prepare_review,
-                    review_input,
-                    start_to_close_timeout=timedelta(minutes=30),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=WORK_RETRY,
-                    summary="decide every record and prepare the review package",
-                )
-            ),
-        )
-        assert not isinstance(prepared, Resolved)  # retry is its only way out
-        summary = prepared
+        summary = self._ahead_review()
+        if summary is None:
+            prepared = await self._attempt(
+                "reviewing:prepare",
+                "decide every record and prepare the review package",
+                lambda: self._or_end(
+                    workflow.execute_activity_method(
+                        ReviewActivities.prepare_review,
+                        review_input,
+                        start_to_close_timeout=timedelta(minutes=30),
+                        heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                        retry_policy=WORK_RETRY,
+                        summary="decide every record and prepare the review package",
+                    )
+                ),
+            )
+            assert not isinstance(prepared, Resolved)  # retry is its only way out
+            summary = prepared
         self._review_status = ReviewStatus(
             package_ref=summary.blob_ref,
             decisions_ref=summary.decisions_ref,
@@ -322,13 +325,6 @@ class Review(CaseFile):
         policy = self._case.policy
         return policy.four_eyes or policy_applies(
             policy.four_eyes_for, self._case.regime, self._case.request_type
-        )
-
-    def _approvals_needed(self) -> int:
-        """Two different people approve where the policy asks for a second approver."""
-        policy = self._case.policy
-        return (
-            2 if policy_applies(policy.second_approver_for, self._case.regime, self._case.request_type) else 1
         )
 
     def _approval(self, actor: str, note: str) -> AuditEntry:

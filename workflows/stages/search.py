@@ -16,10 +16,10 @@ with workflow.unsafe.imports_passed_through():
     from activities.audit import AuditEntry
     from activities.search import (
         ManualSearch,
-        PlanInput,
         SearchActivities,
         SearchInput,
         SearchPlan,
+        second_wave,
         system_task_queue,
     )
     from dsar.model import (
@@ -39,10 +39,11 @@ with workflow.unsafe.imports_passed_through():
         search_backoff,
     )
 
-from workflows.casefile import TASKS_PATCH, CaseFile, T, abandon, failure_of
+from workflows.casefile import TASKS_PATCH, T, abandon, failure_of
+from workflows.stages.ahead import WorkAhead
 
 
-class SystemSearch(CaseFile):
+class SystemSearch(WorkAhead):
     """Where is the person's data? Every system in the data map, searched."""
 
     async def _search(self) -> None:
@@ -53,15 +54,7 @@ class SystemSearch(CaseFile):
         planned = await self._attempt(
             "searching:plan",
             "plan the search from the data map",
-            lambda: self._or_end(
-                workflow.execute_local_activity_method(
-                    SearchActivities.plan_search,
-                    PlanInput(self._case.reference, sorted(self._identifiers), self._case.request_type.value),
-                    start_to_close_timeout=timedelta(minutes=1),
-                    retry_policy=WORK_RETRY,
-                    summary="plan search from the data map",
-                )
-            ),
+            lambda: self._or_end(self._plan_search()),
         )
         assert not isinstance(planned, Resolved)  # retry is its only way out
         plan: SearchPlan = planned
@@ -83,6 +76,18 @@ class SystemSearch(CaseFile):
             + "".join(f"; {s.system} skipped" for s in self._systems.values() if s.status == "skipped")
         )
 
+    async def _plan_search(self) -> SearchPlan:
+        ahead = self._ahead_plan()
+        if ahead is not None:
+            return ahead
+        return await workflow.execute_local_activity_method(
+            SearchActivities.plan_search,
+            self._plan_input(),
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=WORK_RETRY,
+            summary="plan search from the data map",
+        )
+
     async def _search_waves(self, plan: SearchPlan) -> None:
         """The first wave with what the person gave; then the systems keyed by what the first
         wave learned from the person's own records (e.g. recordings filed by customer number)."""
@@ -90,13 +95,7 @@ class SystemSearch(CaseFile):
         outcomes = await asyncio.gather(*(self._search_one(s, identifiers, plan.learn) for s in plan.first))
         if not plan.second:
             return
-        learned: dict[str, set[str]] = {}
-        for outcome in outcomes:
-            for kind, value in outcome.items():
-                learned.setdefault(kind, set()).add(value)
-        for kind, values in sorted(learned.items()):
-            if kind not in identifiers and len(values) == 1:  # systems disagreeing: no guess
-                identifiers[kind] = next(iter(values))
+        identifiers = second_wave(identifiers, outcomes)
         await asyncio.gather(*(self._search_one(s, identifiers, []) for s in plan.second))
 
     async def _search_one(self, system: str, identifiers: dict[str, str], learn: list[str]) -> dict[str, str]:
@@ -106,6 +105,11 @@ class SystemSearch(CaseFile):
         attempt N" and tries again with backoff, for as long as it takes (the statutory clock
         escalates meanwhile). Retries are the workflow's, not the server's, so that each one is
         visible on the case and a skip can interrupt the wait."""
+        ahead = self._ahead_search(system)
+        if ahead is not None:
+            self._systems[system] = ahead.result
+            self._publish()
+            return dict(ahead.learned)
         queue = system_task_queue(workflow.info().task_queue, system)
         attempt = 0
         while True:

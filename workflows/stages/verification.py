@@ -13,7 +13,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.verify import ASKABLE, VerifyActivities, VerifyInput, VerifyOutcome
+    from activities.verify import ASKABLE, VerifyActivities, VerifyOutcome
     from dsar.blobs import parse_ref
     from dsar.clock import DeadlineKind
     from dsar.model import (
@@ -45,10 +45,11 @@ with workflow.unsafe.imports_passed_through():
         search_backoff,
     )
 
-from workflows.casefile import LATE_MATCH_PATCH, TASKS_PATCH, CaseFile, T, failure_of
+from workflows.casefile import LATE_MATCH_PATCH, TASKS_PATCH, T, failure_of
+from workflows.stages.ahead import WorkAhead
 
 
-class Verification(CaseFile):
+class Verification(WorkAhead):
     """Is the requester the person (or someone allowed to act for them)?"""
 
     async def _triage(self) -> None:
@@ -100,6 +101,7 @@ class Verification(CaseFile):
         await self._move(Stage.VERIFYING)
         if self._case.agent is not None:
             await self._check_authority(self._case.agent)
+        await self._work_ahead()
         check = self._identity
         failures = 0  # rounds in which something given did not match
         while not self._verified:
@@ -230,18 +232,15 @@ class Verification(CaseFile):
         """Read the systems' person-records; a system that is down shows on the case ("matching
         identity: crm unreachable since ..., attempt N"), is audited when it goes down and when
         it is back, tells the team after a while, and is tried again with backoff."""
+        ahead = self._ahead_identity()
+        if ahead is not None:
+            return ahead
         attempt = 0
         while True:
             try:
                 result: VerifyOutcome = await workflow.execute_activity_method(
                     VerifyActivities.verify_identity,
-                    VerifyInput(
-                        self._case.reference,
-                        self._case.regime.value,
-                        self._case.request_type.value,
-                        # never the data in dispute: a correction is verified with other identifiers
-                        {k: v for k, v in self._identifiers.items() if k not in self._case.corrections},
-                    ),
+                    self._verify_input(),
                     start_to_close_timeout=timedelta(minutes=10),
                     heartbeat_timeout=HEARTBEAT_TIMEOUT,
                     retry_policy=SEARCH_RETRY_VERIFY,

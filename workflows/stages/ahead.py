@@ -1,0 +1,126 @@
+"""Working ahead: a case that needs no person has its steps run back to back in one activity
+(``activities/ahead.py``), and each stage takes its step's result from there instead of running
+the step itself. The stages stay the one path: they record, publish and write the same audit
+entries and letters whichever way a result came.
+
+While a case worked through to its download link is taken through its stages, the register
+writes wait and go as one at the answer (``CaseFile._deferring``): a step that would wait for
+anyone, or an operator task, writes them at once.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.ahead import AheadInput, WorkAheadActivities, WorkedAhead
+    from activities.export import PACKAGE_TYPES, LinkResult, PackageResult
+    from activities.review import ReviewSummary
+    from activities.search import PlanInput, SearchOutcome, SearchPlan
+    from activities.verify import VerifyInput, VerifyOutcome
+    from workflows.rules import AHEAD_RETRY, HEARTBEAT_TIMEOUT
+
+from workflows.casefile import CaseFile
+
+#: ``workflow.patched`` id: cases started before working ahead ran every step on its own.
+WORK_AHEAD_PATCH = "work-ahead-v1"
+
+
+class WorkAhead(CaseFile):
+    """The results of steps already run, for the stages to take one by one."""
+
+    def _may_work_ahead(self) -> bool:
+        """A copy of the data for the person themselves: no agent's authority to read, no
+        correction to check, no other controller to send it to."""
+        case = self._case
+        return (
+            case.request_type in PACKAGE_TYPES
+            and case.agent is None
+            and not case.by_agent
+            and not case.transfer_to
+            and not case.corrections
+            and not self._verified
+        )
+
+    def _verify_input(self) -> VerifyInput:
+        # never the data in dispute: a correction is verified with other identifiers
+        return VerifyInput(
+            self._case.reference,
+            self._case.regime.value,
+            self._case.request_type.value,
+            {k: v for k, v in self._identifiers.items() if k not in self._case.corrections},
+        )
+
+    def _plan_input(self) -> PlanInput:
+        return PlanInput(self._case.reference, sorted(self._identifiers), self._case.request_type.value)
+
+    async def _work_ahead(self) -> None:
+        """Run the steps that need nobody in one activity; a failure of any kind leaves the
+        stages to run their own steps, as if it had never been tried."""
+        if not (self._may_work_ahead() and workflow.patched(WORK_AHEAD_PATCH)):
+            return
+        self._seq += 1
+        work = AheadInput(
+            verify=self._verify_input(),
+            plan=self._plan_input(),
+            regime=self._case.regime,
+            received=self._received.isoformat(),
+            identifiers=dict(self._identifiers),
+            auto_approve=self._case.policy.review_auto_approve and self._approvals_needed() == 1,
+            link_key=f"{self._case.reference}/package-link/{self._seq}",
+            link_issued_at=workflow.now(),
+        )
+        self._matching = True
+        self._publish()
+        try:
+            worked: WorkedAhead = await self._or_end(
+                workflow.execute_activity_method(
+                    WorkAheadActivities.work_ahead,
+                    work,
+                    start_to_close_timeout=timedelta(hours=2),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=AHEAD_RETRY,
+                    summary="work ahead: match, search, review and package without a person",
+                )
+            )
+        except ActivityError:
+            return
+        finally:
+            self._matching = False
+        if self._verified:  # an operator decided meanwhile: the stages take it from there
+            return
+        self._ahead = worked
+        self._deferring = worked.complete
+
+    def _ahead_identity(self) -> VerifyOutcome | None:
+        ahead = self._ahead
+        if ahead is None or ahead.identity is None:
+            return None
+        outcome, ahead.identity = ahead.identity, None
+        return outcome
+
+    def _ahead_plan(self) -> SearchPlan | None:
+        ahead = self._ahead
+        if ahead is None or ahead.plan is None:
+            return None
+        plan, ahead.plan = ahead.plan, None
+        return plan
+
+    def _ahead_search(self, system: str) -> SearchOutcome | None:
+        return self._ahead.found.pop(system, None) if self._ahead is not None else None
+
+    def _ahead_review(self) -> ReviewSummary | None:
+        ahead = self._ahead
+        if ahead is None or ahead.review is None:
+            return None
+        review, ahead.review = ahead.review, None
+        return review
+
+    def _ahead_package(self) -> tuple[PackageResult, LinkResult] | None:
+        ahead, self._ahead = self._ahead, None  # the last step: nothing is left ahead
+        if ahead is None or ahead.package is None or ahead.link is None:
+            return None
+        return ahead.package, ahead.link
