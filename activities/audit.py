@@ -15,7 +15,7 @@ from temporalio import activity
 
 from dsar.blobs import BlobStore
 from dsar.logs import bind_case, get_logger
-from dsar.metrics import observe_stage_left
+from dsar.metrics import observe_stages_left
 from dsar.store import AuditSpec, CaseStore
 
 log = get_logger("dsar.activities.audit")
@@ -125,9 +125,8 @@ class AuditActivities:
 
     def _record(self, rec: CaseRecord) -> None:
         rec = _storable(rec)
-        for entry in rec.entries:
-            if entry.action.startswith("stage:"):
-                observe_stage_left(self.store, rec.reference, entry.action, rec.at)
+        stages = [e.action for e in rec.entries if e.action.startswith("stage:")]
+        observe_stages_left(self.store, rec.reference, stages, rec.at)
         classified = (
             {"request_type": rec.request_type, "regime": rec.regime}
             if rec.request_type and rec.regime

@@ -11,7 +11,7 @@ post or phone) the letter goes to the privacy team to be posted, marked as such.
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from email.message import EmailMessage
+from email.message import Message
 
 import jinja2
 from temporalio import activity
@@ -211,7 +211,7 @@ class NotifyActivities:
         self._file(letter, msg, audience, transport)
         return LetterReceipt(key=letter.key, kind=letter.kind, audience=audience, transport=transport)
 
-    def _file(self, letter: Letter, copy: EmailMessage, audience: str, transport: str) -> None:
+    def _file(self, letter: Letter, copy: Message, audience: str, transport: str) -> None:
         """Keep the case file's copy (encrypted, credentials removed), once per letter key."""
         if self.letters is None or self.blobs is None or self.letters.filed(letter.key):
             return

@@ -112,12 +112,12 @@ class VerifyActivities:
         systems = [self.datamap.system(name) for name in report.systems]
         sensitive = any(entity.sensitive for system in systems for entity in system.entities.values())
         needed = policy.points_needed(inp.regime, inp.request_type, sensitive)
-        locked = any(self.guard.is_locked(kind, value) for kind, value in identifiers.items())
+        locked, counted = self.guard.standing(identifiers)
         # A's email with B's phone is not good enough, whatever A's points: one of them is not
         # the person's, so the person is asked for more and the attempt counts as failed.
         enough = report.points >= needed and report.person is not None and not report.split
         wrong = report.split or report.ambiguous or bool(report.unmatched_kinds)
-        if enough and not locked:
+        if enough and not locked and counted:  # forget earlier failures (most have none)
             for kind, value in identifiers.items():
                 self.guard.clear(kind, value)
         elif wrong:  # a failed attempt counts against each identifier given, across cases

@@ -13,11 +13,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, bindparam, insert
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from dsar.store import UTCDateTime, create_tables, write_session
+from dsar.store import UTCDateTime, create_tables
 
 
 class FiledLetter(SQLModel, table=True):
@@ -42,21 +42,25 @@ class LetterEntry:
     sent_at: datetime
 
 
+# Core statements, built once: a letter is filed at every letter of every case.
+_FILED = select(col(FiledLetter.key)).where(col(FiledLetter.key) == bindparam("key"))
+_FILE = insert(FiledLetter.__table__)  # type: ignore[attr-defined]
+
+
 class LetterLog:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         create_tables(engine, [FiledLetter.__table__])  # type: ignore[attr-defined]
 
     def filed(self, key: str) -> bool:
-        with Session(self.engine) as session:
-            return session.get(FiledLetter, key) is not None
+        with self.engine.connect() as conn:
+            return conn.execute(_FILED, {"key": key}).first() is not None
 
     def file(self, entry: LetterEntry, reference: str) -> None:
         """Record a letter's copy; a second filing of the same key is ignored."""
         try:
-            with write_session(self.engine) as session:
-                session.add(FiledLetter(reference=reference, **entry.__dict__))
-                session.commit()
+            with self.engine.begin() as conn:  # one INSERT: it waits for SQLite's write lock
+                conn.execute(_FILE, {"reference": reference, **entry.__dict__})
         except IntegrityError:
             pass  # filed already by an earlier attempt
 

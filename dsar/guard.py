@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import threading
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -239,6 +239,20 @@ class GuardStore:
         with self._session() as session:
             row = session.get(IdentifierAttempt, self.key_hash(kind, value))
             return row is not None and row.locked_until is not None and row.locked_until > at
+
+    def standing(self, identifiers: Mapping[str, str], now: datetime | None = None) -> tuple[bool, bool]:
+        """(any of these identifiers locked out, any with failures counted), in one read: a
+        verification asks both of every identifier it was given."""
+        at = (now or _now()).astimezone(UTC)
+        keys = [self.key_hash(kind, value) for kind, value in identifiers.items()]
+        if not keys:
+            return False, False
+        with self._session() as session:
+            rows = session.exec(
+                select(IdentifierAttempt).where(col(IdentifierAttempt.key_hash).in_(keys))
+            ).all()
+        locked = any(row.locked_until is not None and row.locked_until > at for row in rows)
+        return locked, bool(rows)
 
     def failures(self, kind: str, value: str) -> int:
         """Failed attempts counted so far (0 once a lockout has been cleared)."""

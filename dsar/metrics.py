@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -91,10 +91,13 @@ def connector_call(system: str, operation: str) -> Iterator[None]:
         CONNECTOR_SECONDS.labels(system, operation).observe(time.perf_counter() - start)
 
 
-def observe_stage_left(store: CaseStore, reference: str, new_stage_action: str, at: datetime) -> None:
-    """Before a ``stage:<x>`` event is written: observe how long the case spent in the stage it
-    leaves (from that stage's own event). A retried activity, whose event is already the last
-    stage event, observes nothing."""
+def observe_stages_left(store: CaseStore, reference: str, stage_actions: Sequence[str], at: datetime) -> None:
+    """Before ``stage:<x>`` events are written together: observe how long the case spent in
+    each stage it leaves, the first from that stage's own event in the register (one read), the
+    others passed through in the same write (no time at all, as the register saw them). A
+    retried activity, whose events are already written, observes nothing."""
+    if not stage_actions:
+        return
     with store.engine.connect() as conn:
         last = conn.execute(
             select(col(AuditEvent.action), col(AuditEvent.at))
@@ -102,10 +105,12 @@ def observe_stage_left(store: CaseStore, reference: str, new_stage_action: str, 
             .order_by(col(AuditEvent.seq).desc())
             .limit(1)
         ).first()
-    if last is None or last.action == new_stage_action:
+    if last is None or last.action == stage_actions[-1]:
         return
     since = last.at if last.at.tzinfo else last.at.replace(tzinfo=UTC)
     STAGE_SECONDS.labels(last.action.removeprefix("stage:")).observe(max(0.0, (at - since).total_seconds()))
+    for left in stage_actions[:-1]:
+        STAGE_SECONDS.labels(left.removeprefix("stage:")).observe(0.0)
 
 
 class RegisterMetrics:

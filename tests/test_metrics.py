@@ -29,7 +29,13 @@ from temporalio.testing import WorkflowEnvironment
 from console.app import create_app
 from dsar.devstack import free_port
 from dsar.engine import connect, loopback_address
-from dsar.metrics import RegisterMetrics, connector_call, exposition, observe_stage_left, serve_worker_metrics
+from dsar.metrics import (
+    RegisterMetrics,
+    connector_call,
+    exposition,
+    observe_stages_left,
+    serve_worker_metrics,
+)
 from dsar.model import Channel, Regime, RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import AuditSpec, CaseStore, NewCase
@@ -270,8 +276,15 @@ def test_time_in_a_stage_is_observed_once_when_the_case_leaves_it(tmp_path: Path
 
     n, s = count(), total()
     left = t0 + timedelta(hours=5)
-    observe_stage_left(store, ref, "stage:verifying", left)
+    observe_stages_left(store, ref, ["stage:verifying"], left)
     store.record(ref, [AuditSpec("stage:verifying", "system", "", {}, event_key=f"{ref}/2")], at=left)
-    observe_stage_left(store, ref, "stage:verifying", left)  # a retried activity: nothing more
+    observe_stages_left(store, ref, ["stage:verifying"], left)  # a retried activity: nothing more
     assert count() == n + 1 and total() == pytest.approx(s + 5 * 3600)
+    # stages a case passed through in one write (worked ahead) were left as they were entered
+    verifying = sample(generate_latest().decode(), "dsar_stage_seconds_count", stage="verifying")
+    searching = sample(generate_latest().decode(), "dsar_stage_seconds_count", stage="searching")
+    later = left + timedelta(seconds=30)
+    observe_stages_left(store, ref, ["stage:searching", "stage:reviewing"], later)
+    assert sample(generate_latest().decode(), "dsar_stage_seconds_count", stage="verifying") == verifying + 1
+    assert sample(generate_latest().decode(), "dsar_stage_seconds_count", stage="searching") == searching + 1
     store.close()
