@@ -47,17 +47,23 @@ def message_id(key: str) -> str:
 #: way that reads back with a leading space, and would quote-print a letter whose link is long.
 _POLICY = email.policy.default.clone(max_line_length=998)
 #: The same message through the older ``compat32`` classes: the default policy parses every
-#: header it is given (a third of a letter's cost). The parts are 7bit or 8bit as the default
-#: policy would make them (no quoted-printable, so a long link stays whole in the source).
+#: header it is given (a third of a letter's cost). Each part is encoded as the default policy
+#: would: 7bit or 8bit while every line fits SMTP's limit (so a long link stays whole in the
+#: source), quoted-printable when one does not (an HTML paragraph is one line).
 _COMPAT = email.policy.compat32.clone(max_line_length=998)
 _UTF8 = email.charset.Charset("utf-8")
 _UTF8.body_encoding = None  # type: ignore[assignment]  # None: 8bit
 _UTF8.header_encoding = email.charset.QP
+_UTF8_QP = email.charset.Charset("utf-8")
+_UTF8_QP.body_encoding = email.charset.QP
 
 
 def _part(text: str, subtype: str) -> MIMEText:
-    charset = "us-ascii" if text.isascii() else _UTF8  # a Charset instance works (set_payload)
-    return MIMEText(text, subtype, charset, policy=_COMPAT)  # type: ignore[arg-type]
+    if max(map(len, text.encode().splitlines()), default=0) > 998:
+        charset: str | email.charset.Charset = _UTF8_QP
+    else:
+        charset = "us-ascii" if text.isascii() else _UTF8
+    return MIMEText(text, subtype, charset, policy=_COMPAT)  # type: ignore[arg-type]  # a Charset works
 
 
 def build_message(
