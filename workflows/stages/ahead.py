@@ -10,6 +10,7 @@ anyone, or an operator task, writes them at once.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
@@ -21,7 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.review import ReviewSummary
     from activities.search import PlanInput, SearchOutcome, SearchPlan
     from activities.verify import VerifyInput, VerifyOutcome
-    from workflows.rules import AHEAD_RETRY, HEARTBEAT_TIMEOUT
+    from workflows.rules import AHEAD_RETRY, HEARTBEAT_TIMEOUT, CaseEnded
 
 from workflows.casefile import CaseFile
 
@@ -75,21 +76,32 @@ class WorkAhead(CaseFile):
         )
         self._matching = True
         self._publish()
-        try:
-            worked: WorkedAhead = await self._or_end(
-                workflow.execute_activity_method(
-                    WorkAheadActivities.work_ahead,
-                    work,
-                    start_to_close_timeout=timedelta(hours=2),
-                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                    retry_policy=AHEAD_RETRY,
-                    summary="work ahead: match, search, review and package without a person",
-                )
+        running = asyncio.ensure_future(
+            workflow.execute_activity_method(
+                WorkAheadActivities.work_ahead,
+                work,
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=AHEAD_RETRY,
+                summary="work ahead: match, search, review and package without a person",
             )
-        except ActivityError:
-            return
+        )
+        ending = asyncio.ensure_future(workflow.wait_condition(lambda: self._ending is not None))
+        try:
+            await workflow.wait([running, ending], return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._matching = False
+        if not running.done():
+            # The case ended meanwhile. Not cancelled: the work may be completing at this very
+            # moment, and a cancel that crosses a completion is refused by some servers; what it
+            # did (a package, a link) is deleted with the case's file.
+            running.add_done_callback(lambda f: f.cancelled() or f.exception())
+            raise CaseEnded()
+        ending.cancel()
+        try:
+            worked: WorkedAhead = running.result()
+        except ActivityError:
+            return
         if self._verified:  # an operator decided meanwhile: the stages take it from there
             return
         self._ahead = worked
