@@ -90,7 +90,6 @@ def build_workers(
     review = ReviewActivities(blobs, datamap)
     fulfil = FulfilActivities(blobs)
     export = ExportActivities(datamap, blobs, settings, store)
-    ahead = WorkAheadActivities(datamap, verify, search, review, export)
     change = ChangeActivities(
         datamap,
         blobs,
@@ -98,6 +97,7 @@ def build_workers(
         erasure_hash_key(settings),
         effects,
     )
+    ahead = WorkAheadActivities(datamap, verify, search, review, export, change)
     # every ordinary activity heartbeats while it runs: a killed worker's work moves on quickly
     interceptors = [Heartbeats()]
     queue = task_queue or settings.task_queue
@@ -133,6 +133,7 @@ def build_workers(
             export.issue_download_link,
             export.push_portable_data,
             ahead.work_ahead,
+            ahead.carry_out,
             change.plan_change,
             change.record_suppression,
         ],

@@ -23,6 +23,17 @@ from datetime import datetime
 
 from temporalio import activity
 
+from activities.change import (
+    CHANGE_TYPES,
+    ChangeActivities,
+    ChangeApplied,
+    ChangeInput,
+    ChangePlan,
+    ChangePlanInput,
+    ChangeVerified,
+    SuppressionInput,
+    SuppressionRecorded,
+)
 from activities.export import ExportActivities, LinkInput, LinkResult, PackageInput, PackageResult
 from activities.review import ReviewActivities, ReviewInput, ReviewSummary
 from activities.search import PlanInput, SearchActivities, SearchInput, SearchOutcome, SearchPlan, second_wave
@@ -50,6 +61,8 @@ class AheadInput:
     #: the download link's audit key and the moment it counts from (the workflow's clock)
     link_key: str
     link_issued_at: datetime
+    #: an erasure asked for online: confirmed from the address on file when the policy says so
+    confirm_erasure: bool = False
 
 
 @dataclass
@@ -65,11 +78,32 @@ class WorkedAhead:
     link: LinkResult | None = None
     #: the step it stopped before, and why (kinds and names only: it is in history)
     stopped: str = ""
+    #: a change (erasure): what it will do in each system, and approved as the policy allows
+    change_plan: ChangePlan | None = None
+    approved: bool = False
 
     @property
     def complete(self) -> bool:
-        """Worked through to the download link: nothing is left for a person."""
-        return self.link is not None
+        """Worked through to the download link, or to a change approved without anyone: nothing
+        is left for a person."""
+        return self.link is not None or (self.change_plan is not None and self.approved)
+
+
+@dataclass
+class CarryOutInput:
+    reference: str
+    plan_ref: str
+    systems: list[str]  # in the plan's order
+
+
+@dataclass
+class CarriedOut:
+    """An approved change carried out in every system in one activity (None: not reached)."""
+
+    applied: dict[str, ChangeApplied] = field(default_factory=dict)
+    verified: dict[str, ChangeVerified] = field(default_factory=dict)
+    suppression: SuppressionRecorded | None = None
+    stopped: str = ""
 
 
 def verified_without_anyone(outcome: VerifyOutcome) -> bool:
@@ -94,8 +128,10 @@ class WorkAheadActivities:
         search: SearchActivities,
         review: ReviewActivities,
         export: ExportActivities,
+        change: ChangeActivities,
     ) -> None:
         self.verify, self.search, self.review, self.export = verify, search, review, export
+        self.change = change
         # A system's own queue admits ``max_concurrent`` searches per worker process: the same
         # bound here, so that working ahead never reads a production database harder.
         systems = datamap.systems.items()
@@ -115,7 +151,9 @@ class WorkAheadActivities:
     def _work(self, inp: AheadInput, done: WorkedAhead) -> None:
         done.stopped = "verification"
         done.identity = self.verify.verify_identity(inp.verify)
-        if not verified_without_anyone(done.identity):
+        if not verified_without_anyone(done.identity) or (
+            inp.confirm_erasure and done.identity.confirm_erasure
+        ):
             done.stopped = "verification: needs the person or an operator"
             return
         done.stopped = "search"
@@ -146,7 +184,16 @@ class WorkAheadActivities:
                 identifiers=dict(inp.identifiers),
             )
         )
-        if not (inp.auto_approve and review.exemptions_applied == 0 and not review.needs_confirmation):
+        approvable = inp.auto_approve and review.exemptions_applied == 0 and not review.needs_confirmation
+        if request_type in CHANGE_TYPES:
+            done.stopped = "change plan"
+            change = done.change_plan = self.change.plan_change(
+                ChangePlanInput(reference, request_type, dict(inp.identifiers), systems, review.decisions_ref)
+            )
+            done.approved = approvable and not change.refusals
+            done.stopped = "" if done.approved else "review: a reviewer approves"
+            return  # the change itself is carried out once the workflow has approved it
+        if not approvable:
             done.stopped = "review: a reviewer approves"
             return
         done.stopped = "package"
@@ -170,5 +217,37 @@ class WorkAheadActivities:
         with self._limits[inp.system]:
             return self.search.search_system(inp)
 
+    @activity.defn(name="carry_out")
+    def carry_out(self, inp: CarryOutInput) -> CarriedOut:
+        """Apply an approved change and prove it, system after system, then record the person
+        on the suppression list: the steps ``_carry_out`` would run one by one, stopping at the
+        first failure (the workflow's own step meets it again)."""
+        done = CarriedOut()
+        with bind_case(inp.reference):
+            try:
+                for system in inp.systems:
+                    step = ChangeInput(inp.reference, system, inp.plan_ref)
+                    with self._limits[system]:
+                        done.stopped = f"apply in {system}"
+                        done.applied[system] = self.change.apply_change(step)
+                        done.stopped = f"verify in {system}"
+                        done.verified[system] = self.change.verify_change(step)
+                done.stopped = "suppression"
+                done.suppression = self.change.record_suppression(
+                    SuppressionInput(inp.reference, inp.plan_ref)
+                )
+                done.stopped = ""
+            except Exception as e:  # any failure: the workflow's ordinary step meets it again
+                done.stopped = f"{done.stopped}: {type(e).__name__}"
+            log.info("carried out", status=done.stopped or "complete", count=len(done.verified))
+        return done
 
-__all__ = ["AheadInput", "WorkAheadActivities", "WorkedAhead", "verified_without_anyone"]
+
+__all__ = [
+    "AheadInput",
+    "CarriedOut",
+    "CarryOutInput",
+    "WorkAheadActivities",
+    "WorkedAhead",
+    "verified_without_anyone",
+]

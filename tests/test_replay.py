@@ -28,7 +28,7 @@ SCENARIOS = (
     "cancel-is-withdrawal", "letter-refused-task", "triage-classified", "correspondence",
     "agent-authority-uploaded", "identifiers-provided", "confirmation-link", "portability-transfer",
     "second-approver", "review-amended", "erasure-manual-system-held-nothing", "merged", "merged-into",
-    "access-worked-ahead", "access-worked-ahead-to-review",
+    "access-worked-ahead", "access-worked-ahead-to-review", "erasure-worked-ahead",
 )  # fmt: skip
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 

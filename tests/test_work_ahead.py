@@ -16,7 +16,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from demo.seed import MARGARET
-from dsar.model import Stage
+from dsar.model import RequestType, Stage
 from dsar.settings import Settings
 from dsar.store import CaseStore
 from tests.conftest import make_settings
@@ -115,3 +115,23 @@ async def test_a_case_worked_ahead_to_its_review_waits_for_the_reviewer_with_the
     assert row.waiting_for == "reviewer: approve the review package"
     assert actions(store, h.id)[-1] == "review:prepared"
     assert s.review is not None and not s.review.approved_by
+
+
+async def test_an_erasure_that_needs_nobody_is_planned_ahead_then_carried_out_in_one_activity(
+    ts_env: WorkflowEnvironment, worker: Worker, store: CaseStore, settings: Settings
+) -> None:
+    """Worked ahead to its approval only: the erasure itself runs once the workflow approved it,
+    every system and the suppression list in one activity. (Last in the module: it erases
+    Margaret from the module's marketing database.)"""
+    h = await start(ts_env, store, settings, request_type=RequestType.ERASURE, identifiers=IDS)
+    s = await wait_until(h, lambda s: s.stage == Stage.RESPONDED, timeout=30)
+    assert await activities_run(h) == ["work_ahead", "carry_out"]
+    trail = actions(store, h.id)
+    expected = [*TRAIL[:9], "change:applied", "change:verified", "stage:responded"]
+    assert [a for a in trail if a in expected] == expected
+    assert s.review is not None and s.review.approved_by == "dsar"
+    assert "verified in 1 system(s)" in (s.outcome or "")
+    # the register said "fulfilling" while the erasure ran: written before it, not after
+    fulfilling = next(e for e in store.audit_trail(h.id) if e.action == "stage:fulfilling")
+    applied = next(e for e in store.audit_trail(h.id) if e.action == "change:applied")
+    assert fulfilling.seq < applied.seq and fulfilling.at <= applied.at

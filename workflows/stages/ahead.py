@@ -17,17 +17,27 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ahead import AheadInput, WorkAheadActivities, WorkedAhead
+    from activities.ahead import AheadInput, CarriedOut, CarryOutInput, WorkAheadActivities, WorkedAhead
+    from activities.change import ChangePlan
     from activities.export import PACKAGE_TYPES, LinkResult, PackageResult
     from activities.review import ReviewSummary
     from activities.search import PlanInput, SearchOutcome, SearchPlan
     from activities.verify import VerifyInput, VerifyOutcome
+    from dsar.model import Channel, RequestType
     from workflows.rules import AHEAD_RETRY, HEARTBEAT_TIMEOUT, CaseEnded
 
 from workflows.casefile import CaseFile
 
-#: ``workflow.patched`` id: cases started before working ahead ran every step on its own.
+#: ``workflow.patched`` ids: cases started before working ahead ran every step on its own; an
+#: erasure is worked ahead to its approval (v2), and an approved change is carried out in every
+#: system in one activity.
 WORK_AHEAD_PATCH = "work-ahead-v1"
+ERASURE_AHEAD_PATCH = "work-ahead-erasure-v2"
+CARRY_OUT_PATCH = "carry-out-together-v1"
+#: Request types worked ahead: a copy of the data, and an erasure (up to its approval: the
+#: erasure itself is carried out once the workflow has approved it).
+AHEAD_TYPES = frozenset({*PACKAGE_TYPES, RequestType.ERASURE})
+ONLINE = frozenset({Channel.WEB_FORM, Channel.EMAIL, Channel.API})
 
 
 class WorkAhead(CaseFile):
@@ -38,7 +48,7 @@ class WorkAhead(CaseFile):
         correction to check, no other controller to send it to."""
         case = self._case
         return (
-            case.request_type in PACKAGE_TYPES
+            case.request_type in AHEAD_TYPES
             and case.agent is None
             and not case.by_agent
             and not case.transfer_to
@@ -63,6 +73,9 @@ class WorkAhead(CaseFile):
         stages to run their own steps, as if it had never been tried."""
         if not (self._may_work_ahead() and workflow.patched(WORK_AHEAD_PATCH)):
             return
+        erasure = self._case.request_type == RequestType.ERASURE
+        if erasure and not workflow.patched(ERASURE_AHEAD_PATCH):
+            return
         self._seq += 1
         work = AheadInput(
             verify=self._verify_input(),
@@ -73,6 +86,7 @@ class WorkAhead(CaseFile):
             auto_approve=self._case.policy.review_auto_approve and self._approvals_needed() == 1,
             link_key=f"{self._case.reference}/package-link/{self._seq}",
             link_issued_at=workflow.now(),
+            confirm_erasure=erasure and self._case.channel in ONLINE,
         )
         self._matching = True
         self._publish()
@@ -130,6 +144,31 @@ class WorkAhead(CaseFile):
             return None
         review, ahead.review = ahead.review, None
         return review
+
+    def _ahead_change_plan(self) -> ChangePlan | None:
+        ahead, self._ahead = self._ahead, None  # the last step worked ahead of an approval
+        return ahead.change_plan if ahead is not None else None
+
+    async def _carry_out_together(self, plan: ChangePlan, suppress: bool) -> CarriedOut | None:
+        """An approved change, carried out in every system (and the suppression list) in one
+        activity. Not raced against an ending: a change under way is finished and recorded."""
+        if not (plan.systems and suppress and workflow.patched(CARRY_OUT_PATCH)):
+            return None
+        await self._stop_deferring()  # the register says "fulfilling" while it runs
+        try:
+            carried: CarriedOut = await workflow.execute_activity_method(
+                WorkAheadActivities.carry_out,
+                CarryOutInput(self._case.reference, plan.plan_ref, list(plan.systems)),
+                start_to_close_timeout=timedelta(hours=2),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=AHEAD_RETRY,
+                summary=f"carry out the {self._case.request_type.value} in every system",
+            )
+        except ActivityError:
+            return None
+        # carried out to the end: the register is written once, with the answer
+        self._deferring = carried.suppression is not None
+        return carried
 
     def _ahead_package(self) -> tuple[PackageResult, LinkResult] | None:
         ahead, self._ahead = self._ahead, None  # the last step: nothing is left ahead

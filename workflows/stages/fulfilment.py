@@ -14,6 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities.ahead import CarriedOut
     from activities.audit import AuditActivities
     from activities.change import (
         ChangeActivities,
@@ -290,19 +291,32 @@ class Fulfilment(WorkAhead):
         an activity in history, and applying a plan twice changes nothing more."""
         main = workflow.info().task_queue
         label = self._case.request_type.value
+        manual = self._manual_changes()
+        if not plan.systems and not manual and any(s.status == "found" for s in self._systems.values()):
+            # the data map says of no system how to do this: a person does it, and says so
+            manual = ["the systems holding the person's data (the data map gives no automatic way)"]
+        together = await self._carry_out_together(plan, suppress=not manual) or CarriedOut()
         for system in plan.systems:
             queue = system_task_queue(main, system)
             step = ChangeInput(self._case.reference, system, plan.plan_ref)
-            applying = await self._on_system(
-                ChangeActivities.apply_change, step, queue, f"{label} in {system}", "apply"
-            )
+            applying: ChangeApplied | Resolved | None = together.applied.pop(system, None)
+            if applying is None:
+                applying = await self._on_system(
+                    ChangeActivities.apply_change, step, queue, f"{label} in {system}", "apply"
+                )
             if isinstance(applying, Resolved):
                 self._not_carried_out(system, applying)
                 continue
             applied: ChangeApplied = applying
-            verifying = await self._on_system(
-                ChangeActivities.verify_change, step, queue, f"search {system} again to prove it", "verify"
-            )
+            verifying: ChangeVerified | Resolved | None = together.verified.pop(system, None)
+            if verifying is None:
+                verifying = await self._on_system(
+                    ChangeActivities.verify_change,
+                    step,
+                    queue,
+                    f"search {system} again to prove it",
+                    "verify",
+                )
             if isinstance(verifying, Resolved):
                 self._not_carried_out(system, verifying, applied=True)
                 continue
@@ -326,10 +340,6 @@ class Fulfilment(WorkAhead):
                 ]
             )
             self._publish()
-        manual = self._manual_changes()
-        if not plan.systems and not manual and any(s.status == "found" for s in self._systems.values()):
-            # the data map says of no system how to do this: a person does it, and says so
-            manual = ["the systems holding the person's data (the data map gives no automatic way)"]
         if manual:
             self._manual_fulfilment = True
             self._publish()
@@ -337,19 +347,21 @@ class Fulfilment(WorkAhead):
                 [self._entry("fulfilment:manual", reason=f"to do by hand in: {', '.join(manual)}")]
             )
             await self._wait_for(lambda: self._fulfilled_by_hand)
-        suppressing = await self._attempt(
-            "fulfilling:suppression",
-            "add the person to the suppression list",
-            lambda: workflow.execute_activity_method(
-                ChangeActivities.record_suppression,
-                SuppressionInput(self._case.reference, plan.plan_ref),
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=HEARTBEAT_TIMEOUT,
-                retry_policy=WORK_RETRY,
-                summary="add the person to the suppression list",
-            ),
-            (RETRY, SKIP),
-        )
+        suppressing: SuppressionRecorded | Resolved | None = together.suppression
+        if suppressing is None:
+            suppressing = await self._attempt(
+                "fulfilling:suppression",
+                "add the person to the suppression list",
+                lambda: workflow.execute_activity_method(
+                    ChangeActivities.record_suppression,
+                    SuppressionInput(self._case.reference, plan.plan_ref),
+                    start_to_close_timeout=timedelta(minutes=10),
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=WORK_RETRY,
+                    summary="add the person to the suppression list",
+                ),
+                (RETRY, SKIP),
+            )
         suppressed = SuppressionRecorded(0) if isinstance(suppressing, Resolved) else suppressing
         if suppressed.entries:
             await self._record(

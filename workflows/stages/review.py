@@ -136,6 +136,12 @@ class Review(WorkAhead):
             corrected=dict(self._case.corrections),
         )
 
+        ahead = None if in_update else self._ahead_change_plan()
+        if ahead is not None:
+            self._change_plan = ahead
+            self._review_status.plan_ref = ahead.summary_ref
+            return
+
         def planning() -> Awaitable[ChangePlan]:
             return wrap(
                 workflow.execute_activity_method(
