@@ -25,7 +25,7 @@ from dsar.logs import bind_case, get_logger
 from dsar.mail import LetterRefused, Mailer, build_message
 from dsar.metrics import LETTERS_SENT
 from dsar.settings import Settings
-from dsar.wording import lay_out, long_date, long_time, plural, system_labels
+from dsar.wording import as_text, blocks, lay_out, long_date, long_time, plural, system_labels
 
 log = get_logger("dsar.activities.notify")
 
@@ -77,19 +77,23 @@ class LetterReceipt:
 def render(kind: str, facts: dict[str, str]) -> tuple[str, str]:
     """Render a template to (subject, text): the first line of a template is its Subject, the
     rest is laid out as :func:`dsar.wording.lay_out` does (wrapped, one paragraph per block)."""
-    subject, text, _ = render_letter(kind, facts)
-    return subject, text
+    subject, body = _source(kind, facts)
+    return subject, as_text(blocks(body))
 
 
 def render_letter(kind: str, facts: dict[str, str]) -> tuple[str, str, str]:
     """(subject, text, html) of a letter: the HTML alternative says exactly what the text says."""
+    subject, body = _source(kind, facts)
+    text, html = lay_out(body, subject)
+    return subject, text, html
+
+
+def _source(kind: str, facts: dict[str, str]) -> tuple[str, str]:
     source = _TEMPLATES.get_template(f"{kind}.txt").render(**facts)
     first, _, body = source.partition("\n")
     if not first.startswith("Subject: "):
         raise ValueError(f"letter template {kind!r} must start with a Subject line")
-    subject = " ".join(first.removeprefix("Subject: ").split())
-    text, html = lay_out(body, subject)
-    return subject, text, html
+    return " ".join(first.removeprefix("Subject: ").split()), body
 
 
 class NotifyActivities:

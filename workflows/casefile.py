@@ -265,8 +265,10 @@ class CaseFile:
                 await workflow.wait_condition(changed)
 
     async def _stop_deferring(self) -> None:
-        """Before waiting for anyone: write what working ahead held back, so that the register
-        and the audit trail say where the case waits."""
+        """Someone is involved now (the case waits for a person, or a decision came): what was
+        worked ahead may no longer hold, so the stages run their own steps from here, and what
+        was held back is written, so that the register and the trail say where the case is."""
+        self._ahead = None
         if self._deferring:
             self._deferring = False
             await self._record([])
@@ -470,7 +472,7 @@ class CaseFile:
     ) -> OperatorTask:
         """Show the failure on the case (snapshot, register waiting_for), audit it (types and
         names only), and tell the privacy team."""
-        self._deferring = False  # the task is written with everything held back
+        self._deferring, self._ahead = False, None  # the task is written with everything held back
         task = OperatorTask(
             id=task_id,
             stage=self._stage,

@@ -188,6 +188,7 @@ class Decisions(Verification, Review, Fulfilment):
         # Let the main flow act on the decision first: when it moves the case on, its register
         # write carries this decision too (one write, and the row shows the stage reached).
         await workflow.wait_condition(lambda: True)
+        await self._stop_deferring()  # written before the Update returns, as every decision is
         await self._record([])
         if self._ending is not None:
             # the case ends in a final stage, or answered (no data held): wait for the letter
