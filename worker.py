@@ -106,7 +106,7 @@ def build_workers(
         Worker(
             client,
             task_queue=system_task_queue(queue, system.name),
-            activities=[search.search_system, change.apply_change, change.verify_change],
+            activities=[search.search_system, change.apply_change, change.verify_change, ahead.carry_out],
             activity_executor=executor,
             max_concurrent_activities=system.max_concurrent,
             interceptors=interceptors,
@@ -133,7 +133,6 @@ def build_workers(
             export.issue_download_link,
             export.push_portable_data,
             ahead.work_ahead,
-            ahead.carry_out,
             change.plan_change,
             change.record_suppression,
         ],

@@ -93,15 +93,17 @@ class WorkedAhead:
 class CarryOutInput:
     reference: str
     plan_ref: str
-    systems: list[str]  # in the plan's order
+    system: str
+    #: the plan's last system: the person's suppression entry is recorded too
+    suppress: bool = False
 
 
 @dataclass
 class CarriedOut:
-    """An approved change carried out in every system in one activity (None: not reached)."""
+    """An approved change carried out in one system in one activity (None: not reached)."""
 
-    applied: dict[str, ChangeApplied] = field(default_factory=dict)
-    verified: dict[str, ChangeVerified] = field(default_factory=dict)
+    applied: ChangeApplied | None = None
+    verified: ChangeVerified | None = None
     suppression: SuppressionRecorded | None = None
     stopped: str = ""
 
@@ -219,27 +221,27 @@ class WorkAheadActivities:
 
     @activity.defn(name="carry_out")
     def carry_out(self, inp: CarryOutInput) -> CarriedOut:
-        """Apply an approved change and prove it, system after system, then record the person
-        on the suppression list: the steps ``_carry_out`` would run one by one, stopping at the
-        first failure (the workflow's own step meets it again)."""
+        """Apply an approved change in one system and prove it (and, after the plan's last
+        system, record the person on the suppression list): on the system's own queue, the
+        steps ``_carry_out`` would run one by one, stopping at the first failure (the
+        workflow's own step meets it again)."""
         done = CarriedOut()
+        step = ChangeInput(inp.reference, inp.system, inp.plan_ref)
         with bind_case(inp.reference):
             try:
-                for system in inp.systems:
-                    step = ChangeInput(inp.reference, system, inp.plan_ref)
-                    with self._limits[system]:
-                        done.stopped = f"apply in {system}"
-                        done.applied[system] = self.change.apply_change(step)
-                        done.stopped = f"verify in {system}"
-                        done.verified[system] = self.change.verify_change(step)
-                done.stopped = "suppression"
-                done.suppression = self.change.record_suppression(
-                    SuppressionInput(inp.reference, inp.plan_ref)
-                )
+                done.stopped = "apply"
+                done.applied = self.change.apply_change(step)
+                done.stopped = "verify"
+                done.verified = self.change.verify_change(step)
+                if inp.suppress:
+                    done.stopped = "suppression"
+                    done.suppression = self.change.record_suppression(
+                        SuppressionInput(inp.reference, inp.plan_ref)
+                    )
                 done.stopped = ""
             except Exception as e:  # any failure: the workflow's ordinary step meets it again
                 done.stopped = f"{done.stopped}: {type(e).__name__}"
-            log.info("carried out", status=done.stopped or "complete", count=len(done.verified))
+            log.info("carried out", system=inp.system, status=done.stopped or "complete")
         return done
 
 

@@ -149,23 +149,26 @@ class WorkAhead(CaseFile):
         ahead, self._ahead = self._ahead, None  # the last step worked ahead of an approval
         return ahead.change_plan if ahead is not None else None
 
-    async def _carry_out_together(self, plan: ChangePlan, suppress: bool) -> CarriedOut | None:
-        """An approved change, carried out in every system (and the suppression list) in one
-        activity. Not raced against an ending: a change under way is finished and recorded."""
-        if not (plan.systems and suppress and workflow.patched(CARRY_OUT_PATCH)):
-            return None
-        await self._stop_deferring()  # the register says "fulfilling" while it runs
+    async def _carry_out_in(self, plan: ChangePlan, system: str, queue: str, suppress: bool) -> CarriedOut:
+        """An approved change applied and proved in one system in one activity, on the system's
+        own queue (with the suppression entry after the last system). Not raced against an
+        ending: a change under way is finished and recorded. Nothing done (an empty result):
+        the loop runs the steps one by one."""
+        if not workflow.patched(CARRY_OUT_PATCH):
+            return CarriedOut()
+        await self._stop_deferring()  # the register says "fulfilling" while the change runs
         try:
             carried: CarriedOut = await workflow.execute_activity_method(
                 WorkAheadActivities.carry_out,
-                CarryOutInput(self._case.reference, plan.plan_ref, list(plan.systems)),
-                start_to_close_timeout=timedelta(hours=2),
+                CarryOutInput(self._case.reference, plan.plan_ref, system, suppress),
+                task_queue=queue,
+                start_to_close_timeout=timedelta(hours=1),
                 heartbeat_timeout=HEARTBEAT_TIMEOUT,
                 retry_policy=AHEAD_RETRY,
-                summary=f"carry out the {self._case.request_type.value} in every system",
+                summary=f"{self._case.request_type.value} in {system}, and prove it",
             )
         except ActivityError:
-            return None
+            return CarriedOut()
         # carried out to the end: the register is written once, with the answer
         self._deferring = carried.suppression is not None
         return carried

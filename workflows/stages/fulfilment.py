@@ -14,7 +14,6 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from activities.ahead import CarriedOut
     from activities.audit import AuditActivities
     from activities.change import (
         ChangeActivities,
@@ -295,11 +294,14 @@ class Fulfilment(WorkAhead):
         if not plan.systems and not manual and any(s.status == "found" for s in self._systems.values()):
             # the data map says of no system how to do this: a person does it, and says so
             manual = ["the systems holding the person's data (the data map gives no automatic way)"]
-        together = await self._carry_out_together(plan, suppress=not manual) or CarriedOut()
+        suppression: SuppressionRecorded | None = None
         for system in plan.systems:
             queue = system_task_queue(main, system)
             step = ChangeInput(self._case.reference, system, plan.plan_ref)
-            applying: ChangeApplied | Resolved | None = together.applied.pop(system, None)
+            last = system == plan.systems[-1]
+            together = await self._carry_out_in(plan, system, queue, suppress=last and not manual)
+            suppression = suppression or together.suppression
+            applying: ChangeApplied | Resolved | None = together.applied
             if applying is None:
                 applying = await self._on_system(
                     ChangeActivities.apply_change, step, queue, f"{label} in {system}", "apply"
@@ -308,7 +310,7 @@ class Fulfilment(WorkAhead):
                 self._not_carried_out(system, applying)
                 continue
             applied: ChangeApplied = applying
-            verifying: ChangeVerified | Resolved | None = together.verified.pop(system, None)
+            verifying: ChangeVerified | Resolved | None = together.verified
             if verifying is None:
                 verifying = await self._on_system(
                     ChangeActivities.verify_change,
@@ -347,7 +349,7 @@ class Fulfilment(WorkAhead):
                 [self._entry("fulfilment:manual", reason=f"to do by hand in: {', '.join(manual)}")]
             )
             await self._wait_for(lambda: self._fulfilled_by_hand)
-        suppressing: SuppressionRecorded | Resolved | None = together.suppression
+        suppressing: SuppressionRecorded | Resolved | None = suppression
         if suppressing is None:
             suppressing = await self._attempt(
                 "fulfilling:suppression",
