@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import yaml
 from sqlalchemy import create_engine
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, PendingActivityState
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle, WorkflowHistory
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
@@ -121,9 +121,11 @@ def make_settings(var_dir: Path, **overrides: object) -> Settings:
     return Settings(**values)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
-    """One time-skipping test server for the session, with dsar's search attributes."""
+    """A time-skipping test server for each test module, with dsar's search attributes (about
+    0.1 s to start): what a module leaves on its server (its clock locked by a task nobody will
+    finish, say) cannot stall another module's time skips."""
     settings = make_settings(Path("/nonexistent"))
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=binary("temporal-test-server"),
@@ -216,8 +218,26 @@ async def _settle_and_terminate(client: Client, reference: str) -> None:
         if resting or (waiting and not waiting.startswith(MATCHING)):
             break
         await asyncio.sleep(0.05)
+    await _no_activity_running(handle)
     with contextlib.suppress(RPCError):
         await handle.terminate("test finished")
+
+
+async def _no_activity_running(handle: WorkflowHandle[Any, Any], limit: float = 60.0) -> None:
+    """Wait until no activity of the case is running. The time-skipping server keeps its clock
+    locked for an activity that was running when its workflow was terminated (its completion
+    is refused), so every later test that skips time would stall for want of it: e.g. the work
+    ahead of a case that ended meanwhile, which finishes on its own (``workflows/stages/ahead.py``)."""
+    loop = asyncio.get_running_loop()
+    until = loop.time() + limit
+    while loop.time() < until:
+        try:
+            pending = (await handle.describe()).raw_description.pending_activities
+        except RPCError:
+            return
+        if not any(a.state == PendingActivityState.PENDING_ACTIVITY_STATE_STARTED for a in pending):
+            return
+        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -239,9 +259,19 @@ async def worker(ts_env: WorkflowEnvironment, settings: Settings, store: CaseSto
         for row in store.queue(limit=100_000):
             if row.stage not in FINAL or row.reference not in before:
                 await _settle_and_terminate(ts_env.client, row.reference)
+        await _clock_not_left_locked(ts_env)
     await replay_in_sandbox(
         ts_env.client, [r.reference for r in store.queue(limit=100_000) if r.reference not in before]
     )
+
+
+async def _clock_not_left_locked(env: WorkflowEnvironment) -> None:
+    """Fail the test that left the time-skipping clock locked (a task or an activity the
+    server still waits for), rather than a later test whose time skip stalls on it."""
+    try:
+        await asyncio.wait_for(env.sleep(1), timeout=15)
+    except TimeoutError:
+        pytest.fail("this test left the time-skipping server's clock locked: a case ended mid-activity?")
 
 
 def record_histories(histories: list[WorkflowHistory]) -> None:

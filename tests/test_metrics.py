@@ -6,7 +6,6 @@ use must be served, and the case must show in them. The spans reach an OTLP/HTTP
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import threading
 import urllib.request
@@ -23,7 +22,6 @@ import yaml
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from console.app import create_app
@@ -41,7 +39,7 @@ from dsar.settings import Settings
 from dsar.store import AuditSpec, CaseStore, NewCase
 from dsar.tracing import shutdown as shutdown_tracing
 from intake.service import NewRequest, open_case
-from tests.conftest import ROOT
+from tests.conftest import ROOT, _settle_and_terminate
 from tests.test_workflow import MARGARET, DecisionKind, at_stage, decide, wait_until
 from worker import build_workers, run_workers
 
@@ -192,8 +190,7 @@ async def test_metrics_serve_every_name_the_dashboard_and_alerts_use(
         web_text = answer.text
     finally:
         if reference:
-            with contextlib.suppress(RPCError):
-                await client.get_workflow_handle(reference).terminate("test finished")
+            await _settle_and_terminate(client, reference)
         stop.set()
         await running
         server.shutdown()
