@@ -617,6 +617,11 @@ def test_bad_records_are_clear_errors_without_their_values() -> None:
         evaluate(case, [rule], "crm", entity, [{"id": 5}])
 
 
+#: 32-46 reference loops measured on a 2-core machine, idle and loaded (about 1.5 s of CPU at its
+#: fastest): the limit catches evaluation grown 2-3 times slower, not the machine's mood
+RATIO_LIMIT = 100.0
+
+
 def test_evaluation_is_pure_and_fast() -> None:
     entity = DEMO_MAP.system("crm").entities["orders"]
     case = CaseFacts(Regime.UK_GDPR, RequestType.ERASURE, RECEIVED)
@@ -625,16 +630,31 @@ def test_evaluation_is_pure_and_fast() -> None:
          "product": "SIM", "total": "12.00", "status": "paid", "delivery_address": "x"}
         for i in range(100_000)
     ]  # fmt: skip
-    timings, runs = [], []
-    for _ in range(2):  # CPU time, the faster of two runs: a busy machine's other work is not ours
+    # CPU time, in units of a fixed pure-Python loop timed on either side, the better of two
+    # runs: a busy machine's other work is not ours, and on a shared machine a CPU-second does
+    # up to three times less work from one minute to the next
+    ratios, runs = [], []
+    for _ in range(2):
+        before = _reference_loop_s()
         began = time.process_time()
         runs.append(evaluate(case, DEMO_MAP.exemptions, "crm", entity, records))
-        timings.append(time.process_time() - began)
-    first, elapsed = runs[0], min(timings)
+        elapsed = time.process_time() - began
+        ratios.append(elapsed / ((before + _reference_loop_s()) / 2))
+    first, ratio = runs[0], min(ratios)
     assert first == runs[1]
     assert {d.outcome for d in first} == {Outcome.ERASE, Outcome.RETAIN}
-    print(f"\nevaluate: 100,000 orders in {elapsed:.2f}s")
-    assert elapsed < 5, f"{elapsed:.1f}s"
+    print(f"\nevaluate: 100,000 orders in {ratio:.1f} reference loops")
+    assert ratio < RATIO_LIMIT, f"{ratio:.1f} reference loops"
+
+
+def _reference_loop_s() -> float:
+    """CPU-seconds of a fixed pure-Python loop (2,000,000 additions): how much work a
+    CPU-second does on this machine at this moment."""
+    began = time.process_time()
+    total = 0
+    for i in range(2_000_000):
+        total += i
+    return time.process_time() - began
 
 
 # -- the demo company in PostgreSQL --------------------------------------------------------------
