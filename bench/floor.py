@@ -24,8 +24,9 @@ side-by-side run does not count its robot).
 Prints ONE JSON line per shape: n, per_min, CPU-seconds per case (server, workers, total), and
 a calibration: the CPU-seconds of a fixed pure-Python loop in this process, read after the
 shape's cases. A CPU-second is not a fixed amount of work on a shared 2-core machine: on one
-machine of this kind the loop took 0.4-0.7 s with nothing else running and 1.1-1.6 s while a
-benchmark ran, so compare figures taken in one session, as ratios.
+machine of this kind the loop took anywhere from 0.4 to 1.7 s in one afternoon, slower while a
+benchmark ran but also at moments when nothing else did; compare figures of one session, as
+ratios.
 
     python bench/floor.py --n 200                       # all four shapes, 2 workers
     python bench/floor.py --n 200 --shape minimal
