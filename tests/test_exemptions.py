@@ -617,8 +617,8 @@ def test_bad_records_are_clear_errors_without_their_values() -> None:
         evaluate(case, [rule], "crm", entity, [{"id": 5}])
 
 
-#: 32-46 reference loops measured on a 2-core machine, idle and loaded (about 1.5 s of CPU at its
-#: fastest): the limit catches evaluation grown 2-3 times slower, not the machine's mood
+#: 32-46 reference loops measured on a 2-core machine, idle and with its other core busy: the
+#: limit catches evaluation grown 2-3 times slower, not the machine's mood
 RATIO_LIMIT = 100.0
 
 
