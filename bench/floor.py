@@ -93,28 +93,33 @@ def _attributes(stage: str) -> list[object]:
     ]
 
 
-@workflow.defn(name="FloorMinimal")
-class FloorMinimal:
-    @workflow.run
-    async def run(self, reference: str) -> str:
-        done = await workflow.execute_activity(
-            nothing,
-            Step(reference, "work"),
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=NO_RETRY,
-        )
-        return done.note
+@dataclass
+class Shape:
+    """Which of dsar's parts a case has beside its one ordinary activity: none is the least a
+    durable case can be, all of them dsar's happy path of an access request worked ahead."""
+
+    locals: bool  # dsar's five local activities (letters, register writes)
+    publish: bool  # its search-attribute upserts and two patches
+    clock: bool  # the statutory clock's timer, started and cancelled
 
 
-class _Shape:
+SHAPES = {
+    "minimal": Shape(locals=False, publish=False, clock=False),
+    "letters": Shape(locals=True, publish=False, clock=False),
+    "published": Shape(locals=False, publish=True, clock=False),
+    "dsar": Shape(locals=True, publish=True, clock=True),
+}
+
+
+@workflow.defn(name="FloorCase")
+class FloorCase:
     """dsar's happy path of an access request worked ahead, as its history shows it, every body
-    a no-op; subclasses keep only some of its parts (``LOCALS``, ``PUBLISH``, ``CLOCK``)."""
+    a no-op, with only the parts its ``Shape`` names."""
 
-    LOCALS = PUBLISH = CLOCK = True
-
-    async def _path(self, reference: str) -> str:
+    @workflow.run
+    async def run(self, reference: str, shape: Shape) -> str:
         async def local(kind: str) -> None:
-            if self.LOCALS:
+            if shape.locals:
                 await workflow.execute_local_activity(
                     nothing,
                     Step(reference, kind),
@@ -123,12 +128,12 @@ class _Shape:
                 )
 
         def publish(stage: str, patch: str = "") -> None:
-            if self.PUBLISH:
+            if shape.publish:
                 if patch:
                     workflow.patched(patch)
                 workflow.upsert_search_attributes(_attributes(stage))  # type: ignore[arg-type]
 
-        clock = asyncio.ensure_future(workflow.sleep(timedelta(days=30))) if self.CLOCK else None
+        clock = asyncio.ensure_future(workflow.sleep(timedelta(days=30))) if shape.clock else None
         await local("acknowledgement letter")
         publish("verifying", "floor-one")
         await local("register")
@@ -146,45 +151,6 @@ class _Shape:
             clock.cancel()
         await local("register")
         return "responded"
-
-
-@workflow.defn(name="FloorLetters")
-class FloorLetters(_Shape):
-    """The minimal case plus dsar's five local activities (letters, register writes)."""
-
-    PUBLISH = CLOCK = False
-
-    @workflow.run
-    async def run(self, reference: str) -> str:
-        return await self._path(reference)
-
-
-@workflow.defn(name="FloorPublished")
-class FloorPublished(_Shape):
-    """The minimal case plus dsar's search-attribute upserts and patches."""
-
-    LOCALS = CLOCK = False
-
-    @workflow.run
-    async def run(self, reference: str) -> str:
-        return await self._path(reference)
-
-
-@workflow.defn(name="FloorDsarShape")
-class FloorDsarShape(_Shape):
-    """All of it, and the statutory clock's timer started and cancelled."""
-
-    @workflow.run
-    async def run(self, reference: str) -> str:
-        return await self._path(reference)
-
-
-SHAPES = {
-    "minimal": FloorMinimal,
-    "letters": FloorLetters,
-    "published": FloorPublished,
-    "dsar": FloorDsarShape,
-}
 
 
 def calibration_s() -> float:
@@ -207,7 +173,7 @@ async def serve(address: str, var: Path) -> None:
     async with Worker(
         client,
         task_queue=QUEUE,
-        workflows=list(SHAPES.values()),
+        workflows=[FloorCase],
         activities=[nothing],
         activity_executor=ThreadPoolExecutor(max_workers=settings.worker_activity_threads),
         max_concurrent_activities=settings.worker_activity_threads,
@@ -231,8 +197,8 @@ async def measure(
         t = time.monotonic()
         async with gate:
             handle = await client.start_workflow(
-                SHAPES[shape].run,  # type: ignore[attr-defined]
-                f"FLOOR-{run_id}-{i}",
+                FloorCase.run,
+                args=[f"FLOOR-{run_id}-{i}", SHAPES[shape]],
                 id=f"floor-{run_id}-{i}",
                 task_queue=QUEUE,
                 search_attributes=TypedSearchAttributes(
